@@ -1,0 +1,10 @@
+//! flowhost routes Instagram Direct Message conversations for contact
+//! centers. Every business step of a conversation runs as a sandboxed
+//! WebAssembly component (see [`plugin`]).
+
+pub mod actions;
+pub mod builtin;
+pub mod plugin;
+pub mod registry;
+pub mod storage;
+pub mod templates;

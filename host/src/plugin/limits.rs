@@ -1,0 +1,154 @@
+//! What one plugin call may use, and the limiter that enforces memory.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+/// Bounds on one plugin call. Every field has a default that suits the
+/// built-in actions; a flow's server configuration can change them per
+/// plugin (`plugins.<name>.limits`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Time the guest's own code may run in one call, in milliseconds. Time
+    /// spent waiting in host calls (HTTP, templates) does not count here.
+    pub guest_time_ms: u64,
+    /// Hard cap on a whole call, host calls included, in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Budget of each host call other than HTTP, in milliseconds.
+    pub host_call_timeout_ms: u64,
+    /// Budget of each outbound HTTP request, redirects included.
+    pub http_timeout_ms: u64,
+    /// Largest HTTP response body handed to the guest, in bytes.
+    pub http_max_response_bytes: usize,
+    /// HTTP requests per call.
+    pub max_http_requests: u32,
+    /// Linear memory of the component, all memories together, in bytes.
+    pub memory_bytes: usize,
+    /// Elements of all tables together.
+    pub table_elements: usize,
+    /// Core and component instances the component may create.
+    pub instances: usize,
+    /// Context plus configuration sent into the guest, in bytes.
+    pub max_input_bytes: usize,
+    /// Any one value coming out of the guest (a result, a saved value, a
+    /// message, a template), in bytes.
+    pub max_output_bytes: usize,
+    /// Log lines per call; later ones are dropped and counted.
+    pub max_log_lines: u32,
+    /// Longest log line kept, in bytes; longer ones are cut.
+    pub max_log_line_bytes: usize,
+    /// Messages to the customer per call.
+    pub max_messages: u32,
+    /// Tickets per call.
+    pub max_tickets: u32,
+    /// Bytes of the guest's stdout and stderr kept (the tail of a panic
+    /// message is reported from stderr).
+    pub stdio_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            guest_time_ms: 200,
+            call_timeout_ms: 30_000,
+            host_call_timeout_ms: 1_000,
+            http_timeout_ms: 10_000,
+            http_max_response_bytes: 2 * 1024 * 1024,
+            max_http_requests: 10,
+            memory_bytes: 64 * 1024 * 1024,
+            table_elements: 20_000,
+            instances: 32,
+            max_input_bytes: 1024 * 1024,
+            max_output_bytes: 1024 * 1024,
+            max_log_lines: 100,
+            max_log_line_bytes: 4 * 1024,
+            max_messages: 10,
+            max_tickets: 5,
+            stdio_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn guest_time(&self) -> Duration {
+        Duration::from_millis(self.guest_time_ms)
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+
+    pub fn host_call_timeout(&self) -> Duration {
+        Duration::from_millis(self.host_call_timeout_ms)
+    }
+
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_timeout_ms)
+    }
+}
+
+/// wasmtime's `StoreLimits`, plus a record of whether memory was refused:
+/// running out of memory does not surface as a `Trap`, so the limiter is the
+/// only reliable witness.
+pub(crate) struct MemoryGuard {
+    limits: StoreLimits,
+    pub memory_refused: bool,
+}
+
+impl MemoryGuard {
+    pub fn new(limits: &Limits) -> Self {
+        MemoryGuard {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .table_elements(limits.table_elements)
+                .instances(limits.instances)
+                .tables(limits.instances)
+                .memories(limits.instances)
+                .build(),
+            memory_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.memory_refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}

@@ -1,0 +1,385 @@
+//! The plugin runtime: loads WebAssembly components that implement the
+//! `flowhost:plugin` contract and calls them in a sandbox.
+//!
+//! This module is the only place that knows wasmtime. Each call gets a fresh
+//! store and instance from a pre-linked [`InstancePre`] (thrown away after
+//! the call, whatever happened), a pooled memory slot, a time budget enforced
+//! by epochs, a memory cap, and capabilities checked against what the plugin
+//! declared. Failures come back as [`CallError`]s the flow can route on.
+//!
+//! [`InstancePre`]: wasmtime::component::InstancePre
+
+mod bindings;
+mod cache;
+pub mod capabilities;
+mod convert;
+mod engine;
+mod error;
+mod limits;
+mod state;
+mod types;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use bindings::v0_1_0 as current;
+use capabilities::Refused;
+use capabilities::http::HttpGate;
+use state::{CallScope, CallState, PluginShared};
+
+pub use bindings::SUPPORTED_CONTRACTS;
+pub use capabilities::http::HttpPolicy;
+pub use engine::EPOCH_TICK;
+pub use error::{CallError, LoadError};
+pub use limits::Limits;
+pub use types::*;
+
+/// Longest reason text kept from a guest's error.
+const MAX_REASON_BYTES: usize = 4 * 1024;
+
+/// Settings of the runtime as a whole.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Plugin calls running at once; later calls wait for a slot. This sizes
+    /// the pooling allocator.
+    pub max_concurrent_calls: u32,
+    /// The most linear memory any plugin may be given (the pool's slot size).
+    pub max_memory_bytes: usize,
+    /// Where compiled components are kept across restarts; `None` compiles
+    /// on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_concurrent_calls: 64,
+            max_memory_bytes: 128 * 1024 * 1024,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Per-plugin settings: limits and HTTP policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    pub limits: Limits,
+    pub http: HttpPolicy,
+}
+
+/// A loaded plugin, ready to be called any number of times concurrently.
+pub struct Plugin {
+    info: PluginInfo,
+    shared: Arc<PluginShared>,
+    pre: Pre,
+    /// Whether the compiled code came from the on-disk cache.
+    cache_hit: bool,
+}
+
+enum Pre {
+    Action(current::ActionPre<CallState>),
+    Chatbot(current::chatbot::ChatbotPre<CallState>),
+}
+
+impl Plugin {
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    pub fn loaded_from_cache(&self) -> bool {
+        self.cache_hit
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// Compiles, links and calls plugins.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::ArtifactCache,
+    slots: Arc<Semaphore>,
+    max_memory_bytes: usize,
+    _ticker: engine::EpochTicker,
+}
+
+impl PluginRuntime {
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
+        let slots = config.max_concurrent_calls.max(1);
+        let engine = engine::build_engine(slots, config.max_memory_bytes)
+            .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
+        let linker = build_linker(&engine).map_err(|e| anyhow::anyhow!("linking host capabilities: {e:#}"))?;
+        Ok(PluginRuntime {
+            cache: cache::ArtifactCache::new(&engine, config.cache_dir.clone()),
+            _ticker: engine::EpochTicker::start(&engine)?,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            max_memory_bytes: config.max_memory_bytes,
+            engine,
+            linker,
+        })
+    }
+
+    /// Loads a component: compiles it (or takes it from the cache), checks
+    /// the contract version it was built for, links it, and asks it to
+    /// describe itself. `label` names it in errors until it has said its name.
+    pub async fn load(&self, label: &str, bytes: &[u8], settings: &PluginSettings) -> Result<Plugin, LoadError> {
+        let invalid = |reason: String| LoadError::InvalidComponent { plugin: label.to_string(), reason };
+        let (component, cache_hit) = self.cache.load(&self.engine, bytes).map_err(invalid)?;
+        let (kind, contract) = self.contract_of(label, &component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link { plugin: label.to_string(), reason: format!("{e:#}") })?;
+        let pre = match kind {
+            PluginKind::Action => Pre::Action(current::ActionPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?),
+            PluginKind::Chatbot => Pre::Chatbot(
+                current::chatbot::ChatbotPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?,
+            ),
+        };
+
+        let mut limits = settings.limits.clone();
+        if limits.memory_bytes > self.max_memory_bytes {
+            tracing::warn!(plugin = label, "memory limit lowered to the runtime's maximum of {} bytes", self.max_memory_bytes);
+            limits.memory_bytes = self.max_memory_bytes;
+        }
+        let http = HttpGate::new(label, &settings.http)
+            .map_err(|pattern| LoadError::BadAllowedHost { plugin: label.to_string(), pattern })?;
+        // `describe` runs with no capabilities: it must only describe.
+        let probe = Arc::new(PluginShared { name: label.to_string(), capabilities: Vec::new(), limits, http });
+        let described = self.describe(&pre, probe.clone()).await.map_err(|source| LoadError::Describe {
+            plugin: label.to_string(),
+            source: Box::new(source),
+        })?;
+        let info = check_description(label, described, kind, contract)?;
+
+        let PluginShared { limits, .. } = Arc::into_inner(probe).expect("the describe call has ended");
+        let http = HttpGate::new(&info.name, &settings.http)
+            .map_err(|pattern| LoadError::BadAllowedHost { plugin: label.to_string(), pattern })?;
+        let shared = Arc::new(PluginShared {
+            name: info.name.clone(),
+            capabilities: info.capabilities.clone(),
+            limits,
+            http,
+        });
+        Ok(Plugin { info, shared, pre, cache_hit })
+    }
+
+    /// Runs an action plugin once. `config` has already been rendered.
+    /// Effects (saved data, messages, tickets) are returned, not applied.
+    pub async fn run_action(&self, plugin: &Plugin, context: &ActionContext, config: &Value) -> Result<ActionOutput, CallError> {
+        let Pre::Action(pre) = &plugin.pre else {
+            return Err(CallError::WrongKind { plugin: plugin.info.name.clone(), expected: "action" });
+        };
+        let limits = &plugin.shared.limits;
+        let config = config.to_string();
+        let (wit_context, context_size) = convert::context_to_wit(context);
+        let size = context_size + config.len();
+        if size > limits.max_input_bytes {
+            return Err(CallError::InputTooLarge { size, limit: limits.max_input_bytes });
+        }
+        let scope = CallScope {
+            conversation_id: context.conversation.id.clone(),
+            data: context.data.clone(),
+            template_context: context.template_context(),
+            ..CallScope::empty()
+        };
+
+        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host { reason: e.to_string() })?;
+        let mut store = self.new_store(plugin.shared.clone(), scope);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.flowhost_plugin_action_plugin().call_run(&mut store, &wit_context, &config).await
+        };
+        let limit = limits.call_timeout();
+        let outcome = match tokio::time::timeout(limit, call).await {
+            Err(_) => return Err(CallError::CallTimeout { limit }),
+            Ok(Err(trap)) => return Err(classify_trap(trap, store.data())),
+            Ok(Ok(Err(error))) => return Err(cap_reason(error.into())),
+            Ok(Ok(Ok(outcome))) => outcome,
+        };
+        let mut output = convert::outcome_from_wit(outcome, limits.max_output_bytes)?;
+        output.effects = store.into_data().scope.effects;
+        Ok(output)
+    }
+
+    async fn describe(&self, pre: &Pre, shared: Arc<PluginShared>) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
+        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host { reason: e.to_string() })?;
+        let limit = shared.limits.call_timeout();
+        let mut store = self.new_store(shared, CallScope::empty());
+        let call = async {
+            match pre {
+                Pre::Action(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance.flowhost_plugin_action_plugin().call_describe(&mut store).await
+                }
+                Pre::Chatbot(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance.flowhost_plugin_chatbot_adapter().call_describe(&mut store).await
+                }
+            }
+        };
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => Err(CallError::CallTimeout { limit }),
+            Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
+            Ok(Ok(info)) => Ok(info),
+        }
+    }
+
+    /// A store for one call: memory limiter, and an epoch deadline that
+    /// yields to other tasks every tick and interrupts the guest once its
+    /// own running time exceeds the budget.
+    fn new_store(&self, shared: Arc<PluginShared>, scope: CallScope) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, CallState::new(shared, scope));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            let clock = &mut context.data_mut().clock;
+            if clock.guest_time() > clock.guest_budget {
+                clock.timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// The world and contract version a component was built for, from the
+    /// names of its exports (`flowhost:plugin/action-plugin@0.1.0`).
+    fn contract_of(&self, label: &str, component: &Component) -> Result<(PluginKind, String), LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        for name in &exports {
+            let Some((interface, version)) = name.strip_prefix("flowhost:plugin/").and_then(|rest| rest.split_once('@')) else {
+                continue;
+            };
+            let kind = match interface {
+                "action-plugin" => PluginKind::Action,
+                "chatbot-adapter" => PluginKind::Chatbot,
+                _ => continue,
+            };
+            if !SUPPORTED_CONTRACTS.contains(&version) {
+                return Err(LoadError::UnsupportedContract {
+                    plugin: label.to_string(),
+                    found: version.to_string(),
+                    supported: SUPPORTED_CONTRACTS.iter().map(|v| v.to_string()).collect(),
+                });
+            }
+            return Ok((kind, version.to_string()));
+        }
+        Err(LoadError::NotAPlugin {
+            plugin: label.to_string(),
+            exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+        })
+    }
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    use current::flowhost::plugin as caps;
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    caps::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::conversation_data::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::messaging::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::tickets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::templates::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    caps::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// Turns a failed call into the error the flow sees. The store's own
+/// records come first: a refused memory grow or a spent budget explains the
+/// trap that follows it better than the trap itself.
+fn classify_trap(error: wasmtime::Error, state: &CallState) -> CallError {
+    if state.clock.timed_out || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return CallError::Timeout { budget: state.clock.guest_budget };
+    }
+    if state.limiter.memory_refused {
+        return CallError::OutOfMemory { limit: state.plugin.limits.memory_bytes };
+    }
+    if let Some(refused) = error.downcast_ref::<Refused>() {
+        return CallError::Capability { reason: refused.0.clone() };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(Trap::UnreachableCodeReached) if state.stderr_tail().contains("panicked") => {
+            let message = state.stderr_tail();
+            let message = message.split_once("panicked at ").map(|(_, m)| m.to_string()).unwrap_or(message);
+            CallError::Panic { message }
+        }
+        Some(trap) => CallError::Trap { message: trap.to_string() },
+        None => {
+            let mut message = format!("{error:#}");
+            capabilities::truncate(&mut message, MAX_REASON_BYTES);
+            CallError::Trap { message }
+        }
+    }
+}
+
+/// Keeps a guest-supplied reason to a sane length.
+fn cap_reason(mut error: CallError) -> CallError {
+    if let CallError::InvalidConfig { reason }
+    | CallError::Capability { reason }
+    | CallError::Http { reason }
+    | CallError::Failed { reason }
+    | CallError::BotUnavailable { reason }
+    | CallError::BotProtocol { reason } = &mut error
+    {
+        capabilities::truncate(reason, MAX_REASON_BYTES);
+    }
+    error
+}
+
+/// Checks what `describe` returned and turns it into the host's type.
+fn check_description(
+    label: &str,
+    info: current::flowhost::plugin::types::PluginInfo,
+    kind: PluginKind,
+    contract: String,
+) -> Result<PluginInfo, LoadError> {
+    let bad = |reason: String| LoadError::BadDescription { plugin: label.to_string(), reason };
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(bad(format!("name {:?}: use 1 to 64 characters of a-z, 0-9 and -", info.name)));
+    }
+    let config_schema: Value =
+        serde_json::from_str(&info.config_schema).map_err(|e| bad(format!("a config schema that is not JSON: {e}")))?;
+    if !(config_schema.is_object() || config_schema.is_boolean()) {
+        return Err(bad("a config schema that is neither an object nor a boolean".into()));
+    }
+    let mut capabilities: Vec<Capability> = info.capabilities.into_iter().map(Capability::from).collect();
+    capabilities.sort();
+    capabilities.dedup();
+    Ok(PluginInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        config_schema,
+        capabilities,
+        kind,
+        contract,
+    })
+}

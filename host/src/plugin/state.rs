@@ -1,0 +1,143 @@
+//! The data of one store: everything a single plugin call can reach.
+//! A store (and so a `CallState`) lives for exactly one call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::v0_1_0::flowhost::plugin::types::HostError;
+use super::capabilities::http::HttpGate;
+use super::limits::{Limits, MemoryGuard};
+use super::types::{Capability, Effects};
+
+/// What a loaded plugin carries into every call.
+pub(crate) struct PluginShared {
+    pub name: String,
+    /// Declared in `describe`; empty while `describe` itself runs.
+    pub capabilities: Vec<Capability>,
+    pub limits: Limits,
+    pub http: HttpGate,
+}
+
+/// The per-call inputs and the effects gathered so far.
+pub(crate) struct CallScope {
+    pub conversation_id: String,
+    /// Saved data as the call sees it: the snapshot with the call's own
+    /// writes laid over it.
+    pub data: BTreeMap<String, Value>,
+    /// What `templates.render` renders against.
+    pub template_context: Value,
+    pub effects: Effects,
+    pub log_lines: u32,
+    pub http_requests: u32,
+}
+
+impl CallScope {
+    /// A scope with nothing in it, for `describe`.
+    pub fn empty() -> Self {
+        CallScope {
+            conversation_id: String::new(),
+            data: BTreeMap::new(),
+            template_context: Value::Null,
+            effects: Effects::default(),
+            log_lines: 0,
+            http_requests: 0,
+        }
+    }
+}
+
+/// Time accounting: the guest's budget excludes time spent in host calls.
+pub(crate) struct CallClock {
+    pub started: Instant,
+    pub in_host: Duration,
+    pub guest_budget: Duration,
+    pub timed_out: bool,
+}
+
+impl CallClock {
+    pub fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.in_host)
+    }
+}
+
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryGuard,
+    pub plugin: Arc<PluginShared>,
+    pub scope: CallScope,
+    pub clock: CallClock,
+    pub stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    pub fn new(plugin: Arc<PluginShared>, scope: CallScope) -> Self {
+        let limits = &plugin.limits;
+        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
+        // No env, no args, no preopened directories, no network: WASI gives
+        // the guest clocks, randomness and a bounded stdout/stderr only.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryGuard::new(limits),
+            clock: CallClock {
+                started: Instant::now(),
+                in_host: Duration::ZERO,
+                guest_budget: limits.guest_time(),
+                timed_out: false,
+            },
+            plugin,
+            scope,
+            stderr,
+        }
+    }
+
+    /// Refuses a capability the plugin did not declare.
+    pub fn require(&self, capability: Capability) -> Result<(), HostError> {
+        if self.plugin.capabilities.contains(&capability) {
+            Ok(())
+        } else {
+            Err(HostError::Denied(format!(
+                "plugin `{}` did not declare the `{capability}` capability",
+                self.plugin.name
+            )))
+        }
+    }
+
+    /// Adds the time since `since` to the host's share of the call.
+    pub fn charge_host_time(&mut self, since: Instant) {
+        self.clock.in_host += since.elapsed();
+    }
+
+    /// The tail of what the guest wrote to stderr, for panic reports.
+    pub fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text.len().saturating_sub(1024);
+        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text[start..].to_string()
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

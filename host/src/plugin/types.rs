@@ -1,0 +1,176 @@
+//! The host's own view of what goes into and comes out of a plugin call.
+//! The rest of flowhost uses these types and never the generated bindings,
+//! so a new contract version changes `convert.rs`, not the engine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A host capability a plugin declares in `describe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    Log,
+    ConversationData,
+    Messaging,
+    Tickets,
+    Templates,
+    Http,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Log => "log",
+            Capability::ConversationData => "conversation-data",
+            Capability::Messaging => "messaging",
+            Capability::Tickets => "tickets",
+            Capability::Templates => "templates",
+            Capability::Http => "http",
+        })
+    }
+}
+
+/// Which world a component exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    Action,
+    Chatbot,
+}
+
+/// What a plugin said about itself in `describe`, plus what the host found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub config_schema: Value,
+    pub capabilities: Vec<Capability>,
+    pub kind: PluginKind,
+    /// The `flowhost:plugin` contract version the component was built for.
+    pub contract: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    pub name: Option<String>,
+    pub username: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// image, video, audio, file, ig_post, ig_reel, story_mention, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+}
+
+/// The customer's message that moved the conversation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub id: String,
+    pub text: Option<String>,
+    pub payload: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub timestamp_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub channel: String,
+    pub account_id: String,
+    pub started_at_ms: u64,
+}
+
+/// Everything a call may know about its conversation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionContext {
+    pub conversation: Conversation,
+    pub contact: Contact,
+    pub last_message: Option<InboundMessage>,
+    /// The conversation's saved data.
+    pub data: BTreeMap<String, Value>,
+    /// ISO 639-1 code of the customer's language.
+    pub language: String,
+    /// Named results of earlier actions (a request's response, a ticket id),
+    /// visible to templates by name.
+    pub results: BTreeMap<String, Value>,
+}
+
+impl ActionContext {
+    /// The value templates are rendered against: `message`, `conversation`,
+    /// `contact`, `data`, `language`, and every named result at the top level.
+    pub fn template_context(&self) -> Value {
+        let mut root = serde_json::Map::new();
+        for (name, value) in &self.results {
+            root.insert(name.clone(), value.clone());
+        }
+        root.insert("message".into(), serde_json::to_value(&self.last_message).unwrap_or(Value::Null));
+        root.insert("conversation".into(), serde_json::to_value(&self.conversation).unwrap_or(Value::Null));
+        root.insert("contact".into(), serde_json::to_value(&self.contact).unwrap_or(Value::Null));
+        root.insert("data".into(), serde_json::to_value(&self.data).unwrap_or(Value::Null));
+        root.insert("language".into(), Value::String(self.language.clone()));
+        Value::Object(root)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Button {
+    pub title: String,
+    pub url: Option<String>,
+    pub payload: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuickReply {
+    pub title: String,
+    pub payload: String,
+}
+
+/// A message a plugin asked to send; the channel's outbox sends it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// The id the host gave the message when the plugin queued it.
+    pub id: String,
+    pub text: Option<String>,
+    pub buttons: Vec<Button>,
+    pub quick_replies: Vec<QuickReply>,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A ticket a plugin asked to create.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketDraft {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub comment: String,
+}
+
+/// What a successful call changes in the world. Nothing of it is applied
+/// until the call has succeeded; then it is applied at once (see
+/// `storage::Storage::commit_effects`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Effects {
+    /// Saved-data keys set (`Some`) or removed (`None`).
+    pub data_changes: BTreeMap<String, Option<Value>>,
+    pub messages: Vec<OutgoingMessage>,
+    pub tickets: Vec<TicketDraft>,
+    /// Log lines dropped because the call's log budget was spent.
+    pub dropped_log_lines: u32,
+}
+
+/// What an action hands back to the flow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutput {
+    /// A value to keep under a name in the conversation's results.
+    pub store: Option<(String, Value)>,
+    /// The id of a target of the current decision to follow next.
+    pub next_target: Option<String>,
+    pub effects: Effects,
+}

@@ -1,0 +1,97 @@
+//! The plugins a server runs: the built-ins plus partners' components from
+//! a directory, each loaded once at start-up with its settings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::builtin;
+use crate::plugin::{LoadError, Plugin, PluginKind, PluginRuntime, PluginSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("two plugins are named `{name}` ({first} and {second})")]
+    Duplicate { name: String, first: String, second: String },
+    #[error("reading plugin directory {path}: {reason}")]
+    Directory { path: String, reason: String },
+    #[error("settings are given for plugin `{0}`, but no plugin has that name")]
+    UnknownSettings(String),
+}
+
+/// Loaded plugins by name.
+#[derive(Default)]
+pub struct PluginRegistry {
+    plugins: BTreeMap<String, (Arc<Plugin>, String)>,
+}
+
+impl PluginRegistry {
+    /// Loads the built-ins and every `*.wasm` in `extra_dir`. `settings`
+    /// are keyed by plugin name (as the plugin describes itself, which for
+    /// a partner's file is only known after loading it).
+    pub async fn load(
+        runtime: &PluginRuntime,
+        extra_dir: Option<&Path>,
+        settings: &BTreeMap<String, PluginSettings>,
+    ) -> Result<Self, RegistryError> {
+        let mut registry = PluginRegistry::default();
+        for (package, bytes) in builtin::components() {
+            let plugin_settings = settings.get(*package).cloned().unwrap_or_else(|| builtin::default_settings(package));
+            let plugin = runtime.load(package, bytes, &plugin_settings).await?;
+            registry.insert(plugin, format!("built-in {package}"))?;
+        }
+        if let Some(dir) = extra_dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| RegistryError::Directory {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let mut files: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                .collect();
+            files.sort();
+            for path in files {
+                let bytes = std::fs::read(&path).map_err(|e| RegistryError::Directory {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                let label = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                let plugin_settings = settings.get(&label).cloned().unwrap_or_default();
+                let plugin = runtime.load(&label, &bytes, &plugin_settings).await?;
+                registry.insert(plugin, path.display().to_string())?;
+            }
+        }
+        if let Some(unknown) = settings.keys().find(|name| !registry.plugins.contains_key(*name)) {
+            return Err(RegistryError::UnknownSettings(unknown.clone()));
+        }
+        Ok(registry)
+    }
+
+    fn insert(&mut self, plugin: Plugin, origin: String) -> Result<(), RegistryError> {
+        let name = plugin.name().to_string();
+        if let Some((_, first)) = self.plugins.get(&name) {
+            return Err(RegistryError::Duplicate { name, first: first.clone(), second: origin });
+        }
+        self.plugins.insert(name, (Arc::new(plugin), origin));
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(name).map(|(plugin, _)| plugin.clone())
+    }
+
+    /// Every plugin with where it came from, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<Plugin>, &str)> {
+        self.plugins.values().map(|(plugin, origin)| (plugin, origin.as_str()))
+    }
+
+    /// Names of the plugins of one kind.
+    pub fn names(&self, kind: PluginKind) -> Vec<String> {
+        self.plugins
+            .values()
+            .filter(|(plugin, _)| plugin.info().kind == kind)
+            .map(|(plugin, _)| plugin.name().to_string())
+            .collect()
+    }
+}

@@ -1,0 +1,174 @@
+//! # flowhost-sdk
+//!
+//! Write flowhost plugins in Rust. A plugin is a `wasm32-wasip2` component
+//! that exports one of two worlds of the WIT package `flowhost:plugin@0.1.0`
+//! (see `wit/` in the flowhost repository):
+//!
+//! - an **action** runs as one step of a decision tree ([`Action`],
+//!   [`export_action!`]);
+//! - a **chatbot adapter** speaks a third-party bot's protocol
+//!   ([`Chatbot`], [`export_chatbot!`]).
+//!
+//! A plugin implements one trait and calls one macro. What it may do beyond
+//! computing is limited to the capabilities it declares in `describe`:
+//! [`log`], [`data`] (the conversation's saved data), [`messaging`],
+//! [`tickets`], [`templates`] and [`http`]. The host refuses every other call,
+//! and bounds each call in time and memory.
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` and a crate of
+//! type `cdylib`; the output `.wasm` file is already a component.
+//!
+//! ## An action
+//!
+//! ```no_run
+//! use flowhost_sdk::{Action, ActionError, Capability, Context, Outcome, PluginInfo, plugin_info};
+//! use serde::Deserialize;
+//!
+//! /// Greets the customer by name.
+//! struct Greet;
+//!
+//! #[derive(Deserialize)]
+//! struct Config {
+//!     greeting: String,
+//! }
+//!
+//! impl Action for Greet {
+//!     type Config = Config;
+//!
+//!     fn describe() -> PluginInfo {
+//!         plugin_info(
+//!             "greet",
+//!             "1.0.0",
+//!             "Greets the customer by name.",
+//!             serde_json::json!({
+//!                 "type": "object",
+//!                 "required": ["greeting"],
+//!                 "properties": { "greeting": { "type": "string" } }
+//!             }),
+//!             &[Capability::Messaging],
+//!         )
+//!     }
+//!
+//!     fn run(context: &Context, config: Config) -> Result<Outcome, ActionError> {
+//!         let name = context.contact.name.as_deref().unwrap_or("there");
+//!         flowhost_sdk::messaging::send_text(&format!("{}, {name}!", config.greeting))?;
+//!         Ok(Outcome::default())
+//!     }
+//! }
+//!
+//! flowhost_sdk::export_action!(Greet);
+//! ```
+//!
+//! ## A chatbot adapter
+//!
+//! ```no_run
+//! use flowhost_sdk::chatbot::{AdapterError, BotReply, BotTurn, Callback, Inbound, Session};
+//! use flowhost_sdk::{Capability, Chatbot, Context, PluginInfo, http, plugin_info};
+//! use serde::Deserialize;
+//!
+//! /// Forwards each message to an echo bot that answers at once.
+//! struct Echo;
+//!
+//! #[derive(Deserialize)]
+//! struct Config {
+//!     url: String,
+//! }
+//!
+//! impl Chatbot for Echo {
+//!     type Config = Config;
+//!
+//!     fn describe() -> PluginInfo {
+//!         plugin_info(
+//!             "echo-bot",
+//!             "1.0.0",
+//!             "Talks to an echo bot.",
+//!             serde_json::json!({"type": "object", "required": ["url"]}),
+//!             &[Capability::Http],
+//!         )
+//!     }
+//!
+//!     fn deliver(
+//!         _context: &Context,
+//!         config: Config,
+//!         _session: &Session,
+//!         inbound: Inbound,
+//!     ) -> Result<BotTurn, AdapterError> {
+//!         let body = serde_json::json!({ "text": inbound.text });
+//!         let response = http::send(http::post_json(&config.url, &body))
+//!             .map_err(|e| AdapterError::Unavailable(e.to_string()))?;
+//!         let answer: serde_json::Value = http::json(&response)
+//!             .map_err(|e| AdapterError::Protocol(e.to_string()))?;
+//!         Ok(BotTurn {
+//!             replies: vec![BotReply::text(answer["text"].as_str().unwrap_or_default())],
+//!             handoff_queue: None,
+//!         })
+//!     }
+//!
+//!     fn parse_callback(_config: Config, _body: &[u8]) -> Result<Callback, AdapterError> {
+//!         Err(AdapterError::Protocol("this bot never calls back".into()))
+//!     }
+//! }
+//!
+//! flowhost_sdk::export_chatbot!(Echo);
+//! ```
+
+// The generated bindings name this crate by its absolute path, so that the
+// export macros expand correctly inside plugin crates.
+extern crate self as flowhost_sdk;
+
+pub mod action;
+#[doc(hidden)]
+pub mod bindings;
+pub mod chatbot;
+pub mod data;
+pub mod http;
+pub mod log;
+pub mod messaging;
+pub mod templates;
+pub mod tickets;
+
+pub use action::{Action, ActionError, Outcome};
+pub use chatbot::Chatbot;
+pub use types::{
+    Attachment, Button, Capability, Contact, Context, Conversation, HostError, Message,
+    NamedValue, OutgoingMessage, PluginInfo, QuickReply,
+};
+
+use bindings::action::flowhost::plugin::types;
+
+/// Builds the [`PluginInfo`] a plugin returns from `describe`.
+pub fn plugin_info(
+    name: &str,
+    version: &str,
+    description: &str,
+    config_schema: serde_json::Value,
+    capabilities: &[Capability],
+) -> PluginInfo {
+    PluginInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        description: description.to_string(),
+        config_schema: config_schema.to_string(),
+        capabilities: capabilities.to_vec(),
+    }
+}
+
+/// The conversation's saved data as sent with the context (a JSON object).
+pub fn saved_data(context: &Context) -> serde_json::Value {
+    serde_json::from_str(&context.data).unwrap_or_default()
+}
+
+/// Parses a plugin's JSON configuration, naming the field that is wrong.
+fn parse_config<C: serde::de::DeserializeOwned>(config: &str) -> Result<C, String> {
+    serde_json::from_str(config).map_err(|e| format!("configuration: {e}"))
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    pub use crate::action::run_action;
+    pub use crate::bindings::action::exports::flowhost::plugin::action_plugin::Guest as ActionGuest;
+    pub use crate::bindings::chatbot::exports::flowhost::plugin::chatbot_adapter::Guest as ChatbotGuest;
+    pub use crate::chatbot::{chatbot_callback, chatbot_deliver};
+}
