@@ -58,7 +58,7 @@ impl From<HostError> for ActionError {
 
 impl From<crate::http::HttpError> for ActionError {
     fn from(error: crate::http::HttpError) -> Self {
-        ActionError::Http(error.to_string())
+        ActionError::Http(crate::http::explain(&error))
     }
 }
 

@@ -72,3 +72,15 @@ impl std::str::FromStr for Method {
         })
     }
 }
+
+/// A plain sentence for an [`HttpError`] (its `Display` is the generated
+/// debug form).
+pub fn explain(error: &HttpError) -> String {
+    match error {
+        HttpError::Denied(why) => format!("request denied: {why}"),
+        HttpError::InvalidRequest(why) => format!("invalid request: {why}"),
+        HttpError::Timeout => "request timed out".into(),
+        HttpError::TooLarge(cap) => format!("response larger than {cap} bytes"),
+        HttpError::Connection(why) => format!("connection failed: {why}"),
+    }
+}

@@ -328,6 +328,9 @@ fn classify_trap(error: wasmtime::Error, state: &CallState) -> CallError {
             let message = message.split_once("panicked at ").map(|(_, m)| m.to_string()).unwrap_or(message);
             CallError::Panic { message }
         }
+        Some(Trap::MemoryOutOfBounds) => CallError::Trap {
+            message: format!("{}: the guest read or wrote outside its memory, which is also how a guest whose own stack overflows fails", Trap::MemoryOutOfBounds),
+        },
         Some(trap) => CallError::Trap { message: trap.to_string() },
         None => {
             let mut message = format!("{error:#}");
