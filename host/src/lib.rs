@@ -3,8 +3,11 @@
 //! WebAssembly component (see [`plugin`]).
 
 pub mod actions;
+pub mod app;
 pub mod builtin;
+pub mod config;
 pub mod plugin;
 pub mod registry;
+pub mod server;
 pub mod storage;
 pub mod templates;

@@ -18,99 +18,13 @@
 //! Build with `cargo build --release --target wasm32-wasip2` and a crate of
 //! type `cdylib`; the output `.wasm` file is already a component.
 //!
-//! ## An action
+//! ## Example: an action
 //!
-//! ```no_run
-//! use flowhost_sdk::{Action, ActionError, Capability, Context, Outcome, PluginInfo, plugin_info};
-//! use serde::Deserialize;
+#![doc = concat!("```no_run\n", include_str!("../examples/greet.rs"), "```")]
 //!
-//! /// Greets the customer by name.
-//! struct Greet;
+//! ## Example: a chatbot adapter
 //!
-//! #[derive(Deserialize)]
-//! struct Config {
-//!     greeting: String,
-//! }
-//!
-//! impl Action for Greet {
-//!     type Config = Config;
-//!
-//!     fn describe() -> PluginInfo {
-//!         plugin_info(
-//!             "greet",
-//!             "1.0.0",
-//!             "Greets the customer by name.",
-//!             serde_json::json!({
-//!                 "type": "object",
-//!                 "required": ["greeting"],
-//!                 "properties": { "greeting": { "type": "string" } }
-//!             }),
-//!             &[Capability::Messaging],
-//!         )
-//!     }
-//!
-//!     fn run(context: &Context, config: Config) -> Result<Outcome, ActionError> {
-//!         let name = context.contact.name.as_deref().unwrap_or("there");
-//!         flowhost_sdk::messaging::send_text(&format!("{}, {name}!", config.greeting))?;
-//!         Ok(Outcome::default())
-//!     }
-//! }
-//!
-//! flowhost_sdk::export_action!(Greet);
-//! ```
-//!
-//! ## A chatbot adapter
-//!
-//! ```no_run
-//! use flowhost_sdk::chatbot::{AdapterError, BotReply, BotTurn, Callback, Inbound, Session};
-//! use flowhost_sdk::{Capability, Chatbot, Context, PluginInfo, http, plugin_info};
-//! use serde::Deserialize;
-//!
-//! /// Forwards each message to an echo bot that answers at once.
-//! struct Echo;
-//!
-//! #[derive(Deserialize)]
-//! struct Config {
-//!     url: String,
-//! }
-//!
-//! impl Chatbot for Echo {
-//!     type Config = Config;
-//!
-//!     fn describe() -> PluginInfo {
-//!         plugin_info(
-//!             "echo-bot",
-//!             "1.0.0",
-//!             "Talks to an echo bot.",
-//!             serde_json::json!({"type": "object", "required": ["url"]}),
-//!             &[Capability::Http],
-//!         )
-//!     }
-//!
-//!     fn deliver(
-//!         _context: &Context,
-//!         config: Config,
-//!         _session: &Session,
-//!         inbound: Inbound,
-//!     ) -> Result<BotTurn, AdapterError> {
-//!         let body = serde_json::json!({ "text": inbound.text });
-//!         let response = http::send(http::post_json(&config.url, &body))
-//!             .map_err(|e| AdapterError::Unavailable(e.to_string()))?;
-//!         let answer: serde_json::Value = http::json(&response)
-//!             .map_err(|e| AdapterError::Protocol(e.to_string()))?;
-//!         Ok(BotTurn {
-//!             replies: vec![BotReply::text(answer["text"].as_str().unwrap_or_default())],
-//!             handoff_queue: None,
-//!         })
-//!     }
-//!
-//!     fn parse_callback(_config: Config, _body: &[u8]) -> Result<Callback, AdapterError> {
-//!         Err(AdapterError::Protocol("this bot never calls back".into()))
-//!     }
-//! }
-//!
-//! flowhost_sdk::export_chatbot!(Echo);
-//! ```
+#![doc = concat!("```no_run\n", include_str!("../examples/echo_bot.rs"), "```")]
 
 // The generated bindings name this crate by its absolute path, so that the
 // export macros expand correctly inside plugin crates.

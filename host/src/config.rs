@@ -1,0 +1,97 @@
+//! The server's configuration: a YAML (or JSON) file whose every field has a
+//! default, so `flowhost serve` runs with no file at all.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::{PluginSettings, RuntimeConfig};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// sled's database and the compiled-plugin cache live here.
+    pub data_dir: PathBuf,
+    /// Bearer token of the admin API. Unset: read `FLOWHOST_ADMIN_TOKEN`,
+    /// else generate one into `<data_dir>/admin-token` on first start.
+    pub admin_token: Option<String>,
+    /// Partners' plugin components (`*.wasm`), loaded beside the built-ins.
+    pub plugins_dir: Option<PathBuf>,
+    /// The plugin runtime as a whole.
+    pub runtime: RuntimeConfig,
+    /// Limits and HTTP policy per plugin name.
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("flowhost-data"),
+            admin_token: None,
+            plugins_dir: None,
+            runtime: RuntimeConfig::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+impl ServerConfig {
+    /// Reads the file at `path`; the error names the file and, for syntax
+    /// or field errors, the line and the field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        serde_norway::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The compiled-plugin cache, unless the runtime section names one.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.runtime
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_has_a_default_and_unknown_fields_are_errors() {
+        let config: ServerConfig = serde_norway::from_str("listen: 0.0.0.0:9000\n").unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("flowhost-data"));
+
+        let err = serde_norway::from_str::<ServerConfig>("plugins:\n  request:\n    limits:\n      guest_time: 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `guest_time`"), "{err}");
+    }
+
+    #[test]
+    fn plugin_settings_override_defaults_field_by_field() {
+        let yaml = "plugins:\n  request:\n    limits:\n      http_timeout_ms: 2500\n    http:\n      allowed_hosts: [api.shop.example]\n";
+        let config: ServerConfig = serde_norway::from_str(yaml).unwrap();
+        let request = &config.plugins["request"];
+        assert_eq!(request.limits.http_timeout_ms, 2500);
+        assert_eq!(request.limits.guest_time_ms, crate::plugin::Limits::default().guest_time_ms);
+        assert_eq!(request.http.allowed_hosts, ["api.shop.example"]);
+    }
+}
