@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use flowhost::actions::{ActionRunError, ActionRunner};
-use flowhost::plugin::{Capability, HttpPolicy, PluginKind, PluginRuntime, PluginSettings, RuntimeConfig};
+use flowhost::plugin::{
+    Capability, HttpPolicy, PluginKind, PluginRuntime, PluginSettings, RuntimeConfig,
+};
 use flowhost::registry::PluginRegistry;
 use flowhost::storage::Storage;
 use flowhost_tests::{builtin, context, runtime, serve};
@@ -23,12 +25,21 @@ async fn runner(dir: &std::path::Path) -> ActionRunner {
     settings.insert(
         "request".to_string(),
         PluginSettings {
-            http: HttpPolicy { allowed_hosts: vec!["127.0.0.1".into()], allow_private_networks: true },
+            http: HttpPolicy {
+                allowed_hosts: vec!["127.0.0.1".into()],
+                allow_private_networks: true,
+            },
             ..PluginSettings::default()
         },
     );
-    let registry = PluginRegistry::load(&runtime, None, &settings).await.expect("built-ins load");
-    ActionRunner { runtime, registry: Arc::new(registry), storage: Storage::open(dir).expect("sled opens") }
+    let registry = PluginRegistry::load(&runtime, None, &settings)
+        .await
+        .expect("built-ins load");
+    ActionRunner {
+        runtime,
+        registry: Arc::new(registry),
+        storage: Storage::open(dir).expect("sled opens"),
+    }
 }
 
 /// A stand-in for a shop's order API.
@@ -41,19 +52,32 @@ async fn order_api() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
             get(move |Path(id): Path<String>, headers: HeaderMap| {
                 let log = log.clone();
                 async move {
-                    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
-                    log.lock().unwrap().push(format!("GET /orders/{id} auth={auth:?}"));
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    log.lock()
+                        .unwrap()
+                        .push(format!("GET /orders/{id} auth={auth:?}"));
                     if id == "404404" {
-                        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such order"})));
+                        return (
+                            StatusCode::NOT_FOUND,
+                            Json(json!({"error": "no such order"})),
+                        );
                     }
                     (StatusCode::OK, Json(json!({"id": id, "status": "shipped"})))
                 }
             }),
         )
-        .route("/echo", post(|Json(body): Json<Value>| async move { Json(json!({"received": body})) }))
+        .route(
+            "/echo",
+            post(|Json(body): Json<Value>| async move { Json(json!({"received": body})) }),
+        )
         .route("/huge", get(|| async { "x".repeat(3 << 20) }))
         .route("/text", get(|| async { "plain words" }))
-        .route("/away", get(|| async { Redirect::temporary("http://localhost:9/elsewhere") }));
+        .route(
+            "/away",
+            get(|| async { Redirect::temporary("http://localhost:9/elsewhere") }),
+        );
     (serve(router).await, seen)
 }
 
@@ -62,11 +86,28 @@ async fn the_built_ins_describe_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner(dir.path()).await;
     let names = runner.registry.names(PluginKind::Action);
-    assert_eq!(names, ["create-ticket", "request", "save-data", "send-message"]);
+    assert_eq!(
+        names,
+        ["create-ticket", "request", "save-data", "send-message"]
+    );
     let request = runner.registry.get("request").unwrap();
-    assert_eq!(request.info().capabilities, [Capability::Log, Capability::Http]);
-    assert_eq!(request.info().config_schema["required"], json!(["url", "name"]));
-    assert_eq!(runner.registry.get("save-data").unwrap().info().capabilities, [Capability::ConversationData]);
+    assert_eq!(
+        request.info().capabilities,
+        [Capability::Log, Capability::Http]
+    );
+    assert_eq!(
+        request.info().config_schema["required"],
+        json!(["url", "name"])
+    );
+    assert_eq!(
+        runner
+            .registry
+            .get("save-data")
+            .unwrap()
+            .info()
+            .capabilities,
+        [Capability::ConversationData]
+    );
 }
 
 #[tokio::test]
@@ -76,8 +117,22 @@ async fn request_keeps_status_and_json_body_under_its_name() {
     let (addr, seen) = order_api().await;
 
     // The order number comes from saved data through a template.
-    runner.run("save-data", context("c1", "", "en"), &json!({"key": "order", "value": "{{ message.text }}"})).await.ok();
-    runner.run("save-data", context("c1", "123456", "en"), &json!({"key": "order", "value": "{{ message.text }}"})).await.unwrap();
+    runner
+        .run(
+            "save-data",
+            context("c1", "", "en"),
+            &json!({"key": "order", "value": "{{ message.text }}"}),
+        )
+        .await
+        .ok();
+    runner
+        .run(
+            "save-data",
+            context("c1", "123456", "en"),
+            &json!({"key": "order", "value": "{{ message.text }}"}),
+        )
+        .await
+        .unwrap();
     let out = runner
         .run(
             "request",
@@ -96,7 +151,10 @@ async fn request_keeps_status_and_json_body_under_its_name() {
     assert_eq!(kept["ok"], true);
     assert_eq!(kept["body"], json!({"id": "123456", "status": "shipped"}));
     assert_eq!(kept["headers"]["content-type"], "application/json");
-    assert_eq!(seen.lock().unwrap().as_slice(), [r#"GET /orders/123456 auth=Some("Bearer shop-token")"#]);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [r#"GET /orders/123456 auth=Some("Bearer shop-token")"#]
+    );
 }
 
 #[tokio::test]
@@ -109,17 +167,31 @@ async fn request_posts_json_and_keeps_non_2xx_answers() {
         .run("request", context("c2", "x", "en"), &json!({"method": "POST", "url": format!("http://{addr}/echo"), "body": {"a": [1, 2]}, "name": "echo"}))
         .await
         .unwrap();
-    assert_eq!(out.store.unwrap().1["body"], json!({"received": {"a": [1, 2]}}));
+    assert_eq!(
+        out.store.unwrap().1["body"],
+        json!({"received": {"a": [1, 2]}})
+    );
 
     let out = runner
-        .run("request", context("c2", "x", "en"), &json!({"url": format!("http://{addr}/orders/404404"), "name": "order"}))
+        .run(
+            "request",
+            context("c2", "x", "en"),
+            &json!({"url": format!("http://{addr}/orders/404404"), "name": "order"}),
+        )
         .await
         .unwrap();
     let kept = out.store.unwrap().1;
-    assert_eq!((kept["status"].clone(), kept["ok"].clone()), (json!(404), json!(false)));
+    assert_eq!(
+        (kept["status"].clone(), kept["ok"].clone()),
+        (json!(404), json!(false))
+    );
 
     let out = runner
-        .run("request", context("c2", "x", "en"), &json!({"url": format!("http://{addr}/text"), "name": "t"}))
+        .run(
+            "request",
+            context("c2", "x", "en"),
+            &json!({"url": format!("http://{addr}/text"), "name": "t"}),
+        )
         .await
         .unwrap();
     assert_eq!(out.store.unwrap().1["body"], "plain words");
@@ -131,42 +203,103 @@ async fn request_is_bounded_by_the_gate() {
     let runner = runner(dir.path()).await;
     let (addr, _) = order_api().await;
 
-    let err = runner.run("request", context("c3", "x", "en"), &json!({"url": format!("http://{addr}/huge"), "name": "h"})).await.unwrap_err();
-    assert!(err.to_string().contains("response larger than 2097152 bytes"), "{err}");
+    let err = runner
+        .run(
+            "request",
+            context("c3", "x", "en"),
+            &json!({"url": format!("http://{addr}/huge"), "name": "h"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("response larger than 2097152 bytes"),
+        "{err}"
+    );
 
     // A redirect to a host off the allow list is refused, not followed.
-    let err = runner.run("request", context("c3", "x", "en"), &json!({"url": format!("http://{addr}/away"), "name": "r"})).await.unwrap_err();
+    let err = runner
+        .run(
+            "request",
+            context("c3", "x", "en"),
+            &json!({"url": format!("http://{addr}/away"), "name": "r"}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "http");
-    assert!(err.to_string().contains("`localhost` is not in the allowed hosts"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`localhost` is not in the allowed hosts"),
+        "{err}"
+    );
 
-    let err = runner.run("request", context("c3", "x", "en"), &json!({"url": "http://other.example/", "name": "r"})).await.unwrap_err();
-    assert!(err.to_string().contains("not in the allowed hosts"), "{err}");
+    let err = runner
+        .run(
+            "request",
+            context("c3", "x", "en"),
+            &json!({"url": "http://other.example/", "name": "r"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the allowed hosts"),
+        "{err}"
+    );
 
     let err = runner
         .run("request", context("c3", "x", "en"), &json!({"url": format!("http://{addr}/text"), "headers": {"Host": "bank.example"}, "name": "r"}))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("`Host` is set by the host"), "{err}");
+    assert!(
+        err.to_string().contains("`Host` is set by the host"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn request_with_default_settings_cannot_reach_private_networks() {
     // The built-in default: any public host, private networks closed.
-    let runtime = PluginRuntime::new(&RuntimeConfig { max_concurrent_calls: 2, ..RuntimeConfig::default() }).unwrap();
-    let request = runtime.load("request", builtin("request"), &flowhost::builtin::default_settings("request")).await.unwrap();
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let request = runtime
+        .load(
+            "request",
+            builtin("request"),
+            &flowhost::builtin::default_settings("request"),
+        )
+        .await
+        .unwrap();
     let (addr, seen) = order_api().await;
     let err = runtime
-        .run_action(&request, &context("c4", "x", "en"), &json!({"url": format!("http://{addr}/orders/1"), "name": "o"}))
+        .run_action(
+            &request,
+            &context("c4", "x", "en"),
+            &json!({"url": format!("http://{addr}/orders/1"), "name": "o"}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "http");
     assert!(err.to_string().contains("loopback or private"), "{err}");
     let err = runtime
-        .run_action(&request, &context("c4", "x", "en"), &json!({"url": format!("http://localhost:{}/orders/1", addr.port()), "name": "o"}))
+        .run_action(
+            &request,
+            &context("c4", "x", "en"),
+            &json!({"url": format!("http://localhost:{}/orders/1", addr.port()), "name": "o"}),
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("resolves to 127.0.0.1") || err.to_string().contains("resolves to ::1"), "{err}");
-    assert!(seen.lock().unwrap().is_empty(), "the private server was reached");
+    assert!(
+        err.to_string().contains("resolves to 127.0.0.1")
+            || err.to_string().contains("resolves to ::1"),
+        "{err}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the private server was reached"
+    );
 }
 
 #[tokio::test]
@@ -182,24 +315,55 @@ async fn send_message_picks_the_customers_language() {
         }
     });
 
-    let en = runner.run("send-message", context("c5", "hello", "en"), &config).await.unwrap();
-    let [message] = en.effects.messages.as_slice() else { panic!("one message expected") };
+    let en = runner
+        .run("send-message", context("c5", "hello", "en"), &config)
+        .await
+        .unwrap();
+    let [message] = en.effects.messages.as_slice() else {
+        panic!("one message expected")
+    };
     assert_eq!(message.text.as_deref(), Some("Hi Ada, how can we help?"));
-    let replies: Vec<_> = message.quick_replies.iter().map(|q| (q.title.as_str(), q.payload.as_str())).collect();
-    assert_eq!(replies, [("Order status", "Order status"), ("Talk to an agent", "AGENT")]);
+    let replies: Vec<_> = message
+        .quick_replies
+        .iter()
+        .map(|q| (q.title.as_str(), q.payload.as_str()))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("Order status", "Order status"),
+            ("Talk to an agent", "AGENT")
+        ]
+    );
     assert!(!message.id.is_empty());
 
-    let tr = runner.run("send-message", context("c5", "merhaba", "tr"), &config).await.unwrap();
-    assert_eq!(tr.effects.messages[0].text.as_deref(), Some("Merhaba Ada, nasıl yardımcı olabiliriz?"));
+    let tr = runner
+        .run("send-message", context("c5", "merhaba", "tr"), &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        tr.effects.messages[0].text.as_deref(),
+        Some("Merhaba Ada, nasıl yardımcı olabiliriz?")
+    );
     assert_eq!(tr.effects.messages[0].quick_replies[0].payload, "ORDER");
 
     // pt-BR falls back to pt; the variant's text replaces the default's, the
     // default's quick replies stay.
-    let pt = runner.run("send-message", context("c5", "oi", "pt-BR"), &config).await.unwrap();
+    let pt = runner
+        .run("send-message", context("c5", "oi", "pt-BR"), &config)
+        .await
+        .unwrap();
     assert_eq!(pt.effects.messages[0].text.as_deref(), Some("Olá Ada!"));
     assert_eq!(pt.effects.messages[0].quick_replies.len(), 2);
 
-    let err = runner.run("send-message", context("c5", "x", "en"), &json!({"buttons": []})).await.unwrap_err();
+    let err = runner
+        .run(
+            "send-message",
+            context("c5", "x", "en"),
+            &json!({"buttons": []}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_config");
 }
 
@@ -208,8 +372,22 @@ async fn saved_data_and_tickets_persist_in_sled() {
     let dir = tempfile::tempdir().unwrap();
     let ticket_id = {
         let runner = runner(dir.path()).await;
-        runner.run("save-data", context("c6", "123456", "en"), &json!({"key": "order", "value": "{{ message.text }}"})).await.unwrap();
-        runner.run("save-data", context("c6", "x", "en"), &json!({"key": "profile", "value": {"vip": true, "tier": 2}})).await.unwrap();
+        runner
+            .run(
+                "save-data",
+                context("c6", "123456", "en"),
+                &json!({"key": "order", "value": "{{ message.text }}"}),
+            )
+            .await
+            .unwrap();
+        runner
+            .run(
+                "save-data",
+                context("c6", "x", "en"),
+                &json!({"key": "profile", "value": {"vip": true, "tier": 2}}),
+            )
+            .await
+            .unwrap();
         let out = runner
             .run(
                 "create-ticket",
@@ -229,8 +407,16 @@ async fn saved_data_and_tickets_persist_in_sled() {
     let data = storage.load_data("c6").unwrap();
     assert_eq!(data["order"], "123456");
     assert_eq!(data["profile"], json!({"vip": true, "tier": 2}));
-    assert!(storage.load_data("another-conversation").unwrap().is_empty());
-    let ticket = storage.ticket(&ticket_id).unwrap().expect("the ticket is stored");
+    assert!(
+        storage
+            .load_data("another-conversation")
+            .unwrap()
+            .is_empty()
+    );
+    let ticket = storage
+        .ticket(&ticket_id)
+        .unwrap()
+        .expect("the ticket is stored");
     assert_eq!(ticket.title, "Order 123456 is late");
     assert_eq!(ticket.category, "shipping");
     assert_eq!(ticket.comment, "Customer ada.l asked twice.");
@@ -242,36 +428,86 @@ async fn saved_data_and_tickets_persist_in_sled() {
 async fn a_failed_action_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner(dir.path()).await;
-    let err = runner.run("save-data", context("c7", "x", "en"), &json!({"key": "k", "value": "{{ nowhere.to_be_found }}"})).await.unwrap_err();
+    let err = runner
+        .run(
+            "save-data",
+            context("c7", "x", "en"),
+            &json!({"key": "k", "value": "{{ nowhere.to_be_found }}"}),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, ActionRunError::Template(_)), "{err:?}");
     assert!(err.to_string().contains("config.value"), "{err}");
 
-    let err = runner.run("save-data", context("c7", "x", "en"), &json!({"value": 1})).await.unwrap_err();
+    let err = runner
+        .run("save-data", context("c7", "x", "en"), &json!({"value": 1}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_config");
     assert!(err.to_string().contains("missing field `key`"), "{err}");
 
-    let err = runner.run("create-ticket", context("c7", "x", "en"), &json!({"title": " ", "category": "c"})).await.unwrap_err();
+    let err = runner
+        .run(
+            "create-ticket",
+            context("c7", "x", "en"),
+            &json!({"title": " ", "category": "c"}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_config");
 
     assert!(runner.storage.load_data("c7").unwrap().is_empty());
     assert!(runner.storage.tickets_of("c7").unwrap().is_empty());
-    assert!(matches!(runner.run("no-such-plugin", context("c7", "x", "en"), &json!({})).await, Err(ActionRunError::UnknownPlugin(_))));
+    assert!(matches!(
+        runner
+            .run("no-such-plugin", context("c7", "x", "en"), &json!({}))
+            .await,
+        Err(ActionRunError::UnknownPlugin(_))
+    ));
 }
 
 #[tokio::test]
 async fn compiled_components_are_cached_across_restarts() {
     let cache = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { max_concurrent_calls: 2, cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        max_concurrent_calls: 2,
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
     let first = PluginRuntime::new(&config).unwrap();
-    let plugin = first.load("save-data", builtin("save-data"), &PluginSettings::default()).await.unwrap();
+    let plugin = first
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
     assert!(!plugin.loaded_from_cache());
     let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
     assert_eq!(artifacts.len(), 1);
     drop(first);
 
     let second = PluginRuntime::new(&config).unwrap();
-    let plugin = second.load("save-data", builtin("save-data"), &PluginSettings::default()).await.unwrap();
-    assert!(plugin.loaded_from_cache(), "the restart recompiled the component");
-    let out = second.run_action(&plugin, &context("c8", "x", "en"), &json!({"key": "a", "value": 1})).await.unwrap();
+    let plugin = second
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        plugin.loaded_from_cache(),
+        "the restart recompiled the component"
+    );
+    let out = second
+        .run_action(
+            &plugin,
+            &context("c8", "x", "en"),
+            &json!({"key": "a", "value": 1}),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.effects.data_changes.get("a"), Some(&Some(json!(1))));
 }

@@ -2,32 +2,63 @@
 
 use std::time::{Duration, Instant};
 
-use flowhost::plugin::{CallError, HttpPolicy, Limits, LoadError, Plugin, PluginKind, PluginRuntime, PluginSettings};
+use flowhost::plugin::{
+    CallError, HttpPolicy, Limits, LoadError, Plugin, PluginKind, PluginRuntime, PluginSettings,
+};
 use flowhost_tests::{context, guest, resident_bytes, runtime};
 use serde_json::{Value, json};
 
 async fn hostile(runtime: &PluginRuntime, limits: Limits) -> Plugin {
     let settings = PluginSettings {
         limits,
-        http: HttpPolicy { allowed_hosts: vec!["allowed.example".into()], allow_private_networks: false },
+        http: HttpPolicy {
+            allowed_hosts: vec!["allowed.example".into()],
+            allow_private_networks: false,
+        },
     };
-    runtime.load("hostile", guest("hostile"), &settings).await.expect("the hostile guest loads")
+    runtime
+        .load("hostile", guest("hostile"), &settings)
+        .await
+        .expect("the hostile guest loads")
 }
 
-async fn attack(runtime: &PluginRuntime, plugin: &Plugin, config: Value) -> Result<flowhost::plugin::ActionOutput, CallError> {
-    runtime.run_action(plugin, &context("c-hostile", "hi", "en"), &config).await
+async fn attack(
+    runtime: &PluginRuntime,
+    plugin: &Plugin,
+    config: Value,
+) -> Result<flowhost::plugin::ActionOutput, CallError> {
+    runtime
+        .run_action(plugin, &context("c-hostile", "hi", "en"), &config)
+        .await
 }
 
 #[tokio::test]
 async fn an_infinite_loop_is_interrupted_at_its_budget() {
     let runtime = runtime();
-    let plugin = hostile(&runtime, Limits { guest_time_ms: 100, ..Limits::default() }).await;
+    let plugin = hostile(
+        &runtime,
+        Limits {
+            guest_time_ms: 100,
+            ..Limits::default()
+        },
+    )
+    .await;
     let started = Instant::now();
-    let err = attack(&runtime, &plugin, json!({"attack": "spin"})).await.unwrap_err();
+    let err = attack(&runtime, &plugin, json!({"attack": "spin"}))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
-    assert_eq!(err, CallError::Timeout { budget: Duration::from_millis(100) });
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            budget: Duration::from_millis(100)
+        }
+    );
     assert_eq!(err.code(), "timeout");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(2), "stopped after {took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(2),
+        "stopped after {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -35,25 +66,48 @@ async fn a_spinning_guest_yields_so_other_conversations_go_on() {
     // One thread only: if the spinning guest did not yield, the second call
     // could not start until the first was interrupted.
     let runtime = std::sync::Arc::new(runtime());
-    let plugin = std::sync::Arc::new(hostile(&runtime, Limits { guest_time_ms: 1_000, ..Limits::default() }).await);
+    let plugin = std::sync::Arc::new(
+        hostile(
+            &runtime,
+            Limits {
+                guest_time_ms: 1_000,
+                ..Limits::default()
+            },
+        )
+        .await,
+    );
     let started = Instant::now();
     let spinning = {
         let (runtime, plugin) = (runtime.clone(), plugin.clone());
         tokio::spawn(async move { attack(&runtime, &plugin, json!({"attack": "spin"})).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let ok = attack(&runtime, &plugin, json!({"attack": "ok"})).await.expect("a normal call succeeds");
+    let ok = attack(&runtime, &plugin, json!({"attack": "ok"}))
+        .await
+        .expect("a normal call succeeds");
     let finished_ok = started.elapsed();
     assert_eq!(ok.store, Some(("answer".into(), json!(42))));
-    assert!(finished_ok < Duration::from_millis(900), "normal call waited {finished_ok:?} behind the spinning one");
+    assert!(
+        finished_ok < Duration::from_millis(900),
+        "normal call waited {finished_ok:?} behind the spinning one"
+    );
     assert_eq!(spinning.await.unwrap().unwrap_err().code(), "timeout");
 }
 
 #[tokio::test]
 async fn a_memory_bomb_hits_the_memory_cap() {
     let runtime = runtime();
-    let plugin = hostile(&runtime, Limits { memory_bytes: 16 << 20, ..Limits::default() }).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "memory-bomb"})).await.unwrap_err();
+    let plugin = hostile(
+        &runtime,
+        Limits {
+            memory_bytes: 16 << 20,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let err = attack(&runtime, &plugin, json!({"attack": "memory-bomb"}))
+        .await
+        .unwrap_err();
     assert_eq!(err, CallError::OutOfMemory { limit: 16 << 20 });
     assert!(err.to_string().contains("out of memory"), "{err}");
 }
@@ -62,22 +116,35 @@ async fn a_memory_bomb_hits_the_memory_cap() {
 async fn unbounded_recursion_overflows_the_stack_cleanly() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "recursion"})).await.unwrap_err();
+    let err = attack(&runtime, &plugin, json!({"attack": "recursion"}))
+        .await
+        .unwrap_err();
     assert_eq!(err, CallError::StackOverflow);
 
     // Large frames exhaust the guest's own stack in linear memory first,
     // which traps as an out-of-bounds access; the message says so.
-    let err = attack(&runtime, &plugin, json!({"attack": "deep-frames"})).await.unwrap_err();
-    let CallError::Trap { message } = &err else { panic!("expected a trap, got {err:?}") };
-    assert!(message.contains("out of bounds memory access") && message.contains("stack"), "{message}");
+    let err = attack(&runtime, &plugin, json!({"attack": "deep-frames"}))
+        .await
+        .unwrap_err();
+    let CallError::Trap { message } = &err else {
+        panic!("expected a trap, got {err:?}")
+    };
+    assert!(
+        message.contains("out of bounds memory access") && message.contains("stack"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn a_panic_is_reported_with_its_message() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "panic"})).await.unwrap_err();
-    let CallError::Panic { message } = &err else { panic!("expected a panic, got {err:?}") };
+    let err = attack(&runtime, &plugin, json!({"attack": "panic"}))
+        .await
+        .unwrap_err();
+    let CallError::Panic { message } = &err else {
+        panic!("expected a panic, got {err:?}")
+    };
     assert!(message.contains("the hostile plugin gives up"), "{message}");
     assert_eq!(err.code(), "panic");
 }
@@ -86,12 +153,29 @@ async fn a_panic_is_reported_with_its_message() {
 async fn http_to_a_host_off_the_allow_list_is_denied() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "http", "url": "http://evil.example/steal"})).await.unwrap_err();
-    let CallError::Http { reason } = &err else { panic!("expected an HTTP error, got {err:?}") };
-    assert!(reason.contains("evil.example") && reason.contains("not in the allowed hosts"), "{reason}");
+    let err = attack(
+        &runtime,
+        &plugin,
+        json!({"attack": "http", "url": "http://evil.example/steal"}),
+    )
+    .await
+    .unwrap_err();
+    let CallError::Http { reason } = &err else {
+        panic!("expected an HTTP error, got {err:?}")
+    };
+    assert!(
+        reason.contains("evil.example") && reason.contains("not in the allowed hosts"),
+        "{reason}"
+    );
 
     // A loopback address is refused even when written as a literal.
-    let err = attack(&runtime, &plugin, json!({"attack": "http", "url": "http://127.0.0.1:9/"})).await.unwrap_err();
+    let err = attack(
+        &runtime,
+        &plugin,
+        json!({"attack": "http", "url": "http://127.0.0.1:9/"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "http", "{err}");
 }
 
@@ -99,7 +183,9 @@ async fn http_to_a_host_off_the_allow_list_is_denied() {
 async fn files_environment_and_sockets_are_out_of_reach() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let out = attack(&runtime, &plugin, json!({"attack": "file"})).await.expect("the guest reports what it saw");
+    let out = attack(&runtime, &plugin, json!({"attack": "file"}))
+        .await
+        .expect("the guest reports what it saw");
     let (_, seen) = out.store.unwrap();
     for op in ["read", "write", "list"] {
         let text = seen[op].as_str().unwrap();
@@ -107,22 +193,38 @@ async fn files_environment_and_sockets_are_out_of_reach() {
     }
     assert!(!std::path::Path::new("/tmp/flowhost-escape").exists());
 
-    let out = attack(&runtime, &plugin, json!({"attack": "env"})).await.expect("the guest reports what it saw");
+    let out = attack(&runtime, &plugin, json!({"attack": "env"}))
+        .await
+        .expect("the guest reports what it saw");
     let (_, seen) = out.store.unwrap();
-    assert_eq!(seen["vars"], json!([]), "the guest saw environment variables");
+    assert_eq!(
+        seen["vars"],
+        json!([]),
+        "the guest saw environment variables"
+    );
     assert_eq!(seen["args"], json!([]), "the guest saw arguments");
-    assert!(seen["socket"].as_str().unwrap().starts_with("Err("), "the guest opened a socket: {seen}");
+    assert!(
+        seen["socket"].as_str().unwrap().starts_with("Err("),
+        "the guest opened a socket: {seen}"
+    );
 }
 
 #[tokio::test]
 async fn huge_outputs_are_refused() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "huge-output"})).await.unwrap_err();
-    assert!(matches!(err, CallError::OutputTooLarge { limit, .. } if limit == Limits::default().max_output_bytes), "{err:?}");
+    let err = attack(&runtime, &plugin, json!({"attack": "huge-output"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::OutputTooLarge { limit, .. } if limit == Limits::default().max_output_bytes),
+        "{err:?}"
+    );
 
     // Flooding stdout fills a bounded pipe; the write fails inside the guest.
-    let err = attack(&runtime, &plugin, json!({"attack": "stdout-flood"})).await.unwrap_err();
+    let err = attack(&runtime, &plugin, json!({"attack": "stdout-flood"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "panic", "{err}");
 }
 
@@ -130,46 +232,90 @@ async fn huge_outputs_are_refused() {
 async fn undeclared_capabilities_are_refused() {
     let runtime = runtime();
     let plugin = hostile(&runtime, Limits::default()).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "undeclared"})).await.unwrap_err();
-    let CallError::Capability { reason } = &err else { panic!("expected a capability error, got {err:?}") };
-    assert!(reason.contains("did not declare the `conversation-data` capability"), "{reason}");
+    let err = attack(&runtime, &plugin, json!({"attack": "undeclared"}))
+        .await
+        .unwrap_err();
+    let CallError::Capability { reason } = &err else {
+        panic!("expected a capability error, got {err:?}")
+    };
+    assert!(
+        reason.contains("did not declare the `conversation-data` capability"),
+        "{reason}"
+    );
     assert!(err.to_string().contains("conversation-data"));
 
-    let err = attack(&runtime, &plugin, json!({"attack": "undeclared-read"})).await.unwrap_err();
+    let err = attack(&runtime, &plugin, json!({"attack": "undeclared-read"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "capability", "{err}");
 }
 
 #[tokio::test]
 async fn oversized_input_is_refused_before_the_guest_runs() {
     let runtime = runtime();
-    let plugin = hostile(&runtime, Limits { max_input_bytes: 1024, ..Limits::default() }).await;
-    let err = attack(&runtime, &plugin, json!({"attack": "ok", "url": "x".repeat(2048)})).await.unwrap_err();
+    let plugin = hostile(
+        &runtime,
+        Limits {
+            max_input_bytes: 1024,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let err = attack(
+        &runtime,
+        &plugin,
+        json!({"attack": "ok", "url": "x".repeat(2048)}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "input_too_large", "{err}");
 }
 
 #[tokio::test]
 async fn a_component_for_an_unknown_contract_version_is_rejected_by_name() {
     let runtime = runtime();
-    let err = runtime.load("future", guest("future-contract"), &PluginSettings::default()).await.unwrap_err();
-    assert!(matches!(err, LoadError::UnsupportedContract { ref found, .. } if found == "9.0.0"), "{err:?}");
+    let err = runtime
+        .load(
+            "future",
+            guest("future-contract"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::UnsupportedContract { ref found, .. } if found == "9.0.0"),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.contains("flowhost:plugin@9.0.0") && text.contains("supports flowhost:plugin@0.1.0"), "{text}");
+    assert!(
+        text.contains("flowhost:plugin@9.0.0") && text.contains("supports flowhost:plugin@0.1.0"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn bytes_that_are_not_a_component_are_rejected() {
     let runtime = runtime();
-    let err = runtime.load("junk", b"\0asm not really", &PluginSettings::default()).await.unwrap_err();
+    let err = runtime
+        .load("junk", b"\0asm not really", &PluginSettings::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::InvalidComponent { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_chatbot_adapter_loads_as_a_chatbot_and_is_not_an_action() {
     let runtime = runtime();
-    let bot = runtime.load("echo-bot", guest("echo-bot"), &PluginSettings::default()).await.unwrap();
+    let bot = runtime
+        .load("echo-bot", guest("echo-bot"), &PluginSettings::default())
+        .await
+        .unwrap();
     assert_eq!(bot.info().kind, PluginKind::Chatbot);
     assert_eq!(bot.info().contract, "0.1.0");
-    let err = runtime.run_action(&bot, &context("c", "hi", "en"), &json!({})).await.unwrap_err();
+    let err = runtime
+        .run_action(&bot, &context("c", "hi", "en"), &json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "wrong_kind");
 }
 
@@ -179,7 +325,15 @@ async fn a_chatbot_adapter_loads_as_a_chatbot_and_is_not_an_action() {
 async fn after_a_thousand_hostile_calls_the_host_is_still_healthy() {
     let runtime = runtime();
     // Small budgets keep the thousand calls quick; the behaviour is the same.
-    let plugin = hostile(&runtime, Limits { guest_time_ms: 50, memory_bytes: 32 << 20, ..Limits::default() }).await;
+    let plugin = hostile(
+        &runtime,
+        Limits {
+            guest_time_ms: 50,
+            memory_bytes: 32 << 20,
+            ..Limits::default()
+        },
+    )
+    .await;
     let attacks = [
         ("spin", "timeout"),
         ("memory-bomb", "out_of_memory"),
@@ -200,15 +354,26 @@ async fn after_a_thousand_hostile_calls_the_host_is_still_healthy() {
     let mut counts = std::collections::BTreeMap::<&str, u32>::new();
     for round in 0..1_000 {
         let (name, expected) = attacks[round % attacks.len()];
-        let err = attack(&runtime, &plugin, json!({"attack": name})).await.unwrap_err();
+        let err = attack(&runtime, &plugin, json!({"attack": name}))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), expected, "call {round} ({name}): {err}");
         *counts.entry(expected).or_default() += 1;
     }
     let grown = resident_bytes().saturating_sub(baseline);
-    eprintln!("resident memory growth over 1,000 hostile calls: {} KiB", grown >> 10);
+    eprintln!(
+        "resident memory growth over 1,000 hostile calls: {} KiB",
+        grown >> 10
+    );
 
-    let ok = attack(&runtime, &plugin, json!({"attack": "ok"})).await.expect("a normal call still works");
+    let ok = attack(&runtime, &plugin, json!({"attack": "ok"}))
+        .await
+        .expect("a normal call still works");
     assert_eq!(ok.store, Some(("answer".into(), json!(42))));
     assert_eq!(counts.values().sum::<u32>(), 1_000);
-    assert!(grown < 48 << 20, "resident memory grew by {} MiB over 1,000 hostile calls", grown >> 20);
+    assert!(
+        grown < 48 << 20,
+        "resident memory grew by {} MiB over 1,000 hostile calls",
+        grown >> 20
+    );
 }

@@ -5,15 +5,31 @@
 use std::collections::BTreeMap;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flowhost::plugin::{ActionContext, ActionOutput, Contact, Conversation, Effects, InboundMessage, PluginRuntime, PluginSettings, RuntimeConfig};
+use flowhost::plugin::{
+    ActionContext, ActionOutput, Contact, Conversation, Effects, InboundMessage, PluginRuntime,
+    PluginSettings, RuntimeConfig,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn context() -> ActionContext {
     ActionContext {
-        conversation: Conversation { id: "bench".into(), channel: "instagram".into(), account_id: "1784".into(), started_at_ms: 1 },
-        contact: Contact { id: "IGSID".into(), name: Some("Ada".into()), username: None },
-        last_message: Some(InboundMessage { id: "mid.1".into(), text: Some("123456".into()), ..Default::default() }),
+        conversation: Conversation {
+            id: "bench".into(),
+            channel: "instagram".into(),
+            account_id: "1784".into(),
+            started_at_ms: 1,
+        },
+        contact: Contact {
+            id: "IGSID".into(),
+            name: Some("Ada".into()),
+            username: None,
+        },
+        last_message: Some(InboundMessage {
+            id: "mid.1".into(),
+            text: Some("123456".into()),
+            ..Default::default()
+        }),
         data: BTreeMap::from([("order".to_string(), json!("123456"))]),
         language: "en".into(),
         results: BTreeMap::new(),
@@ -35,26 +51,63 @@ fn save_data_natively(_context: &ActionContext, config: &Value) -> Result<Action
     }
     let mut effects = Effects::default();
     effects.data_changes.insert(config.key, Some(config.value));
-    Ok(ActionOutput { effects, ..ActionOutput::default() })
+    Ok(ActionOutput {
+        effects,
+        ..ActionOutput::default()
+    })
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let runtime = PluginRuntime::new(&RuntimeConfig { max_concurrent_calls: 16, ..RuntimeConfig::default() }).unwrap();
-    let bytes = |name: &str| flowhost::builtin::components().iter().find(|(n, _)| *n == name).unwrap().1;
-    let save_data = rt.block_on(runtime.load("save-data", bytes("save-data"), &PluginSettings::default())).unwrap();
-    let send_message = rt.block_on(runtime.load("send-message", bytes("send-message"), &PluginSettings::default())).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 16,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let bytes = |name: &str| {
+        flowhost::builtin::components()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    };
+    let save_data = rt
+        .block_on(runtime.load("save-data", bytes("save-data"), &PluginSettings::default()))
+        .unwrap();
+    let send_message = rt
+        .block_on(runtime.load(
+            "send-message",
+            bytes("send-message"),
+            &PluginSettings::default(),
+        ))
+        .unwrap();
     let ctx = context();
     let save_config = json!({"key": "order", "value": {"id": "123456", "status": "shipped"}});
     let send_config = json!({"text": "Your order is on its way", "quick_replies": [{"title": "Thanks"}], "variants": {"tr": {"text": "Siparişiniz yolda"}}});
 
     let mut group = c.benchmark_group("action_call");
     group.bench_function("save-data/component", |b| {
-        b.to_async(&rt).iter(|| async { runtime.run_action(&save_data, &ctx, &save_config).await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            runtime
+                .run_action(&save_data, &ctx, &save_config)
+                .await
+                .unwrap()
+        })
     });
-    group.bench_function("save-data/native", |b| b.iter(|| save_data_natively(&ctx, &save_config).unwrap()));
+    group.bench_function("save-data/native", |b| {
+        b.iter(|| save_data_natively(&ctx, &save_config).unwrap())
+    });
     group.bench_function("send-message/component", |b| {
-        b.to_async(&rt).iter(|| async { runtime.run_action(&send_message, &ctx, &send_config).await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            runtime
+                .run_action(&send_message, &ctx, &send_config)
+                .await
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -48,12 +48,21 @@ impl ActionRunner {
     /// `context.data` is replaced by the conversation's stored data. The
     /// returned output carries the messages to send; saved data and tickets
     /// are already stored.
-    pub async fn run(&self, plugin: &str, mut context: ActionContext, config: &Value) -> Result<ActionOutput, ActionRunError> {
-        let plugin = self.registry.get(plugin).ok_or_else(|| ActionRunError::UnknownPlugin(plugin.to_string()))?;
+    pub async fn run(
+        &self,
+        plugin: &str,
+        mut context: ActionContext,
+        config: &Value,
+    ) -> Result<ActionOutput, ActionRunError> {
+        let plugin = self
+            .registry
+            .get(plugin)
+            .ok_or_else(|| ActionRunError::UnknownPlugin(plugin.to_string()))?;
         context.data = self.storage.load_data(&context.conversation.id)?;
         let config = templates::render_json(config, &context.template_context())?;
         let output = self.runtime.run_action(&plugin, &context, &config).await?;
-        self.storage.commit_effects(&context.conversation.id, &output.effects)?;
+        self.storage
+            .commit_effects(&context.conversation.id, &output.effects)?;
         Ok(output)
     }
 }

@@ -25,8 +25,13 @@ pub async fn start_runner(config: &ServerConfig) -> anyhow::Result<ActionRunner>
         cache_dir: Some(config.plugin_cache_dir()),
         ..config.runtime.clone()
     })?;
-    let registry = PluginRegistry::load(&runtime, config.plugins_dir.as_deref(), &config.plugins).await?;
-    Ok(ActionRunner { runtime: Arc::new(runtime), registry: Arc::new(registry), storage })
+    let registry =
+        PluginRegistry::load(&runtime, config.plugins_dir.as_deref(), &config.plugins).await?;
+    Ok(ActionRunner {
+        runtime: Arc::new(runtime),
+        registry: Arc::new(registry),
+        storage,
+    })
 }
 
 /// The admin token: from the configuration, else `FLOWHOST_ADMIN_TOKEN`,
@@ -44,7 +49,11 @@ pub fn admin_token(config: &ServerConfig) -> anyhow::Result<(String, Option<Path
     if let Ok(token) = std::fs::read_to_string(&path) {
         return Ok((token.trim().to_string(), Some(path)));
     }
-    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
     Ok((token, Some(path)))
 }
@@ -62,7 +71,10 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Serves until `shutdown` resolves, then stops taking requests, lets the
 /// ones in flight finish, and flushes the database.
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let runner = start_runner(&config).await?;
     let (token, token_file) = admin_token(&config)?;
     match token_file {
@@ -70,7 +82,11 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         None => tracing::info!("admin API token taken from the configuration"),
     }
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AppState { runner: runner.clone(), admin_token: token.into(), ready: ready.clone() };
+    let state = AppState {
+        runner: runner.clone(),
+        admin_token: token.into(),
+        ready: ready.clone(),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

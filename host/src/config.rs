@@ -81,8 +81,14 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data_dir, PathBuf::from("flowhost-data"));
 
-        let err = serde_norway::from_str::<ServerConfig>("plugins:\n  request:\n    limits:\n      guest_time: 5\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `guest_time`"), "{err}");
+        let err = serde_norway::from_str::<ServerConfig>(
+            "plugins:\n  request:\n    limits:\n      guest_time: 5\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `guest_time`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -91,7 +97,10 @@ mod tests {
         let config: ServerConfig = serde_norway::from_str(yaml).unwrap();
         let request = &config.plugins["request"];
         assert_eq!(request.limits.http_timeout_ms, 2500);
-        assert_eq!(request.limits.guest_time_ms, crate::plugin::Limits::default().guest_time_ms);
+        assert_eq!(
+            request.limits.guest_time_ms,
+            crate::plugin::Limits::default().guest_time_ms
+        );
         assert_eq!(request.http.allowed_hosts, ["api.shop.example"]);
     }
 }

@@ -5,11 +5,17 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use flowhost::config::ServerConfig;
-use flowhost::plugin::{ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig};
+use flowhost::plugin::{
+    ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
+};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "flowhost", version, about = "Routes Instagram DM conversations through sandboxed WebAssembly plugins")]
+#[command(
+    name = "flowhost",
+    version,
+    about = "Routes Instagram DM conversations through sandboxed WebAssembly plugins"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,11 +75,17 @@ enum PluginCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { config, listen, data_dir } => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
             let mut config = match config {
                 Some(path) => ServerConfig::load(&path)?,
                 None => ServerConfig::default(),
@@ -87,27 +99,63 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
-    let runtime = PluginRuntime::new(&RuntimeConfig { max_concurrent_calls: 4, ..RuntimeConfig::default() })?;
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    })?;
     match command {
         PluginCommand::List { dir } => {
-            let registry = flowhost::registry::PluginRegistry::load(&runtime, dir.as_deref(), &Default::default()).await?;
+            let registry = flowhost::registry::PluginRegistry::load(
+                &runtime,
+                dir.as_deref(),
+                &Default::default(),
+            )
+            .await?;
             for (plugin, origin) in registry.iter() {
                 let info = plugin.info();
                 let caps: Vec<String> = info.capabilities.iter().map(|c| c.to_string()).collect();
-                println!("{:<16} {:<8} {:<8} [{}]  {}  ({origin})", info.name, info.version, format!("{:?}", info.kind).to_lowercase(), caps.join(", "), info.description);
+                println!(
+                    "{:<16} {:<8} {:<8} [{}]  {}  ({origin})",
+                    info.name,
+                    info.version,
+                    format!("{:?}", info.kind).to_lowercase(),
+                    caps.join(", "),
+                    info.description
+                );
             }
         }
         PluginCommand::Describe { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let label = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let label = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let plugin = runtime.load(&label, &bytes, &Default::default()).await?;
             println!("{}", serde_json::to_string_pretty(plugin.info())?);
         }
-        PluginCommand::Run { plugin, config, text, lang, allow_hosts, allow_private_networks } => {
-            let config: serde_json::Value = serde_json::from_str(&config).context("--config is not JSON")?;
-            let (label, bytes) = match flowhost::builtin::components().iter().find(|(name, _)| *name == plugin) {
+        PluginCommand::Run {
+            plugin,
+            config,
+            text,
+            lang,
+            allow_hosts,
+            allow_private_networks,
+        } => {
+            let config: serde_json::Value =
+                serde_json::from_str(&config).context("--config is not JSON")?;
+            let (label, bytes) = match flowhost::builtin::components()
+                .iter()
+                .find(|(name, _)| *name == plugin)
+            {
                 Some((name, bytes)) => (name.to_string(), bytes.to_vec()),
-                None => (plugin.clone(), std::fs::read(&plugin).with_context(|| format!("`{plugin}` is neither a built-in nor a readable file"))?),
+                None => (
+                    plugin.clone(),
+                    std::fs::read(&plugin).with_context(|| {
+                        format!("`{plugin}` is neither a built-in nor a readable file")
+                    })?,
+                ),
             };
             let mut settings = flowhost::builtin::default_settings(&label);
             if !allow_hosts.is_empty() {
@@ -116,9 +164,20 @@ async fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
             settings.http.allow_private_networks |= allow_private_networks;
             let loaded = runtime.load(&label, &bytes, &settings).await?;
             let context = ActionContext {
-                conversation: Conversation { id: "cli".into(), channel: "cli".into(), ..Default::default() },
-                contact: Contact { id: "cli-user".into(), ..Default::default() },
-                last_message: Some(InboundMessage { id: "cli-1".into(), text: Some(text), ..Default::default() }),
+                conversation: Conversation {
+                    id: "cli".into(),
+                    channel: "cli".into(),
+                    ..Default::default()
+                },
+                contact: Contact {
+                    id: "cli-user".into(),
+                    ..Default::default()
+                },
+                last_message: Some(InboundMessage {
+                    id: "cli-1".into(),
+                    text: Some(text),
+                    ..Default::default()
+                }),
                 language: lang,
                 ..Default::default()
             };

@@ -13,7 +13,11 @@ pub enum RegistryError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error("two plugins are named `{name}` ({first} and {second})")]
-    Duplicate { name: String, first: String, second: String },
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
     #[error("reading plugin directory {path}: {reason}")]
     Directory { path: String, reason: String },
     #[error("settings are given for plugin `{0}`, but no plugin has that name")]
@@ -37,7 +41,10 @@ impl PluginRegistry {
     ) -> Result<Self, RegistryError> {
         let mut registry = PluginRegistry::default();
         for (package, bytes) in builtin::components() {
-            let plugin_settings = settings.get(*package).cloned().unwrap_or_else(|| builtin::default_settings(package));
+            let plugin_settings = settings
+                .get(*package)
+                .cloned()
+                .unwrap_or_else(|| builtin::default_settings(package));
             let plugin = runtime.load(package, bytes, &plugin_settings).await?;
             registry.insert(plugin, format!("built-in {package}"))?;
         }
@@ -56,13 +63,20 @@ impl PluginRegistry {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
-                let label = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                let label = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 let plugin_settings = settings.get(&label).cloned().unwrap_or_default();
                 let plugin = runtime.load(&label, &bytes, &plugin_settings).await?;
                 registry.insert(plugin, path.display().to_string())?;
             }
         }
-        if let Some(unknown) = settings.keys().find(|name| !registry.plugins.contains_key(*name)) {
+        if let Some(unknown) = settings
+            .keys()
+            .find(|name| !registry.plugins.contains_key(*name))
+        {
             return Err(RegistryError::UnknownSettings(unknown.clone()));
         }
         Ok(registry)
@@ -71,7 +85,11 @@ impl PluginRegistry {
     fn insert(&mut self, plugin: Plugin, origin: String) -> Result<(), RegistryError> {
         let name = plugin.name().to_string();
         if let Some((_, first)) = self.plugins.get(&name) {
-            return Err(RegistryError::Duplicate { name, first: first.clone(), second: origin });
+            return Err(RegistryError::Duplicate {
+                name,
+                first: first.clone(),
+                second: origin,
+            });
         }
         self.plugins.insert(name, (Arc::new(plugin), origin));
         Ok(())
@@ -83,7 +101,9 @@ impl PluginRegistry {
 
     /// Every plugin with where it came from, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<Plugin>, &str)> {
-        self.plugins.values().map(|(plugin, origin)| (plugin, origin.as_str()))
+        self.plugins
+            .values()
+            .map(|(plugin, origin)| (plugin, origin.as_str()))
     }
 
     /// Names of the plugins of one kind.

@@ -85,20 +85,33 @@ mod tests {
     #[test]
     fn renders_context_and_leaves_plain_text_alone() {
         let ctx = json!({"contact": {"name": "Ada"}, "data": {"n": 3}});
-        assert_eq!(render("Hi {{ contact.name }} ({{ data.n }})", &ctx).unwrap(), "Hi Ada (3)");
-        assert_eq!(render("no template {here}", &ctx).unwrap(), "no template {here}");
+        assert_eq!(
+            render("Hi {{ contact.name }} ({{ data.n }})", &ctx).unwrap(),
+            "Hi Ada (3)"
+        );
+        assert_eq!(
+            render("no template {here}", &ctx).unwrap(),
+            "no template {here}"
+        );
     }
 
     #[test]
     fn printing_an_undefined_value_is_an_error_but_testing_it_is_not() {
         let ctx = json!({"data": {}});
         assert!(render("{{ data.missing }}", &ctx).is_err());
-        assert_eq!(render("{% if data.missing %}x{% else %}y{% endif %}", &ctx).unwrap(), "y");
+        assert_eq!(
+            render("{% if data.missing %}x{% else %}y{% endif %}", &ctx).unwrap(),
+            "y"
+        );
     }
 
     #[test]
     fn runaway_templates_run_out_of_fuel() {
-        let err = render("{% for i in range(100000) %}{{ i }}{% endfor %}", &json!({})).unwrap_err();
+        let err = render(
+            "{% for i in range(100000) %}{{ i }}{% endfor %}",
+            &json!({}),
+        )
+        .unwrap_err();
         assert!(err.0.contains("fuel"), "{err}");
     }
 
@@ -107,7 +120,11 @@ mod tests {
         let config = json!({"url": "https://x/{{ data.id }}", "headers": {"a": "{{ nope }}"}});
         let err = render_json(&config, &json!({"data": {"id": 7}})).unwrap_err();
         assert!(err.0.starts_with("config.headers.a:"), "{err}");
-        let ok = render_json(&json!({"url": "https://x/{{ data.id }}", "n": 1}), &json!({"data": {"id": 7}})).unwrap();
+        let ok = render_json(
+            &json!({"url": "https://x/{{ data.id }}", "n": 1}),
+            &json!({"data": {"id": 7}}),
+        )
+        .unwrap();
         assert_eq!(ok, json!({"url": "https://x/7", "n": 1}));
     }
 }

@@ -35,8 +35,8 @@ impl Chatbot for Echo {
         let body = serde_json::json!({ "text": inbound.text });
         let response = http::send(http::post_json(&config.url, &body))
             .map_err(|e| AdapterError::Unavailable(e.to_string()))?;
-        let answer: serde_json::Value = http::json(&response)
-            .map_err(|e| AdapterError::Protocol(e.to_string()))?;
+        let answer: serde_json::Value =
+            http::json(&response).map_err(|e| AdapterError::Protocol(e.to_string()))?;
         Ok(BotTurn {
             replies: vec![BotReply::text(answer["text"].as_str().unwrap_or_default())],
             handoff_queue: None,

@@ -41,6 +41,8 @@ impl Outcome {
     }
 }
 
+// The type is generated, so it cannot derive `Default` itself.
+#[allow(clippy::derivable_impls)]
 impl Default for Outcome {
     fn default() -> Self {
         Outcome {

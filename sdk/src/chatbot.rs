@@ -3,7 +3,9 @@
 use crate::bindings::chatbot::exports::flowhost::plugin::chatbot_adapter;
 use crate::{Context, HostError, OutgoingMessage, PluginInfo};
 
-pub use chatbot_adapter::{AdapterError, BotReply, BotTurn, Callback, CustomField, Inbound, Session};
+pub use chatbot_adapter::{
+    AdapterError, BotReply, BotTurn, Callback, CustomField, Inbound, Session,
+};
 
 /// A chatbot adapter. Implement it, then call [`export_chatbot!`].
 ///
@@ -71,7 +73,10 @@ pub fn chatbot_deliver<B: Chatbot>(
 }
 
 /// Parses the configuration and calls `B::parse_callback`.
-pub fn chatbot_callback<B: Chatbot>(config: String, body: Vec<u8>) -> Result<Callback, AdapterError> {
+pub fn chatbot_callback<B: Chatbot>(
+    config: String,
+    body: Vec<u8>,
+) -> Result<Callback, AdapterError> {
     let config = crate::parse_config::<B::Config>(&config).map_err(AdapterError::InvalidConfig)?;
     B::parse_callback(config, &body)
 }

@@ -44,8 +44,8 @@ pub mod tickets;
 pub use action::{Action, ActionError, Outcome};
 pub use chatbot::Chatbot;
 pub use types::{
-    Attachment, Button, Capability, Contact, Context, Conversation, HostError, Message,
-    NamedValue, OutgoingMessage, PluginInfo, QuickReply,
+    Attachment, Button, Capability, Contact, Context, Conversation, HostError, Message, NamedValue,
+    OutgoingMessage, PluginInfo, QuickReply,
 };
 
 use bindings::action::flowhost::plugin::types;

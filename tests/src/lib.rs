@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use flowhost::plugin::{ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig};
+use flowhost::plugin::{
+    ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
+};
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
@@ -74,10 +76,14 @@ pub fn context(conversation: &str, text: &str, language: &str) -> ActionContext 
 
 /// Serves `router` on an ephemeral loopback port until the test ends.
 pub async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("test server runs");
+        axum::serve(listener, router)
+            .await
+            .expect("test server runs");
     });
     addr
 }
@@ -85,6 +91,10 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
 /// This process's resident memory, in bytes (Linux).
 pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("resident pages");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("resident pages");
     pages * 4096
 }

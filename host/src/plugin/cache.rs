@@ -52,7 +52,9 @@ impl ArtifactCache {
     /// artifact, else compiled now and stored. Returns whether it was a hit.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, bool), String> {
         let Some(path) = self.path_for(bytes) else {
-            return Component::new(engine, bytes).map(|c| (c, false)).map_err(|e| format!("{e:#}"));
+            return Component::new(engine, bytes)
+                .map(|c| (c, false))
+                .map_err(|e| format!("{e:#}"));
         };
         if path.exists() {
             // SAFETY: the file was written by `store` below from
@@ -60,7 +62,9 @@ impl ArtifactCache {
             // says so); the cache directory belongs to flowhost's data dir.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, true)),
-                Err(e) => tracing::warn!(path = %path.display(), "discarding unusable compiled artifact: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "discarding unusable compiled artifact: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;

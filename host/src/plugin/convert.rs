@@ -28,12 +28,19 @@ impl From<wit::OutgoingMessage> for OutgoingMessage {
             buttons: m
                 .buttons
                 .into_iter()
-                .map(|b| Button { title: b.title, url: b.url, payload: b.payload })
+                .map(|b| Button {
+                    title: b.title,
+                    url: b.url,
+                    payload: b.payload,
+                })
                 .collect(),
             quick_replies: m
                 .quick_replies
                 .into_iter()
-                .map(|q| QuickReply { title: q.title, payload: q.payload })
+                .map(|q| QuickReply {
+                    title: q.title,
+                    payload: q.payload,
+                })
                 .collect(),
             attachments: m.attachments.into_iter().map(Attachment::from).collect(),
         }
@@ -42,13 +49,19 @@ impl From<wit::OutgoingMessage> for OutgoingMessage {
 
 impl From<wit::Attachment> for Attachment {
     fn from(a: wit::Attachment) -> Self {
-        Attachment { kind: a.kind, url: a.url }
+        Attachment {
+            kind: a.kind,
+            url: a.url,
+        }
     }
 }
 
 impl From<&Attachment> for wit::Attachment {
     fn from(a: &Attachment) -> Self {
-        wit::Attachment { kind: a.kind.clone(), url: a.url.clone() }
+        wit::Attachment {
+            kind: a.kind.clone(),
+            url: a.url.clone(),
+        }
     }
 }
 
@@ -85,41 +98,62 @@ pub(crate) fn context_to_wit(ctx: &ActionContext) -> (wit::Context, usize) {
         + context
             .last_message
             .as_ref()
-            .map(|m| m.text.as_deref().unwrap_or("").len() + m.attachments.iter().map(|a| a.url.len()).sum::<usize>())
+            .map(|m| {
+                m.text.as_deref().unwrap_or("").len()
+                    + m.attachments.iter().map(|a| a.url.len()).sum::<usize>()
+            })
             .unwrap_or(0);
     (context, size)
 }
 
 /// An outcome from the guest, checked against the output limit.
-pub(crate) fn outcome_from_wit(outcome: Outcome, max_output: usize) -> Result<ActionOutput, CallError> {
+pub(crate) fn outcome_from_wit(
+    outcome: Outcome,
+    max_output: usize,
+) -> Result<ActionOutput, CallError> {
     let store = match outcome.store {
         None => None,
         Some(named) => {
             if named.value.len() > max_output {
-                return Err(CallError::OutputTooLarge { size: named.value.len(), limit: max_output });
+                return Err(CallError::OutputTooLarge {
+                    size: named.value.len(),
+                    limit: max_output,
+                });
             }
             if named.name.trim().is_empty() {
-                return Err(CallError::InvalidOutput { reason: "a stored value needs a name".into() });
+                return Err(CallError::InvalidOutput {
+                    reason: "a stored value needs a name".into(),
+                });
             }
-            let value = serde_json::from_str(&named.value).map_err(|e| CallError::InvalidOutput {
-                reason: format!("stored value `{}` is not JSON: {e}", named.name),
-            })?;
+            let value =
+                serde_json::from_str(&named.value).map_err(|e| CallError::InvalidOutput {
+                    reason: format!("stored value `{}` is not JSON: {e}", named.name),
+                })?;
             Some((named.name, value))
         }
     };
     if let Some(target) = &outcome.next_target
         && target.len() > max_output
     {
-        return Err(CallError::OutputTooLarge { size: target.len(), limit: max_output });
+        return Err(CallError::OutputTooLarge {
+            size: target.len(),
+            limit: max_output,
+        });
     }
-    Ok(ActionOutput { store, next_target: outcome.next_target, effects: Effects::default() })
+    Ok(ActionOutput {
+        store,
+        next_target: outcome.next_target,
+        effects: Effects::default(),
+    })
 }
 
 impl From<ActionError> for CallError {
     fn from(error: ActionError) -> Self {
         match error {
             ActionError::InvalidConfig(reason) => CallError::InvalidConfig { reason },
-            ActionError::Host(error) => CallError::Capability { reason: host_error_text(error) },
+            ActionError::Host(error) => CallError::Capability {
+                reason: host_error_text(error),
+            },
             ActionError::Http(reason) => CallError::Http { reason },
             ActionError::Failed(reason) => CallError::Failed { reason },
         }

@@ -91,7 +91,10 @@ pub enum CallError {
     BotProtocol { reason: String },
     /// The plugin is not of the kind the caller asked for.
     #[error("plugin `{plugin}` is not an {expected} plugin")]
-    WrongKind { plugin: String, expected: &'static str },
+    WrongKind {
+        plugin: String,
+        expected: &'static str,
+    },
     /// The host itself failed to set up the call.
     #[error("host error: {reason}")]
     Host { reason: String },

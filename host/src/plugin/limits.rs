@@ -12,12 +12,11 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Time the guest's own code may run in one call, in milliseconds. Time
-    /// spent waiting in host calls (HTTP, templates) does not count here.
+    /// spent waiting in host calls (HTTP, templates) or for the executor
+    /// after a yield does not count here.
     pub guest_time_ms: u64,
     /// Hard cap on a whole call, host calls included, in milliseconds.
     pub call_timeout_ms: u64,
-    /// Budget of each host call other than HTTP, in milliseconds.
-    pub host_call_timeout_ms: u64,
     /// Budget of each outbound HTTP request, redirects included.
     pub http_timeout_ms: u64,
     /// Largest HTTP response body handed to the guest, in bytes.
@@ -53,7 +52,6 @@ impl Default for Limits {
         Limits {
             guest_time_ms: 200,
             call_timeout_ms: 30_000,
-            host_call_timeout_ms: 1_000,
             http_timeout_ms: 10_000,
             http_max_response_bytes: 2 * 1024 * 1024,
             max_http_requests: 10,
@@ -78,10 +76,6 @@ impl Limits {
 
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
-    }
-
-    pub fn host_call_timeout(&self) -> Duration {
-        Duration::from_millis(self.host_call_timeout_ms)
     }
 
     pub fn http_timeout(&self) -> Duration {

@@ -109,7 +109,9 @@ impl Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,7 +130,8 @@ impl PluginRuntime {
         let slots = config.max_concurrent_calls.max(1);
         let engine = engine::build_engine(slots, config.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
-        let linker = build_linker(&engine).map_err(|e| anyhow::anyhow!("linking host capabilities: {e:#}"))?;
+        let linker = build_linker(&engine)
+            .map_err(|e| anyhow::anyhow!("linking host capabilities: {e:#}"))?;
         Ok(PluginRuntime {
             cache: cache::ArtifactCache::new(&engine, config.cache_dir.clone()),
             _ticker: engine::EpochTicker::start(&engine)?,
@@ -142,60 +145,110 @@ impl PluginRuntime {
     /// Loads a component: compiles it (or takes it from the cache), checks
     /// the contract version it was built for, links it, and asks it to
     /// describe itself. `label` names it in errors until it has said its name.
-    pub async fn load(&self, label: &str, bytes: &[u8], settings: &PluginSettings) -> Result<Plugin, LoadError> {
-        let invalid = |reason: String| LoadError::InvalidComponent { plugin: label.to_string(), reason };
+    pub async fn load(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        settings: &PluginSettings,
+    ) -> Result<Plugin, LoadError> {
+        let invalid = |reason: String| LoadError::InvalidComponent {
+            plugin: label.to_string(),
+            reason,
+        };
         let (component, cache_hit) = self.cache.load(&self.engine, bytes).map_err(invalid)?;
         let (kind, contract) = self.contract_of(label, &component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link { plugin: label.to_string(), reason: format!("{e:#}") })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    plugin: label.to_string(),
+                    reason: format!("{e:#}"),
+                })?;
         let pre = match kind {
-            PluginKind::Action => Pre::Action(current::ActionPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?),
+            PluginKind::Action => Pre::Action(
+                current::ActionPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?,
+            ),
             PluginKind::Chatbot => Pre::Chatbot(
-                current::chatbot::ChatbotPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?,
+                current::chatbot::ChatbotPre::new(instance_pre)
+                    .map_err(|e| invalid(format!("{e:#}")))?,
             ),
         };
 
         let mut limits = settings.limits.clone();
         if limits.memory_bytes > self.max_memory_bytes {
-            tracing::warn!(plugin = label, "memory limit lowered to the runtime's maximum of {} bytes", self.max_memory_bytes);
+            tracing::warn!(
+                plugin = label,
+                "memory limit lowered to the runtime's maximum of {} bytes",
+                self.max_memory_bytes
+            );
             limits.memory_bytes = self.max_memory_bytes;
         }
-        let http = HttpGate::new(label, &settings.http)
-            .map_err(|pattern| LoadError::BadAllowedHost { plugin: label.to_string(), pattern })?;
+        let http =
+            HttpGate::new(label, &settings.http).map_err(|pattern| LoadError::BadAllowedHost {
+                plugin: label.to_string(),
+                pattern,
+            })?;
         // `describe` runs with no capabilities: it must only describe.
-        let probe = Arc::new(PluginShared { name: label.to_string(), capabilities: Vec::new(), limits, http });
-        let described = self.describe(&pre, probe.clone()).await.map_err(|source| LoadError::Describe {
-            plugin: label.to_string(),
-            source: Box::new(source),
-        })?;
+        let probe = Arc::new(PluginShared {
+            name: label.to_string(),
+            capabilities: Vec::new(),
+            limits,
+            http,
+        });
+        let described =
+            self.describe(&pre, probe.clone())
+                .await
+                .map_err(|source| LoadError::Describe {
+                    plugin: label.to_string(),
+                    source: Box::new(source),
+                })?;
         let info = check_description(label, described, kind, contract)?;
 
-        let PluginShared { limits, .. } = Arc::into_inner(probe).expect("the describe call has ended");
-        let http = HttpGate::new(&info.name, &settings.http)
-            .map_err(|pattern| LoadError::BadAllowedHost { plugin: label.to_string(), pattern })?;
+        let PluginShared { limits, .. } =
+            Arc::into_inner(probe).expect("the describe call has ended");
+        let http = HttpGate::new(&info.name, &settings.http).map_err(|pattern| {
+            LoadError::BadAllowedHost {
+                plugin: label.to_string(),
+                pattern,
+            }
+        })?;
         let shared = Arc::new(PluginShared {
             name: info.name.clone(),
             capabilities: info.capabilities.clone(),
             limits,
             http,
         });
-        Ok(Plugin { info, shared, pre, cache_hit })
+        Ok(Plugin {
+            info,
+            shared,
+            pre,
+            cache_hit,
+        })
     }
 
     /// Runs an action plugin once. `config` has already been rendered.
     /// Effects (saved data, messages, tickets) are returned, not applied.
-    pub async fn run_action(&self, plugin: &Plugin, context: &ActionContext, config: &Value) -> Result<ActionOutput, CallError> {
+    pub async fn run_action(
+        &self,
+        plugin: &Plugin,
+        context: &ActionContext,
+        config: &Value,
+    ) -> Result<ActionOutput, CallError> {
         let Pre::Action(pre) = &plugin.pre else {
-            return Err(CallError::WrongKind { plugin: plugin.info.name.clone(), expected: "action" });
+            return Err(CallError::WrongKind {
+                plugin: plugin.info.name.clone(),
+                expected: "action",
+            });
         };
         let limits = &plugin.shared.limits;
         let config = config.to_string();
         let (wit_context, context_size) = convert::context_to_wit(context);
         let size = context_size + config.len();
         if size > limits.max_input_bytes {
-            return Err(CallError::InputTooLarge { size, limit: limits.max_input_bytes });
+            return Err(CallError::InputTooLarge {
+                size,
+                limit: limits.max_input_bytes,
+            });
         }
         let scope = CallScope {
             conversation_id: context.conversation.id.clone(),
@@ -204,11 +257,16 @@ impl PluginRuntime {
             ..CallScope::empty()
         };
 
-        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host { reason: e.to_string() })?;
+        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
+            reason: e.to_string(),
+        })?;
         let mut store = self.new_store(plugin.shared.clone(), scope);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.flowhost_plugin_action_plugin().call_run(&mut store, &wit_context, &config).await
+            instance
+                .flowhost_plugin_action_plugin()
+                .call_run(&mut store, &wit_context, &config)
+                .await
         };
         let limit = limits.call_timeout();
         let outcome = match tokio::time::timeout(limit, call).await {
@@ -222,19 +280,31 @@ impl PluginRuntime {
         Ok(output)
     }
 
-    async fn describe(&self, pre: &Pre, shared: Arc<PluginShared>) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
-        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host { reason: e.to_string() })?;
+    async fn describe(
+        &self,
+        pre: &Pre,
+        shared: Arc<PluginShared>,
+    ) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
+        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
+            reason: e.to_string(),
+        })?;
         let limit = shared.limits.call_timeout();
         let mut store = self.new_store(shared, CallScope::empty());
         let call = async {
             match pre {
                 Pre::Action(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    instance.flowhost_plugin_action_plugin().call_describe(&mut store).await
+                    instance
+                        .flowhost_plugin_action_plugin()
+                        .call_describe(&mut store)
+                        .await
                 }
                 Pre::Chatbot(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    instance.flowhost_plugin_chatbot_adapter().call_describe(&mut store).await
+                    instance
+                        .flowhost_plugin_chatbot_adapter()
+                        .call_describe(&mut store)
+                        .await
                 }
             }
         };
@@ -258,7 +328,7 @@ impl PluginRuntime {
                 clock.timed_out = true;
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::YieldCustom(1, clock.timed_yield()))
             }
         });
         store
@@ -266,11 +336,21 @@ impl PluginRuntime {
 
     /// The world and contract version a component was built for, from the
     /// names of its exports (`flowhost:plugin/action-plugin@0.1.0`).
-    fn contract_of(&self, label: &str, component: &Component) -> Result<(PluginKind, String), LoadError> {
+    fn contract_of(
+        &self,
+        label: &str,
+        component: &Component,
+    ) -> Result<(PluginKind, String), LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         for name in &exports {
-            let Some((interface, version)) = name.strip_prefix("flowhost:plugin/").and_then(|rest| rest.split_once('@')) else {
+            let Some((interface, version)) = name
+                .strip_prefix("flowhost:plugin/")
+                .and_then(|rest| rest.split_once('@'))
+            else {
                 continue;
             };
             let kind = match interface {
@@ -289,7 +369,11 @@ impl PluginRuntime {
         }
         Err(LoadError::NotAPlugin {
             plugin: label.to_string(),
-            exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
         })
     }
 }
@@ -313,25 +397,39 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
 /// trap that follows it better than the trap itself.
 fn classify_trap(error: wasmtime::Error, state: &CallState) -> CallError {
     if state.clock.timed_out || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        return CallError::Timeout { budget: state.clock.guest_budget };
+        return CallError::Timeout {
+            budget: state.clock.guest_budget,
+        };
     }
     if state.limiter.memory_refused {
-        return CallError::OutOfMemory { limit: state.plugin.limits.memory_bytes };
+        return CallError::OutOfMemory {
+            limit: state.plugin.limits.memory_bytes,
+        };
     }
     if let Some(refused) = error.downcast_ref::<Refused>() {
-        return CallError::Capability { reason: refused.0.clone() };
+        return CallError::Capability {
+            reason: refused.0.clone(),
+        };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => CallError::StackOverflow,
         Some(Trap::UnreachableCodeReached) if state.stderr_tail().contains("panicked") => {
             let message = state.stderr_tail();
-            let message = message.split_once("panicked at ").map(|(_, m)| m.to_string()).unwrap_or(message);
+            let message = message
+                .split_once("panicked at ")
+                .map(|(_, m)| m.to_string())
+                .unwrap_or(message);
             CallError::Panic { message }
         }
         Some(Trap::MemoryOutOfBounds) => CallError::Trap {
-            message: format!("{}: the guest read or wrote outside its memory, which is also how a guest whose own stack overflows fails", Trap::MemoryOutOfBounds),
+            message: format!(
+                "{}: the guest read or wrote outside its memory, which is also how a guest whose own stack overflows fails",
+                Trap::MemoryOutOfBounds
+            ),
         },
-        Some(trap) => CallError::Trap { message: trap.to_string() },
+        Some(trap) => CallError::Trap {
+            message: trap.to_string(),
+        },
         None => {
             let mut message = format!("{error:#}");
             capabilities::truncate(&mut message, MAX_REASON_BYTES);
@@ -361,19 +459,34 @@ fn check_description(
     kind: PluginKind,
     contract: String,
 ) -> Result<PluginInfo, LoadError> {
-    let bad = |reason: String| LoadError::BadDescription { plugin: label.to_string(), reason };
+    let bad = |reason: String| LoadError::BadDescription {
+        plugin: label.to_string(),
+        reason,
+    };
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
-        && info.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && info
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !name_ok {
-        return Err(bad(format!("name {:?}: use 1 to 64 characters of a-z, 0-9 and -", info.name)));
+        return Err(bad(format!(
+            "name {:?}: use 1 to 64 characters of a-z, 0-9 and -",
+            info.name
+        )));
     }
-    let config_schema: Value =
-        serde_json::from_str(&info.config_schema).map_err(|e| bad(format!("a config schema that is not JSON: {e}")))?;
+    let config_schema: Value = serde_json::from_str(&info.config_schema)
+        .map_err(|e| bad(format!("a config schema that is not JSON: {e}")))?;
     if !(config_schema.is_object() || config_schema.is_boolean()) {
-        return Err(bad("a config schema that is neither an object nor a boolean".into()));
+        return Err(bad(
+            "a config schema that is neither an object nor a boolean".into(),
+        ));
     }
-    let mut capabilities: Vec<Capability> = info.capabilities.into_iter().map(Capability::from).collect();
+    let mut capabilities: Vec<Capability> = info
+        .capabilities
+        .into_iter()
+        .map(Capability::from)
+        .collect();
     capabilities.sort();
     capabilities.dedup();
     Ok(PluginInfo {

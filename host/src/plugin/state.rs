@@ -2,7 +2,10 @@
 //! A store (and so a `CallState`) lives for exactly one call.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -51,17 +54,35 @@ impl CallScope {
     }
 }
 
-/// Time accounting: the guest's budget excludes time spent in host calls.
+/// Time accounting: the guest's budget excludes time spent in host calls
+/// and time spent waiting for the executor after a yield, so a busy server
+/// does not make a well-behaved plugin time out.
 pub(crate) struct CallClock {
     pub started: Instant,
     pub in_host: Duration,
+    /// Nanoseconds spent in yields; written by the yield futures.
+    pub yielded_ns: Arc<AtomicU64>,
     pub guest_budget: Duration,
     pub timed_out: bool,
 }
 
 impl CallClock {
     pub fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.in_host)
+        let yielded = Duration::from_nanos(self.yielded_ns.load(Ordering::Relaxed));
+        self.started
+            .elapsed()
+            .saturating_sub(self.in_host)
+            .saturating_sub(yielded)
+    }
+
+    /// A yield to the executor that records how long it waited.
+    pub fn timed_yield(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let yielded_ns = self.yielded_ns.clone();
+        Box::pin(async move {
+            let since = Instant::now();
+            tokio::task::yield_now().await;
+            yielded_ns.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        })
     }
 }
 
@@ -96,6 +117,7 @@ impl CallState {
             clock: CallClock {
                 started: Instant::now(),
                 in_host: Duration::ZERO,
+                yielded_ns: Arc::new(AtomicU64::new(0)),
                 guest_budget: limits.guest_time(),
                 timed_out: false,
             },
@@ -128,7 +150,9 @@ impl CallState {
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
         let start = text.len().saturating_sub(1024);
-        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
         text[start..].to_string()
     }
 }

@@ -110,10 +110,22 @@ impl ActionContext {
         for (name, value) in &self.results {
             root.insert(name.clone(), value.clone());
         }
-        root.insert("message".into(), serde_json::to_value(&self.last_message).unwrap_or(Value::Null));
-        root.insert("conversation".into(), serde_json::to_value(&self.conversation).unwrap_or(Value::Null));
-        root.insert("contact".into(), serde_json::to_value(&self.contact).unwrap_or(Value::Null));
-        root.insert("data".into(), serde_json::to_value(&self.data).unwrap_or(Value::Null));
+        root.insert(
+            "message".into(),
+            serde_json::to_value(&self.last_message).unwrap_or(Value::Null),
+        );
+        root.insert(
+            "conversation".into(),
+            serde_json::to_value(&self.conversation).unwrap_or(Value::Null),
+        );
+        root.insert(
+            "contact".into(),
+            serde_json::to_value(&self.contact).unwrap_or(Value::Null),
+        );
+        root.insert(
+            "data".into(),
+            serde_json::to_value(&self.data).unwrap_or(Value::Null),
+        );
         root.insert("language".into(), Value::String(self.language.clone()));
         Value::Object(root)
     }

@@ -10,7 +10,11 @@ use super::AppState;
 
 /// Rejects requests without `Authorization: Bearer <admin token>`. Tokens
 /// are compared as SHA-256 digests in constant time.
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -31,7 +35,10 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
 /// Constant-time comparison of two secrets of any length.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

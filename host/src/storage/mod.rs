@@ -53,7 +53,10 @@ impl Storage {
     }
 
     /// A conversation's saved data.
-    pub fn load_data(&self, conversation_id: &str) -> Result<BTreeMap<String, Value>, StorageError> {
+    pub fn load_data(
+        &self,
+        conversation_id: &str,
+    ) -> Result<BTreeMap<String, Value>, StorageError> {
         let prefix = data_prefix(conversation_id);
         let mut data = BTreeMap::new();
         for entry in self.data.scan_prefix(&prefix) {
@@ -70,7 +73,11 @@ impl Storage {
 
     /// Applies what a successful plugin call changed, all or nothing:
     /// saved-data writes and new tickets land in one transaction.
-    pub fn commit_effects(&self, conversation_id: &str, effects: &Effects) -> Result<(), StorageError> {
+    pub fn commit_effects(
+        &self,
+        conversation_id: &str,
+        effects: &Effects,
+    ) -> Result<(), StorageError> {
         if effects.data_changes.is_empty() && effects.tickets.is_empty() {
             return Ok(());
         }
@@ -87,24 +94,31 @@ impl Storage {
                     comment: draft.comment.clone(),
                     created_at_ms: now,
                 };
-                (ticket.id.clone(), serde_json::to_vec(&ticket).expect("a ticket serialises"))
+                (
+                    ticket.id.clone(),
+                    serde_json::to_vec(&ticket).expect("a ticket serialises"),
+                )
             })
             .collect();
         let prefix = data_prefix(conversation_id);
-        let result: Result<(), TransactionError<()>> = (&self.data, &self.tickets).transaction(|(data_tx, tickets_tx)| {
-            for (key, change) in &effects.data_changes {
-                let mut full_key = prefix.clone();
-                full_key.extend_from_slice(key.as_bytes());
-                match change {
-                    Some(value) => data_tx.insert(full_key, serde_json::to_vec(value).expect("JSON serialises"))?,
-                    None => data_tx.remove(full_key)?,
-                };
-            }
-            for (id, ticket) in &tickets {
-                tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
+        let result: Result<(), TransactionError<()>> =
+            (&self.data, &self.tickets).transaction(|(data_tx, tickets_tx)| {
+                for (key, change) in &effects.data_changes {
+                    let mut full_key = prefix.clone();
+                    full_key.extend_from_slice(key.as_bytes());
+                    match change {
+                        Some(value) => data_tx.insert(
+                            full_key,
+                            serde_json::to_vec(value).expect("JSON serialises"),
+                        )?,
+                        None => data_tx.remove(full_key)?,
+                    };
+                }
+                for (id, ticket) in &tickets {
+                    tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Storage(e)) => Err(StorageError::Sled(e)),
@@ -129,10 +143,11 @@ impl Storage {
         let mut found = Vec::new();
         for entry in self.tickets.iter() {
             let (key, bytes) = entry?;
-            let ticket: Ticket = serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-                key: format!("ticket {}", String::from_utf8_lossy(&key)),
-                reason: e.to_string(),
-            })?;
+            let ticket: Ticket =
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                    key: format!("ticket {}", String::from_utf8_lossy(&key)),
+                    reason: e.to_string(),
+                })?;
             if ticket.conversation_id == conversation_id {
                 found.push(ticket);
             }
@@ -155,5 +170,8 @@ fn data_prefix(conversation_id: &str) -> Vec<u8> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

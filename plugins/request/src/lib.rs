@@ -66,7 +66,10 @@ impl Action for Request {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.into_bytes()),
             Some(value) => {
-                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
                     headers.push(("content-type".into(), "application/json".into()));
                 }
                 Some(value.to_string().into_bytes())

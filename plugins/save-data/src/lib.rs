@@ -1,6 +1,8 @@
 //! Built-in action `save-data`: keeps a value in the conversation's saved data.
 
-use flowhost_sdk::{Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info};
+use flowhost_sdk::{
+    Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use flowhost_sdk::{
-    Action, ActionError, Attachment, Button, Capability, Context, OutgoingMessage, Outcome,
+    Action, ActionError, Attachment, Button, Capability, Context, Outcome, OutgoingMessage,
     PluginInfo, QuickReply, messaging, plugin_info,
 };
 use serde::Deserialize;
@@ -114,19 +114,29 @@ impl Action for SendMessage {
                 .buttons
                 .unwrap_or_default()
                 .into_iter()
-                .map(|b| Button { title: b.title, url: b.url, payload: b.payload })
+                .map(|b| Button {
+                    title: b.title,
+                    url: b.url,
+                    payload: b.payload,
+                })
                 .collect(),
             quick_replies: content
                 .quick_replies
                 .unwrap_or_default()
                 .into_iter()
-                .map(|q| QuickReply { payload: q.payload.unwrap_or_else(|| q.title.clone()), title: q.title })
+                .map(|q| QuickReply {
+                    payload: q.payload.unwrap_or_else(|| q.title.clone()),
+                    title: q.title,
+                })
                 .collect(),
             attachments: content
                 .attachments
                 .unwrap_or_default()
                 .into_iter()
-                .map(|a| Attachment { kind: a.kind, url: a.url })
+                .map(|a| Attachment {
+                    kind: a.kind,
+                    url: a.url,
+                })
                 .collect(),
         };
         if message.text.as_deref().unwrap_or("").is_empty() && message.attachments.is_empty() {

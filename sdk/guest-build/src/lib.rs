@@ -63,7 +63,8 @@ impl std::error::Error for Error {}
 /// Emits `cargo:rerun-if-changed` for the workspace, the SDK and the WIT
 /// package, so the guests are rebuilt exactly when their sources change.
 pub fn build_workspace(dir: impl AsRef<Path>) -> Result<Vec<Component>, Error> {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| Error::Cargo(e.to_string()))?);
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| Error::Cargo(e.to_string()))?);
     let repo_root = find_repo_root(&manifest_dir);
     let workspace = manifest_dir.join(dir.as_ref());
     let manifest = workspace.join("Cargo.toml");
@@ -105,14 +106,21 @@ pub fn build_workspace(dir: impl AsRef<Path>) -> Result<Vec<Component>, Error> {
         cmd.env_remove(var);
     }
     for (key, _) in env::vars() {
-        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_CFG_") || key.starts_with("CARGO_FEATURE_") {
+        if key.starts_with("CARGO_PROFILE_")
+            || key.starts_with("CARGO_CFG_")
+            || key.starts_with("CARGO_FEATURE_")
+        {
             cmd.env_remove(key);
         }
     }
-    let output = cmd.output().map_err(|e| Error::Cargo(format!("running {cargo}: {e}")))?;
+    let output = cmd
+        .output()
+        .map_err(|e| Error::Cargo(format!("running {cargo}: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
+        if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
             return Err(Error::TargetMissing);
         }
         return Err(Error::Cargo(stderr.into_owned()));
@@ -135,11 +143,15 @@ pub fn build_workspace(dir: impl AsRef<Path>) -> Result<Vec<Component>, Error> {
 /// `include!(concat!(env!("OUT_DIR"), "/components.rs"))`.
 pub fn write_index(components: &[Component]) -> Result<PathBuf, Error> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| Error::Cargo(e.to_string()))?);
-    let mut src = String::from("/// Components built from source by the build script: (package, bytes).\n");
+    let mut src =
+        String::from("/// Components built from source by the build script: (package, bytes).\n");
     src.push_str("pub const COMPONENTS: &[(&str, &[u8])] = &[\n");
     for c in components {
         let path = c.path.display().to_string();
-        src.push_str(&format!("    ({:?}, include_bytes!({path:?})),\n", c.package));
+        src.push_str(&format!(
+            "    ({:?}, include_bytes!({path:?})),\n",
+            c.package
+        ));
     }
     src.push_str("];\n");
     let path = out_dir.join("components.rs");
@@ -180,7 +192,11 @@ fn guest_target_dir(repo_root: &Path) -> PathBuf {
     let outer = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root.join("target"));
-    let outer = if outer.is_absolute() { outer } else { repo_root.join(outer) };
+    let outer = if outer.is_absolute() {
+        outer
+    } else {
+        repo_root.join(outer)
+    };
     outer.join("wasm-guests")
 }
 
@@ -197,12 +213,21 @@ fn find_repo_root(start: &Path) -> PathBuf {
 /// `cargo metadata`.
 fn cdylib_members(cargo: &str, manifest: &Path) -> Result<Vec<(String, String)>, Error> {
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .map_err(|e| Error::Metadata(e.to_string()))?;
     if !output.status.success() {
-        return Err(Error::Metadata(String::from_utf8_lossy(&output.stderr).into_owned()));
+        return Err(Error::Metadata(
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ));
     }
     let metadata: serde_json::Value =
         serde_json::from_slice(&output.stdout).map_err(|e| Error::Metadata(e.to_string()))?;

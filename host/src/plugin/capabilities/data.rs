@@ -24,7 +24,9 @@ impl Host for CallState {
             return Ok(Err(denied));
         }
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
-            return Ok(Err(HostError::Invalid(format!("a key has 1 to {MAX_KEY_BYTES} bytes"))));
+            return Ok(Err(HostError::Invalid(format!(
+                "a key has 1 to {MAX_KEY_BYTES} bytes"
+            ))));
         }
         let limit = self.plugin.limits.max_output_bytes;
         if value.len() > limit {

@@ -61,9 +61,9 @@ impl HostPattern {
             None => (false, pattern),
         };
         let valid = !name.is_empty()
-            && name
-                .split('.')
-                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            && name.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
         match (valid || name.parse::<IpAddr>().is_ok(), subdomains) {
             (false, _) => None,
             (true, true) => Some(HostPattern::Subdomains(format!(".{name}"))),
@@ -97,7 +97,10 @@ struct GateRefusal(String);
 impl Gatekeeper {
     fn check_url(&self, url: &reqwest::Url) -> Result<(), GateRefusal> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(GateRefusal(format!("scheme `{}` is not allowed", url.scheme())));
+            return Err(GateRefusal(format!(
+                "scheme `{}` is not allowed",
+                url.scheme()
+            )));
         }
         let host = match url.host() {
             Some(url::Host::Domain(name)) => name.to_ascii_lowercase(),
@@ -169,7 +172,8 @@ impl Resolve for GuardedResolver {
         let gate = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -182,7 +186,8 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let error = refusal.unwrap_or_else(|| GateRefusal(format!("`{host}` has no address")));
+                let error =
+                    refusal.unwrap_or_else(|| GateRefusal(format!("`{host}` has no address")));
                 return Err(Box::new(error) as Box<dyn StdError + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -237,7 +242,9 @@ impl HttpGate {
     ) -> Result<Response, HttpError> {
         let url = reqwest::Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("URL {:?}: {e}", request.url)))?;
-        self.gate.check_url(&url).map_err(|e| HttpError::Denied(e.0))?;
+        self.gate
+            .check_url(&url)
+            .map_err(|e| HttpError::Denied(e.0))?;
 
         let mut builder = self.client.request(method(request.method), url);
         for (name, value) in &request.headers {
@@ -258,14 +265,22 @@ impl HttpGate {
 
         let exchange = async {
             let mut response = builder.send().await.map_err(classify)?;
-            if response.content_length().is_some_and(|len| len > max_body as u64) {
+            if response
+                .content_length()
+                .is_some_and(|len| len > max_body as u64)
+            {
                 return Err(HttpError::TooLarge(max_body as u64));
             }
             let status = response.status().as_u16();
             let headers = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(classify)? {
@@ -274,7 +289,11 @@ impl HttpGate {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Response { status, headers, body })
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -334,7 +353,11 @@ impl Host for CallState {
         let limits = &plugin.limits;
         let result = plugin
             .http
-            .send(request, limits.http_timeout(), limits.http_max_response_bytes)
+            .send(
+                request,
+                limits.http_timeout(),
+                limits.http_max_response_bytes,
+            )
             .await;
         self.charge_host_time(started);
         Ok(result)
@@ -348,7 +371,10 @@ mod tests {
     fn gate(patterns: &[&str], allow_private: bool) -> Gatekeeper {
         Gatekeeper {
             plugin: "t".into(),
-            patterns: patterns.iter().map(|p| HostPattern::parse(p).unwrap()).collect(),
+            patterns: patterns
+                .iter()
+                .map(|p| HostPattern::parse(p).unwrap())
+                .collect(),
             allow_private,
         }
     }
@@ -374,16 +400,35 @@ mod tests {
     fn address_literals_are_checked_without_dns() {
         let g = gate(&["*"], false);
         assert!(g.check_url(&url("http://127.0.0.1:8080/")).is_err());
-        assert!(g.check_url(&url("http://169.254.169.254/latest/meta-data")).is_err());
+        assert!(
+            g.check_url(&url("http://169.254.169.254/latest/meta-data"))
+                .is_err()
+        );
         assert!(g.check_url(&url("http://[::1]/")).is_err());
         assert!(g.check_url(&url("http://10.1.2.3/")).is_err());
         assert!(g.check_url(&url("http://93.184.216.34/")).is_ok());
-        assert!(gate(&["127.0.0.1"], true).check_url(&url("http://127.0.0.1:9/")).is_ok());
+        assert!(
+            gate(&["127.0.0.1"], true)
+                .check_url(&url("http://127.0.0.1:9/"))
+                .is_ok()
+        );
     }
 
     #[test]
     fn special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fc00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "2606:4700::1111"] {

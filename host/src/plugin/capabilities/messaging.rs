@@ -6,7 +6,10 @@ use super::super::state::CallState;
 use super::super::types::{self as host_types, Capability};
 
 impl Host for CallState {
-    async fn send(&mut self, message: OutgoingMessage) -> wasmtime::Result<Result<String, HostError>> {
+    async fn send(
+        &mut self,
+        message: OutgoingMessage,
+    ) -> wasmtime::Result<Result<String, HostError>> {
         if let Err(denied) = self.require(Capability::Messaging) {
             return Ok(Err(denied));
         }
@@ -18,15 +21,20 @@ impl Host for CallState {
             ))));
         }
         let mut message: host_types::OutgoingMessage = message.into();
-        let size = serde_json::to_string(&message).map(|s| s.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_string(&message)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
         if size > limits.max_output_bytes {
             return Ok(Err(HostError::Invalid(format!(
                 "message of {size} bytes exceeds the limit of {} bytes",
                 limits.max_output_bytes
             ))));
         }
-        if message.text.as_deref().unwrap_or("").trim().is_empty() && message.attachments.is_empty() {
-            return Ok(Err(HostError::Invalid("a message needs text or an attachment".into())));
+        if message.text.as_deref().unwrap_or("").trim().is_empty() && message.attachments.is_empty()
+        {
+            return Ok(Err(HostError::Invalid(
+                "a message needs text or an attachment".into(),
+            )));
         }
         message.id = uuid::Uuid::now_v7().to_string();
         let id = message.id.clone();

@@ -30,7 +30,9 @@ impl Refused {
 /// The plain reason inside a `host-error`.
 pub(crate) fn host_error_text(error: types::HostError) -> String {
     match error {
-        types::HostError::Denied(why) | types::HostError::Invalid(why) | types::HostError::Failed(why) => why,
+        types::HostError::Denied(why)
+        | types::HostError::Invalid(why)
+        | types::HostError::Failed(why) => why,
         types::HostError::Timeout => "host call timed out".into(),
     }
 }

@@ -16,15 +16,17 @@ impl Host for CallState {
         }
         let limit = self.plugin.limits.max_output_bytes;
         if template.len() > limit {
-            return Ok(Err(HostError::Invalid(format!("template larger than {limit} bytes"))));
+            return Ok(Err(HostError::Invalid(format!(
+                "template larger than {limit} bytes"
+            ))));
         }
         let started = Instant::now();
         let rendered = crate::templates::render(&template, &self.scope.template_context);
         self.charge_host_time(started);
         Ok(match rendered {
-            Ok(text) if text.len() > limit => {
-                Err(HostError::Failed(format!("rendered text larger than {limit} bytes")))
-            }
+            Ok(text) if text.len() > limit => Err(HostError::Failed(format!(
+                "rendered text larger than {limit} bytes"
+            ))),
             Ok(text) => Ok(text),
             Err(e) => Err(HostError::Failed(e.0)),
         })

@@ -18,7 +18,9 @@ impl Host for CallState {
             ))));
         }
         if ticket.title.trim().is_empty() || ticket.category.trim().is_empty() {
-            return Ok(Err(HostError::Invalid("a ticket needs a title and a category".into())));
+            return Ok(Err(HostError::Invalid(
+                "a ticket needs a title and a category".into(),
+            )));
         }
         let size = ticket.title.len() + ticket.category.len() + ticket.comment.len();
         if size > limits.max_output_bytes {

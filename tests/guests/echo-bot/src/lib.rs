@@ -14,10 +14,21 @@ impl Chatbot for EchoBot {
     type Config = Config;
 
     fn describe() -> PluginInfo {
-        plugin_info("echo-bot", "0.1.0", "Echoes the customer.", serde_json::json!({"type": "object"}), &[Capability::Log])
+        plugin_info(
+            "echo-bot",
+            "0.1.0",
+            "Echoes the customer.",
+            serde_json::json!({"type": "object"}),
+            &[Capability::Log],
+        )
     }
 
-    fn deliver(_: &Context, _: Config, _: &Session, inbound: Inbound) -> Result<BotTurn, AdapterError> {
+    fn deliver(
+        _: &Context,
+        _: Config,
+        _: &Session,
+        inbound: Inbound,
+    ) -> Result<BotTurn, AdapterError> {
         Ok(BotTurn {
             replies: vec![BotReply::text(inbound.text.unwrap_or_default())],
             handoff_queue: None,

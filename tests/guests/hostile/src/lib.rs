@@ -3,7 +3,9 @@
 //! by the host with a clear error, and the host must stay healthy.
 
 use flowhost_sdk::http;
-use flowhost_sdk::{Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info};
+use flowhost_sdk::{
+    Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,7 +24,13 @@ impl Action for Hostile {
     fn describe() -> PluginInfo {
         // It declares http (so the HTTP gate, not the capability check, is
         // what stops it) but not conversation-data.
-        plugin_info("hostile", "0.1.0", "Misbehaves on purpose.", json!({"type": "object"}), &[Capability::Http, Capability::Log])
+        plugin_info(
+            "hostile",
+            "0.1.0",
+            "Misbehaves on purpose.",
+            json!({"type": "object"}),
+            &[Capability::Http, Capability::Log],
+        )
     }
 
     fn run(_context: &Context, config: Config) -> Result<Outcome, ActionError> {
@@ -46,9 +54,13 @@ impl Action for Hostile {
             }
             "file" => {
                 // Both must fail: there are no preopened directories.
-                let read = std::fs::read("/etc/passwd").map(|b| b.len()).map_err(|e| e.to_string());
+                let read = std::fs::read("/etc/passwd")
+                    .map(|b| b.len())
+                    .map_err(|e| e.to_string());
                 let write = std::fs::write("/tmp/flowhost-escape", b"x").map_err(|e| e.to_string());
-                let listed = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+                let listed = std::fs::read_dir("/")
+                    .map(|d| d.count())
+                    .map_err(|e| e.to_string());
                 Ok(Outcome::store(
                     "escape",
                     &json!({"read": format!("{read:?}"), "write": format!("{write:?}"), "list": format!("{listed:?}")}),
@@ -57,8 +69,13 @@ impl Action for Hostile {
             "env" => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
                 let args: Vec<String> = std::env::args().collect();
-                let socket = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ()).map_err(|e| e.to_string());
-                Ok(Outcome::store("escape", &json!({"vars": vars, "args": args, "socket": format!("{socket:?}")})))
+                let socket = std::net::TcpStream::connect("127.0.0.1:22")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                Ok(Outcome::store(
+                    "escape",
+                    &json!({"vars": vars, "args": args, "socket": format!("{socket:?}")}),
+                ))
             }
             "huge-output" => Ok(Outcome::store("blob", &json!("x".repeat(4 << 20)))),
             "stdout-flood" => {
@@ -73,7 +90,9 @@ impl Action for Hostile {
             }
             "undeclared-read" => Ok(Outcome::store("peek", &json!(data::get("secret")))),
             "ok" => Ok(Outcome::store("answer", &json!(42))),
-            other => Err(ActionError::InvalidConfig(format!("unknown attack {other:?}"))),
+            other => Err(ActionError::InvalidConfig(format!(
+                "unknown attack {other:?}"
+            ))),
         }
     }
 }
@@ -86,6 +105,7 @@ fn spin() -> ! {
 }
 
 /// Recursion with small frames: exhausts the wasm call stack.
+#[allow(unconditional_recursion)] // the point of the attack
 fn recurse(depth: u64) -> u64 {
     let below = recurse(std::hint::black_box(depth + 1));
     std::hint::black_box(below) + 1
@@ -93,6 +113,7 @@ fn recurse(depth: u64) -> u64 {
 
 /// Recursion with arrays on the guest's own stack in linear memory: the
 /// shadow stack runs out before the wasm call stack does.
+#[allow(unconditional_recursion)] // the point of the attack
 fn recurse_with_frames(depth: u64) -> u64 {
     let pad = std::hint::black_box([depth; 64]);
     1 + recurse_with_frames(pad[depth as usize % 64] + 1) + std::hint::black_box(0)
