@@ -276,7 +276,7 @@ async fn request_with_default_settings_cannot_reach_private_networks() {
     let err = runtime
         .run_action(
             &request,
-            &context("c4", "x", "en"),
+            context("c4", "x", "en"),
             &json!({"url": format!("http://{addr}/orders/1"), "name": "o"}),
         )
         .await
@@ -286,7 +286,7 @@ async fn request_with_default_settings_cannot_reach_private_networks() {
     let err = runtime
         .run_action(
             &request,
-            &context("c4", "x", "en"),
+            context("c4", "x", "en"),
             &json!({"url": format!("http://localhost:{}/orders/1", addr.port()), "name": "o"}),
         )
         .await
@@ -504,7 +504,7 @@ async fn compiled_components_are_cached_across_restarts() {
     let out = second
         .run_action(
             &plugin,
-            &context("c8", "x", "en"),
+            context("c8", "x", "en"),
             &json!({"key": "a", "value": 1}),
         )
         .await

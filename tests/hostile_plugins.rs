@@ -28,7 +28,7 @@ async fn attack(
     config: Value,
 ) -> Result<flowhost::plugin::ActionOutput, CallError> {
     runtime
-        .run_action(plugin, &context("c-hostile", "hi", "en"), &config)
+        .run_action(plugin, context("c-hostile", "hi", "en"), &config)
         .await
 }
 
@@ -313,7 +313,7 @@ async fn a_chatbot_adapter_loads_as_a_chatbot_and_is_not_an_action() {
     assert_eq!(bot.info().kind, PluginKind::Chatbot);
     assert_eq!(bot.info().contract, "0.1.0");
     let err = runtime
-        .run_action(&bot, &context("c", "hi", "en"), &json!({}))
+        .run_action(&bot, context("c", "hi", "en"), &json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "wrong_kind");

@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("save-data/component", |b| {
         b.to_async(&rt).iter(|| async {
             runtime
-                .run_action(&save_data, &ctx, &save_config)
+                .run_action(&save_data, ctx.clone(), &save_config)
                 .await
                 .unwrap()
         })
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("send-message/component", |b| {
         b.to_async(&rt).iter(|| async {
             runtime
-                .run_action(&send_message, &ctx, &send_config)
+                .run_action(&send_message, ctx.clone(), &send_config)
                 .await
                 .unwrap()
         })

@@ -60,9 +60,10 @@ impl ActionRunner {
             .ok_or_else(|| ActionRunError::UnknownPlugin(plugin.to_string()))?;
         context.data = self.storage.load_data(&context.conversation.id)?;
         let config = templates::render_json(config, &context.template_context())?;
-        let output = self.runtime.run_action(&plugin, &context, &config).await?;
+        let conversation_id = context.conversation.id.clone();
+        let output = self.runtime.run_action(&plugin, context, &config).await?;
         self.storage
-            .commit_effects(&context.conversation.id, &output.effects)?;
+            .commit_effects(&conversation_id, &output.effects)?;
         Ok(output)
     }
 }

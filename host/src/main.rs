@@ -182,7 +182,7 @@ async fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let config = flowhost::templates::render_json(&config, &context.template_context())?;
-            match runtime.run_action(&loaded, &context, &config).await {
+            match runtime.run_action(&loaded, context, &config).await {
                 Ok(output) => println!("{}", serde_json::to_string_pretty(&output)?),
                 Err(error) => {
                     eprintln!("error ({}): {error}", error.code());

@@ -231,7 +231,7 @@ impl PluginRuntime {
     pub async fn run_action(
         &self,
         plugin: &Plugin,
-        context: &ActionContext,
+        context: ActionContext,
         config: &Value,
     ) -> Result<ActionOutput, CallError> {
         let Pre::Action(pre) = &plugin.pre else {
@@ -242,7 +242,7 @@ impl PluginRuntime {
         };
         let limits = &plugin.shared.limits;
         let config = config.to_string();
-        let (wit_context, context_size) = convert::context_to_wit(context);
+        let (wit_context, context_size) = convert::context_to_wit(&context);
         let size = context_size + config.len();
         if size > limits.max_input_bytes {
             return Err(CallError::InputTooLarge {
@@ -250,12 +250,7 @@ impl PluginRuntime {
                 limit: limits.max_input_bytes,
             });
         }
-        let scope = CallScope {
-            conversation_id: context.conversation.id.clone(),
-            data: context.data.clone(),
-            template_context: context.template_context(),
-            ..CallScope::empty()
-        };
+        let scope = CallScope::new(context);
 
         let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
             reason: e.to_string(),

@@ -1,14 +1,12 @@
 //! The data of one store: everything a single plugin call can reach.
 //! A store (and so a `CallState`) lives for exactly one call.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -16,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::v0_1_0::flowhost::plugin::types::HostError;
 use super::capabilities::http::HttpGate;
 use super::limits::{Limits, MemoryGuard};
-use super::types::{Capability, Effects};
+use super::types::{ActionContext, Capability, Effects};
 
 /// What a loaded plugin carries into every call.
 pub(crate) struct PluginShared {
@@ -29,24 +27,27 @@ pub(crate) struct PluginShared {
 
 /// The per-call inputs and the effects gathered so far.
 pub(crate) struct CallScope {
-    pub conversation_id: String,
-    /// Saved data as the call sees it: the snapshot with the call's own
-    /// writes laid over it.
-    pub data: BTreeMap<String, Value>,
-    /// What `templates.render` renders against.
-    pub template_context: Value,
+    /// The conversation as the call sees it; its saved data has the call's
+    /// own writes laid over it.
+    pub context: ActionContext,
     pub effects: Effects,
     pub log_lines: u32,
     pub http_requests: u32,
 }
 
 impl CallScope {
+    /// A scope for one action call.
+    pub fn new(context: ActionContext) -> Self {
+        CallScope {
+            context,
+            ..CallScope::empty()
+        }
+    }
+
     /// A scope with nothing in it, for `describe`.
     pub fn empty() -> Self {
         CallScope {
-            conversation_id: String::new(),
-            data: BTreeMap::new(),
-            template_context: Value::Null,
+            context: ActionContext::default(),
             effects: Effects::default(),
             log_lines: 0,
             http_requests: 0,

@@ -16,7 +16,7 @@ impl Host for CallState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         self.require(Capability::ConversationData)
             .map_err(Refused::trap)?;
-        Ok(self.scope.data.get(&key).map(Value::to_string))
+        Ok(self.scope.context.data.get(&key).map(Value::to_string))
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), HostError>> {
@@ -39,7 +39,7 @@ impl Host for CallState {
             Ok(value) => value,
             Err(e) => return Ok(Err(HostError::Invalid(format!("value is not JSON: {e}")))),
         };
-        self.scope.data.insert(key.clone(), value.clone());
+        self.scope.context.data.insert(key.clone(), value.clone());
         self.scope.effects.data_changes.insert(key, Some(value));
         Ok(Ok(()))
     }
@@ -47,7 +47,7 @@ impl Host for CallState {
     async fn remove(&mut self, key: String) -> wasmtime::Result<()> {
         self.require(Capability::ConversationData)
             .map_err(Refused::trap)?;
-        self.scope.data.remove(&key);
+        self.scope.context.data.remove(&key);
         self.scope.effects.data_changes.insert(key, None);
         Ok(())
     }

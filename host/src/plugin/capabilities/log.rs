@@ -27,7 +27,7 @@ impl Host for CallState {
         truncate(&mut message, limits.max_log_line_bytes);
         truncate(&mut rendered, limits.max_log_line_bytes);
         let plugin = self.plugin.name.as_str();
-        let conversation = self.scope.conversation_id.as_str();
+        let conversation = self.scope.context.conversation.id.as_str();
         let fields = rendered.trim_end();
         macro_rules! emit {
             ($level:expr) => {

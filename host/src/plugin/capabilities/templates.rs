@@ -21,7 +21,7 @@ impl Host for CallState {
             ))));
         }
         let started = Instant::now();
-        let rendered = crate::templates::render(&template, &self.scope.template_context);
+        let rendered = crate::templates::render(&template, &self.scope.context.template_context());
         self.charge_host_time(started);
         Ok(match rendered {
             Ok(text) if text.len() > limit => Err(HostError::Failed(format!(
