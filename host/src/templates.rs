@@ -1,6 +1,7 @@
 //! minijinja templates: action configurations, message texts and the
 //! plugins' `templates` capability all render through here.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use minijinja::{Environment, UndefinedBehavior};
@@ -64,6 +65,52 @@ pub fn render_json(value: &Value, context: &Value) -> Result<Value, TemplateErro
         })
     }
     walk(value, context, "config")
+}
+
+/// Parses a template without rendering it; returns the top-level names it
+/// reads that it does not define itself.
+pub fn check(source: &str) -> Result<HashSet<String>, TemplateError> {
+    if !is_template(source) {
+        return Ok(HashSet::new());
+    }
+    let template = ENVIRONMENT
+        .template_from_str(source)
+        .map_err(|e| TemplateError(describe(&e)))?;
+    Ok(template.undeclared_variables(false))
+}
+
+/// Parses an expression (`data.vip and order.ok`); returns the names it reads.
+pub fn check_expression(expression: &str) -> Result<HashSet<String>, TemplateError> {
+    let compiled = ENVIRONMENT
+        .compile_expression(expression)
+        .map_err(|e| TemplateError(describe(&e)))?;
+    Ok(compiled.undeclared_variables(false))
+}
+
+/// Evaluates an expression against `context` into JSON.
+pub fn evaluate(expression: &str, context: &Value) -> Result<Value, TemplateError> {
+    let compiled = ENVIRONMENT
+        .compile_expression(expression)
+        .map_err(|e| TemplateError(describe(&e)))?;
+    let value = compiled
+        .eval(context)
+        .map_err(|e| TemplateError(describe(&e)))?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()))
+}
+
+/// Whether a JSON value counts as true in a condition (as in minijinja).
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
 }
 
 fn describe(error: &minijinja::Error) -> String {

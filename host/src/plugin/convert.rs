@@ -159,3 +159,74 @@ impl From<ActionError> for CallError {
         }
     }
 }
+
+mod chatbot {
+    use super::super::bindings::v0_1_0::chatbot::exports::flowhost::plugin::chatbot_adapter as wit_bot;
+    use super::super::bindings::v0_1_0::flowhost::plugin::types as wit;
+    use super::super::capabilities::host_error_text;
+    use super::super::error::CallError;
+    use super::super::types::*;
+
+    impl From<&ChatbotSession> for wit_bot::Session {
+        fn from(s: &ChatbotSession) -> Self {
+            wit_bot::Session {
+                response_url: s.response_url.clone(),
+                hash: s.hash.clone(),
+                custom_fields: s
+                    .custom_fields
+                    .iter()
+                    .map(|f| wit_bot::CustomField {
+                        name: f.name.clone(),
+                        title: f.title.clone(),
+                        value: f.value.clone(),
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<&ChatbotInbound> for wit_bot::Inbound {
+        fn from(i: &ChatbotInbound) -> Self {
+            wit_bot::Inbound {
+                id: i.id.clone(),
+                text: i.text.clone(),
+                quick_reply: i.quick_reply.clone(),
+                attachments: i.attachments.iter().map(wit::Attachment::from).collect(),
+                is_start: i.is_start,
+            }
+        }
+    }
+
+    impl From<wit_bot::BotTurn> for BotTurn {
+        fn from(turn: wit_bot::BotTurn) -> Self {
+            BotTurn {
+                replies: turn
+                    .replies
+                    .into_iter()
+                    .map(|r| {
+                        OutgoingMessage::from(wit::OutgoingMessage {
+                            text: r.text,
+                            buttons: r.buttons,
+                            quick_replies: r.quick_replies,
+                            attachments: r.attachments,
+                        })
+                    })
+                    .collect(),
+                handoff_queue: turn.handoff_queue,
+            }
+        }
+    }
+
+    impl From<wit_bot::AdapterError> for CallError {
+        fn from(error: wit_bot::AdapterError) -> Self {
+            match error {
+                wit_bot::AdapterError::InvalidConfig(reason) => CallError::InvalidConfig { reason },
+                wit_bot::AdapterError::Unavailable(reason) => CallError::BotUnavailable { reason },
+                wit_bot::AdapterError::Protocol(reason) => CallError::BotProtocol { reason },
+                wit_bot::AdapterError::Host(error) => CallError::Capability {
+                    reason: host_error_text(error),
+                },
+            }
+        }
+    }
+}

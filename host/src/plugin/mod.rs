@@ -275,6 +275,69 @@ impl PluginRuntime {
         Ok(output)
     }
 
+    /// Forwards one customer message (or the start message) to a chatbot
+    /// adapter and returns what the bot answered at once.
+    pub async fn run_chatbot(
+        &self,
+        plugin: &Plugin,
+        context: ActionContext,
+        config: &Value,
+        session: &ChatbotSession,
+        inbound: &ChatbotInbound,
+    ) -> Result<BotTurn, CallError> {
+        let Pre::Chatbot(pre) = &plugin.pre else {
+            return Err(CallError::WrongKind {
+                plugin: plugin.info.name.clone(),
+                expected: "chatbot",
+            });
+        };
+        let limits = &plugin.shared.limits;
+        let config = config.to_string();
+        let (wit_context, context_size) = convert::context_to_wit(&context);
+        let size = context_size + config.len() + inbound.text.as_deref().map_or(0, str::len);
+        if size > limits.max_input_bytes {
+            return Err(CallError::InputTooLarge {
+                size,
+                limit: limits.max_input_bytes,
+            });
+        }
+        let (wit_session, wit_inbound) = (session.into(), inbound.into());
+        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
+            reason: e.to_string(),
+        })?;
+        let mut store = self.new_store(plugin.shared.clone(), CallScope::new(context));
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .flowhost_plugin_chatbot_adapter()
+                .call_deliver(
+                    &mut store,
+                    &wit_context,
+                    &config,
+                    &wit_session,
+                    &wit_inbound,
+                )
+                .await
+        };
+        let limit = limits.call_timeout();
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => Err(CallError::CallTimeout { limit }),
+            Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
+            Ok(Ok(Err(error))) => Err(cap_reason(error.into())),
+            Ok(Ok(Ok(turn))) => {
+                let turn = BotTurn::from(turn);
+                let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
+                if size > limits.max_output_bytes {
+                    return Err(CallError::OutputTooLarge {
+                        size,
+                        limit: limits.max_output_bytes,
+                    });
+                }
+                Ok(turn)
+            }
+        }
+    }
+
     async fn describe(
         &self,
         pre: &Pre,

@@ -186,3 +186,36 @@ pub struct ActionOutput {
     pub next_target: Option<String>,
     pub effects: Effects,
 }
+
+/// A custom field sent to a chatbot with every message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldValue {
+    pub name: String,
+    pub title: String,
+    pub value: Option<String>,
+}
+
+/// The bot-side session of a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatbotSession {
+    pub response_url: String,
+    pub hash: String,
+    pub custom_fields: Vec<CustomFieldValue>,
+}
+
+/// What the customer did, forwarded to a chatbot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatbotInbound {
+    pub id: String,
+    pub text: Option<String>,
+    pub quick_reply: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub is_start: bool,
+}
+
+/// A chatbot's answer: messages, and perhaps a hand-off to a queue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BotTurn {
+    pub replies: Vec<OutgoingMessage>,
+    pub handoff_queue: Option<String>,
+}

@@ -10,6 +10,7 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use crate::engine::state::{ConversationState, OutboxMessage, Timer};
 use crate::plugin::Effects;
 
 /// A ticket as stored.
@@ -39,6 +40,29 @@ pub struct Storage {
     data: sled::Tree,
     /// ticket id -> `Ticket` as JSON.
     tickets: sled::Tree,
+    /// `account \0 customer` -> `ConversationState` as JSON.
+    conversations: sled::Tree,
+    /// due time (u64 big-endian) + timer id -> `Timer` as JSON, so a scan
+    /// from the start yields the due timers first.
+    timers: sled::Tree,
+    /// message id (UUIDv7, time-ordered) -> `OutboxMessage` as JSON.
+    outbox: sled::Tree,
+}
+
+/// Everything one engine turn changes, written in one transaction: the
+/// conversation's new state, saved data, tickets, outgoing messages and
+/// timers. A crash before it leaves the turn undone (and its event to be
+/// processed again); a crash after it leaves it done, exactly once.
+#[derive(Default)]
+pub struct TurnCommit {
+    pub state: Option<ConversationState>,
+    /// Session conversation id the data changes belong to.
+    pub conversation_id: String,
+    pub effects: Effects,
+    pub outbox: Vec<OutboxMessage>,
+    pub timers_add: Vec<Timer>,
+    /// Storage keys (hex) of timers done or no longer wanted.
+    pub timers_remove: Vec<String>,
 }
 
 impl Storage {
@@ -48,6 +72,9 @@ impl Storage {
         Ok(Storage {
             data: db.open_tree("conversation_data")?,
             tickets: db.open_tree("tickets")?,
+            conversations: db.open_tree("conversations")?,
+            timers: db.open_tree("timers")?,
+            outbox: db.open_tree("outbox")?,
             db,
         })
     }
@@ -78,44 +105,87 @@ impl Storage {
         conversation_id: &str,
         effects: &Effects,
     ) -> Result<(), StorageError> {
-        if effects.data_changes.is_empty() && effects.tickets.is_empty() {
-            return Ok(());
-        }
+        self.commit_turn(&TurnCommit {
+            conversation_id: conversation_id.to_string(),
+            effects: effects.clone(),
+            ..TurnCommit::default()
+        })
+    }
+
+    /// Writes a whole engine turn atomically (see [`TurnCommit`]).
+    pub fn commit_turn(&self, turn: &TurnCommit) -> Result<(), StorageError> {
         let now = now_ms();
-        let tickets: Vec<(String, Vec<u8>)> = effects
+        let tickets: Vec<(String, Vec<u8>)> = turn
+            .effects
             .tickets
             .iter()
             .map(|draft| {
                 let ticket = Ticket {
                     id: draft.id.clone(),
-                    conversation_id: conversation_id.to_string(),
+                    conversation_id: turn.conversation_id.clone(),
                     title: draft.title.clone(),
                     category: draft.category.clone(),
                     comment: draft.comment.clone(),
                     created_at_ms: now,
                 };
-                (
-                    ticket.id.clone(),
-                    serde_json::to_vec(&ticket).expect("a ticket serialises"),
-                )
+                (ticket.id.clone(), to_json(&ticket))
             })
             .collect();
-        let prefix = data_prefix(conversation_id);
-        let result: Result<(), TransactionError<()>> =
-            (&self.data, &self.tickets).transaction(|(data_tx, tickets_tx)| {
-                for (key, change) in &effects.data_changes {
-                    let mut full_key = prefix.clone();
-                    full_key.extend_from_slice(key.as_bytes());
-                    match change {
-                        Some(value) => data_tx.insert(
-                            full_key,
-                            serde_json::to_vec(value).expect("JSON serialises"),
-                        )?,
-                        None => data_tx.remove(full_key)?,
+        let data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = turn
+            .effects
+            .data_changes
+            .iter()
+            .map(|(key, change)| {
+                let mut full_key = data_prefix(&turn.conversation_id);
+                full_key.extend_from_slice(key.as_bytes());
+                (full_key, change.as_ref().map(to_json))
+            })
+            .collect();
+        let state = turn.state.as_ref().map(|s| (s.key(), to_json(s)));
+        let outbox: Vec<(String, Vec<u8>)> = turn
+            .outbox
+            .iter()
+            .map(|m| (m.id.clone(), to_json(m)))
+            .collect();
+        let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
+            .timers_add
+            .iter()
+            .map(|t| (timer_key(t), to_json(t)))
+            .collect();
+        let timers_remove: Vec<Vec<u8>> = turn
+            .timers_remove
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .collect();
+
+        let result: Result<(), TransactionError<()>> = (
+            &self.data,
+            &self.tickets,
+            &self.conversations,
+            &self.timers,
+            &self.outbox,
+        )
+            .transaction(|(data, tickets_tx, conversations, timers, outbox_tx)| {
+                for (key, value) in &data_changes {
+                    match value {
+                        Some(value) => data.insert(key.as_slice(), value.as_slice())?,
+                        None => data.remove(key.as_slice())?,
                     };
                 }
                 for (id, ticket) in &tickets {
                     tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
+                }
+                if let Some((key, state)) = &state {
+                    conversations.insert(key.as_bytes(), state.as_slice())?;
+                }
+                for key in &timers_remove {
+                    timers.remove(key.as_slice())?;
+                }
+                for (key, timer) in &timers_add {
+                    timers.insert(key.as_slice(), timer.as_slice())?;
+                }
+                for (id, message) in &outbox {
+                    outbox_tx.insert(id.as_bytes(), message.as_slice())?;
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
@@ -124,6 +194,54 @@ impl Storage {
             Err(TransactionError::Storage(e)) => Err(StorageError::Sled(e)),
             Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
         }
+    }
+
+    /// The customer's conversation (current session), if any.
+    pub fn conversation(&self, key: &str) -> Result<Option<ConversationState>, StorageError> {
+        self.conversations
+            .get(key.as_bytes())?
+            .map(|bytes| from_json(&bytes, &format!("conversation {key:?}")))
+            .transpose()
+    }
+
+    /// Timers due at or before `now_ms`, earliest first, with their keys.
+    pub fn due_timers(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Timer)>, StorageError> {
+        let mut due = Vec::new();
+        for entry in self.timers.range(..(now_ms + 1).to_be_bytes().to_vec()) {
+            let (key, bytes) = entry?;
+            due.push((hex::encode(&key), from_json(&bytes, "timer")?));
+            if due.len() >= limit {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    /// When the next timer is due.
+    pub fn next_timer_due(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .timers
+            .first()?
+            .map(|(key, _)| u64::from_be_bytes(key[..8].try_into().expect("8-byte prefix"))))
+    }
+
+    /// Messages in the outbox, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxMessage>, StorageError> {
+        self.outbox
+            .iter()
+            .values()
+            .map(|bytes| from_json(&bytes?, "outbox message"))
+            .collect()
+    }
+
+    /// Removes a message from the outbox (it was sent).
+    pub fn remove_from_outbox(&self, id: &str) -> Result<(), StorageError> {
+        self.outbox.remove(id.as_bytes())?;
+        Ok(())
     }
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {
@@ -161,6 +279,28 @@ impl Storage {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// The storage key of a timer, hex-encoded for `TurnCommit::timers_remove`.
+pub fn timer_key_hex(timer: &Timer) -> String {
+    hex::encode(timer_key(timer))
+}
+
+fn timer_key(timer: &Timer) -> Vec<u8> {
+    let mut key = timer.due_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(timer.id.as_bytes());
+    key
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise to JSON")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        key: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn data_prefix(conversation_id: &str) -> Vec<u8> {

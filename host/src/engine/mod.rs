@@ -1,0 +1,679 @@
+//! The engine: runs each conversation through its connector's flow.
+//!
+//! A conversation is a state machine persisted in sled ([`state`]), moved by
+//! events: a customer message, a timer, a chatbot's answer. Each event is a
+//! *turn*: the engine loads the conversation, routes it (time conditions,
+//! decisions and their actions as plugin calls, automessages, chatbots,
+//! queues, terminates), and writes everything the turn changed (state,
+//! saved data, tickets, outgoing messages, timers) in one transaction.
+//! Turns of one conversation never overlap; different conversations run in
+//! parallel.
+
+pub mod clock;
+mod decision;
+pub mod language;
+pub mod matcher;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::flow::CompiledFlow;
+use crate::flow::model::Destination;
+use crate::plugin::{
+    ActionContext, ChatbotInbound, ChatbotSession, Contact, Conversation, CustomFieldValue,
+    InboundMessage, OutgoingMessage, PluginRuntime, QuickReply,
+};
+use crate::registry::PluginRegistry;
+use crate::storage::{Storage, StorageError, TurnCommit, timer_key_hex};
+use crate::templates;
+use clock::Clock;
+use state::{
+    ConversationState, Ending, OutboxMessage, Position, Timer, TimerKind, conversation_key,
+};
+
+/// Settings of the engine beyond the flow.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Public base URL of this server, for chatbots' `response_url`.
+    pub callback_base_url: String,
+    /// Routing steps one event may take before the engine stops it (a
+    /// guard against loops through conditional targets).
+    pub max_hops: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            callback_base_url: "http://127.0.0.1:8080".into(),
+            max_hops: 50,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no account named `{0}` has a connector in this flow")]
+    NoConnector(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What one turn did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnReport {
+    pub conversation_id: String,
+    /// Messages the turn put in the outbox, in order.
+    pub messages: Vec<OutboxMessage>,
+    pub position: Position,
+    pub ending: Option<Ending>,
+    /// Errors and notes of the turn (a failed action, an unmatched answer).
+    pub notes: Vec<String>,
+}
+
+/// The work of one event, gathered before it is committed.
+struct Turn {
+    state: ConversationState,
+    /// Saved data with the turn's own writes.
+    data: BTreeMap<String, Value>,
+    commit: TurnCommit,
+    now_ms: u64,
+    hops: u32,
+    notes: Vec<String>,
+}
+
+impl Turn {
+    fn context(&self) -> ActionContext {
+        ActionContext {
+            conversation: Conversation {
+                id: self.state.id(),
+                channel: "instagram".into(),
+                account_id: self.state.account.clone(),
+                started_at_ms: self.state.started_at_ms,
+            },
+            contact: self.state.contact.clone(),
+            last_message: self.state.last_message.clone(),
+            data: self.data.clone(),
+            language: self.state.language.clone(),
+            results: self.state.results.clone(),
+        }
+    }
+
+    fn template_context(&self) -> Value {
+        self.context().template_context()
+    }
+
+    /// Queues a message for the customer.
+    fn send(&mut self, mut message: OutgoingMessage) {
+        if message.id.is_empty() {
+            message.id = uuid::Uuid::now_v7().to_string();
+        }
+        let summary = message
+            .text
+            .clone()
+            .unwrap_or_else(|| format!("({} attachments)", message.attachments.len()));
+        self.state.note(self.now_ms, "out", summary);
+        self.commit.outbox.push(OutboxMessage {
+            id: message.id.clone(),
+            conversation: self.state.key(),
+            conversation_id: self.state.id(),
+            account: self.state.account.clone(),
+            recipient: self.state.customer.clone(),
+            message,
+            created_ms: self.now_ms,
+            sender: "bot".into(),
+        });
+    }
+
+    /// Renders a text in the customer's language and sends it.
+    fn send_text(
+        &mut self,
+        text: &crate::flow::model::Text,
+        quick_replies: Vec<QuickReply>,
+        what: &str,
+    ) {
+        match templates::render(
+            text.for_language(&self.state.language),
+            &self.template_context(),
+        ) {
+            Ok(rendered) => self.send(OutgoingMessage {
+                text: Some(rendered),
+                quick_replies,
+                ..Default::default()
+            }),
+            Err(e) => self.error(format!("{what}: {e}")),
+        }
+    }
+
+    fn error(&mut self, text: String) {
+        tracing::warn!(conversation = %self.state.id(), "{text}");
+        self.state.note(self.now_ms, "error", text.clone());
+        self.notes.push(text);
+    }
+
+    fn route(&mut self, text: String) {
+        self.state.note(self.now_ms, "route", text);
+    }
+
+    /// Moves to `position`, cancelling the timers of the one it leaves.
+    fn set_position(&mut self, position: Position) {
+        if let Position::Automessage { timers, .. } = &self.state.position {
+            self.commit.timers_remove.extend(timers.iter().cloned());
+        }
+        self.state.position = position;
+    }
+}
+
+/// Where routing goes next.
+enum Next {
+    /// Follow a destination; the string is the decision tree it is inside
+    /// (for `decision:` destinations).
+    Go(Destination, String),
+    /// Wait for the customer, a timer or an agent.
+    Stay,
+}
+
+pub struct Engine {
+    flow: Arc<CompiledFlow>,
+    runtime: Arc<PluginRuntime>,
+    registry: Arc<PluginRegistry>,
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    settings: EngineSettings,
+    /// One lock per conversation with a turn under way.
+    lanes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    pub fn new(
+        flow: Arc<CompiledFlow>,
+        runtime: Arc<PluginRuntime>,
+        registry: Arc<PluginRegistry>,
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Self {
+        Engine {
+            flow,
+            runtime,
+            registry,
+            storage,
+            clock,
+            settings,
+            lanes: Default::default(),
+        }
+    }
+
+    pub fn flow(&self) -> &CompiledFlow {
+        &self.flow
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` with the conversation's lane held, so turns of one
+    /// conversation are strictly one after the other.
+    async fn in_lane<T>(&self, key: &str, f: impl std::future::Future<Output = T>) -> T {
+        let lane = self
+            .lanes
+            .lock()
+            .expect("lanes lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = lane.lock().await;
+            f.await
+        };
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        if Arc::strong_count(&lane) == 2 {
+            lanes.remove(key);
+        }
+        result
+    }
+
+    /// A customer's message to `account` (the flow's account key).
+    pub async fn handle_message(
+        &self,
+        account: &str,
+        contact: Contact,
+        message: InboundMessage,
+    ) -> Result<TurnReport, EngineError> {
+        let key = conversation_key(account, &contact.id);
+        self.in_lane(&key, self.message_turn(account, &key, contact, message))
+            .await
+    }
+
+    async fn message_turn(
+        &self,
+        account: &str,
+        key: &str,
+        contact: Contact,
+        mut message: InboundMessage,
+    ) -> Result<TurnReport, EngineError> {
+        let flow = &self.flow.flow;
+        let connector_key = self
+            .flow
+            .connector_of_account
+            .get(account)
+            .ok_or_else(|| EngineError::NoConnector(account.to_string()))?;
+        let connector = &flow.connectors[connector_key];
+        let now = self.clock.now_ms();
+
+        let state = match self.storage.conversation(key)? {
+            Some(previous) if previous.position != Position::Ended => previous,
+            Some(previous) => ConversationState::new(
+                account,
+                contact.clone(),
+                previous.session + 1,
+                &previous.language,
+                now,
+            ),
+            None => {
+                ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
+            }
+        };
+        let data = self.storage.load_data(&state.id())?;
+        let mut turn = Turn {
+            commit: TurnCommit {
+                conversation_id: state.id(),
+                ..TurnCommit::default()
+            },
+            state,
+            data,
+            now_ms: now,
+            hops: 0,
+            notes: Vec::new(),
+        };
+        if contact.name.is_some() {
+            turn.state.contact = contact;
+        }
+
+        if !message.attachments.is_empty()
+            && connector.attachments == crate::flow::model::AttachmentPolicy::None
+        {
+            turn.error(format!(
+                "connector `{connector_key}` does not accept attachments; {} dropped",
+                message.attachments.len()
+            ));
+            message.attachments.clear();
+        }
+        let text = message.text.clone().unwrap_or_default();
+        turn.state.note(
+            now,
+            "in",
+            if text.is_empty() {
+                format!("({} attachments)", message.attachments.len())
+            } else {
+                text.clone()
+            },
+        );
+        turn.state.last_inbound_ms = Some(now.max(message.timestamp_ms));
+        turn.state.last_message = Some(message.clone());
+        self.update_language(&mut turn, &text);
+
+        let next = match turn.state.position.clone() {
+            Position::Start => {
+                turn.route(format!("connector `{connector_key}`"));
+                Next::Go(connector.next.clone(), String::new())
+            }
+            Position::Waiting { tree, decision } => {
+                self.answer(&mut turn, &tree, &decision, &message)
+            }
+            Position::Chatbot { name, hash } => {
+                let inbound = ChatbotInbound {
+                    id: message.id.clone(),
+                    text: message.text.clone(),
+                    quick_reply: message.payload.clone(),
+                    attachments: message.attachments.clone(),
+                    is_start: false,
+                };
+                self.talk_to_chatbot(&mut turn, &name, &hash, inbound).await
+            }
+            Position::Automessage { .. } | Position::Queued { .. } => Next::Stay,
+            Position::Ended => unreachable!("an ended conversation starts a new session"),
+        };
+        self.follow(&mut turn, next).await;
+        self.commit(turn)
+    }
+
+    /// The language: saved data's `language` wins; else detection from
+    /// the text, among the flow's languages.
+    fn update_language(&self, turn: &mut Turn, text: &str) {
+        if let Some(pinned) = turn.data.get("language").and_then(Value::as_str) {
+            turn.state.language = pinned.to_string();
+        } else if let Some(detected) = language::detect(text, &self.flow.flow.languages) {
+            turn.state.language = detected;
+        }
+    }
+
+    /// Fires every timer that is due; returns what each turn did.
+    pub async fn fire_due_timers(&self) -> Result<Vec<TurnReport>, EngineError> {
+        let mut reports = Vec::new();
+        for (key, timer) in self.storage.due_timers(self.clock.now_ms(), 256)? {
+            let conversation = timer.conversation.clone();
+            if let Some(report) = self
+                .in_lane(&conversation, self.timer_turn(key, timer))
+                .await?
+            {
+                reports.push(report);
+            }
+        }
+        Ok(reports)
+    }
+
+    async fn timer_turn(
+        &self,
+        key: String,
+        timer: Timer,
+    ) -> Result<Option<TurnReport>, EngineError> {
+        let stale = TurnCommit {
+            timers_remove: vec![key.clone()],
+            ..TurnCommit::default()
+        };
+        let Some(state) = self.storage.conversation(&timer.conversation)? else {
+            self.storage.commit_turn(&stale)?;
+            return Ok(None);
+        };
+        let current = match &state.position {
+            Position::Automessage { name, timers, .. }
+                if state.session == timer.session && timers.contains(&key) =>
+            {
+                name.clone()
+            }
+            _ => {
+                self.storage.commit_turn(&stale)?;
+                return Ok(None);
+            }
+        };
+        let data = self.storage.load_data(&state.id())?;
+        let mut turn = Turn {
+            commit: TurnCommit {
+                conversation_id: state.id(),
+                timers_remove: vec![key.clone()],
+                ..TurnCommit::default()
+            },
+            state,
+            data,
+            now_ms: self.clock.now_ms(),
+            hops: 0,
+            notes: Vec::new(),
+        };
+        if let Position::Automessage { timers, .. } = &mut turn.state.position {
+            timers.retain(|k| *k != key);
+        }
+        let automessage = &self.flow.flow.automessages[&current];
+        let next = match timer.kind {
+            TimerKind::AutomessageSend { index, .. } => {
+                if let Some(message) = automessage.messages.get(index) {
+                    turn.send_text(
+                        &message.text,
+                        Vec::new(),
+                        &format!("automessages.{current}.messages[{index}]"),
+                    );
+                }
+                Next::Stay
+            }
+            TimerKind::AutomessageNext { .. } => Next::Go(automessage.next.clone(), String::new()),
+        };
+        self.follow(&mut turn, next).await;
+        self.commit(turn).map(Some)
+    }
+
+    /// Follows destinations until the conversation waits.
+    async fn follow(&self, turn: &mut Turn, mut next: Next) {
+        while let Next::Go(destination, tree) = next {
+            turn.hops += 1;
+            if turn.hops > self.settings.max_hops {
+                turn.error(format!("stopped after {} routing steps in one event (a loop?); the conversation stays where it was", self.settings.max_hops));
+                return;
+            }
+            next = self.enter(turn, destination, &tree).await;
+        }
+    }
+
+    async fn enter(&self, turn: &mut Turn, destination: Destination, tree: &str) -> Next {
+        let flow = &self.flow.flow;
+        turn.route(destination.to_string());
+        match destination {
+            Destination::Decision(decision) => self.run_decision(turn, tree, &decision).await,
+            Destination::DecisionTree(name) => {
+                let start = flow.decision_trees[&name].start.clone();
+                self.run_decision(turn, &name, &start).await
+            }
+            Destination::TimeCondition(name) => {
+                let condition = &flow.time_conditions[&name];
+                let at = jiff::Timestamp::from_millisecond(turn.now_ms as i64)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                let open = self.flow.schedules[&condition.time_group].is_open(at);
+                turn.route(format!(
+                    "time group `{}` is {}",
+                    condition.time_group,
+                    if open { "open" } else { "closed" }
+                ));
+                Next::Go(
+                    if open {
+                        condition.open.clone()
+                    } else {
+                        condition.closed.clone()
+                    },
+                    String::new(),
+                )
+            }
+            Destination::Automessage(name) => self.start_automessage(turn, &name),
+            Destination::Chatbot(name) => {
+                let hash = uuid::Uuid::new_v4().simple().to_string();
+                turn.set_position(Position::Chatbot {
+                    name: name.clone(),
+                    hash: hash.clone(),
+                });
+                if flow.chatbots[&name].send_start_message {
+                    let inbound = ChatbotInbound {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        is_start: true,
+                        ..Default::default()
+                    };
+                    self.talk_to_chatbot(turn, &name, &hash, inbound).await
+                } else {
+                    Next::Stay
+                }
+            }
+            Destination::Queue(name) => {
+                turn.set_position(Position::Queued {
+                    queue: name.clone(),
+                    since_ms: turn.now_ms,
+                });
+                Next::Stay
+            }
+            Destination::Terminate(name) => {
+                let terminate = &flow.terminates[&name];
+                if let Some(text) = &terminate.auto_response {
+                    turn.send_text(
+                        text,
+                        Vec::new(),
+                        &format!("terminates.{name}.auto_response"),
+                    );
+                }
+                turn.state.ending = Some(Ending {
+                    terminate: name.clone(),
+                    cause: terminate.cause.clone(),
+                    queue: terminate.queue.clone(),
+                    answered: terminate.answered,
+                    at_ms: turn.now_ms,
+                });
+                turn.set_position(Position::Ended);
+                Next::Stay
+            }
+        }
+    }
+
+    /// Schedules an automessage's messages, each timed from now; messages
+    /// due at once are sent at once.
+    fn start_automessage(&self, turn: &mut Turn, name: &str) -> Next {
+        let automessage = &self.flow.flow.automessages[name];
+        let entered = turn.now_ms;
+        let conversation = turn.state.key();
+        let session = turn.state.session;
+        let mut timers = Vec::new();
+        let mut timer = |due_ms: u64, kind: TimerKind| {
+            let timer = Timer {
+                id: uuid::Uuid::now_v7().to_string(),
+                conversation: conversation.clone(),
+                session,
+                due_ms,
+                kind,
+            };
+            timers.push(timer_key_hex(&timer));
+            turn.commit.timers_add.push(timer);
+        };
+        let mut immediate = Vec::new();
+        for (index, message) in automessage.messages.iter().enumerate() {
+            if message.delay_seconds == 0 {
+                immediate.push(index);
+            } else {
+                timer(
+                    entered + message.delay_seconds * 1000,
+                    TimerKind::AutomessageSend {
+                        automessage: name.to_string(),
+                        index,
+                    },
+                );
+            }
+        }
+        let last = automessage
+            .messages
+            .iter()
+            .map(|m| m.delay_seconds)
+            .max()
+            .unwrap_or(0)
+            + automessage.then_after_seconds;
+        let leaves_at_once = last == 0;
+        if !leaves_at_once {
+            timer(
+                entered + last * 1000,
+                TimerKind::AutomessageNext {
+                    automessage: name.to_string(),
+                },
+            );
+        }
+        turn.set_position(Position::Automessage {
+            name: name.to_string(),
+            entered_ms: entered,
+            timers,
+        });
+        for index in immediate {
+            turn.send_text(
+                &automessage.messages[index].text,
+                Vec::new(),
+                &format!("automessages.{name}.messages[{index}]"),
+            );
+        }
+        if leaves_at_once {
+            Next::Go(automessage.next.clone(), String::new())
+        } else {
+            Next::Stay
+        }
+    }
+
+    /// Sends one inbound to the chatbot's adapter and acts on its answer.
+    async fn talk_to_chatbot(
+        &self,
+        turn: &mut Turn,
+        name: &str,
+        hash: &str,
+        inbound: ChatbotInbound,
+    ) -> Next {
+        let bot = &self.flow.flow.chatbots[name];
+        let Some(adapter) = self.registry.get(&bot.adapter) else {
+            turn.error(format!(
+                "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
+                bot.adapter
+            ));
+            return Next::Go(bot.fallback.clone(), String::new());
+        };
+        let context = turn.template_context();
+        let custom_fields = bot
+            .custom_fields
+            .iter()
+            .map(|f| CustomFieldValue {
+                name: f.name.clone(),
+                title: f.title.clone(),
+                value: templates::render(&f.value, &context)
+                    .ok()
+                    .filter(|v| !v.is_empty()),
+            })
+            .collect();
+        let session = ChatbotSession {
+            response_url: format!(
+                "{}/chatbots/{name}/callback?conversation={}&hash={hash}",
+                self.settings.callback_base_url.trim_end_matches('/'),
+                url::form_urlencoded::byte_serialize(turn.state.id().as_bytes())
+                    .collect::<String>()
+            ),
+            hash: hash.to_string(),
+            custom_fields,
+        };
+        let mut config = json!({"url": bot.url, "send_attachments": bot.send_attachments});
+        if let (Some(target), Some(extra)) = (config.as_object_mut(), bot.config.as_object()) {
+            target.extend(extra.clone());
+        }
+        let mut inbound = inbound;
+        if !bot.send_attachments {
+            inbound.attachments.clear();
+        }
+        match self
+            .runtime
+            .run_chatbot(&adapter, turn.context(), &config, &session, &inbound)
+            .await
+        {
+            Ok(answer) => {
+                for reply in answer.replies {
+                    turn.send(reply);
+                }
+                match answer.handoff_queue {
+                    Some(queue) if self.flow.flow.queues.contains_key(&queue) => {
+                        Next::Go(Destination::Queue(queue), String::new())
+                    }
+                    Some(queue) => {
+                        turn.error(format!("chatbot `{name}` handed off to `{queue}`, which is not a queue of this flow"));
+                        Next::Stay
+                    }
+                    None => Next::Stay,
+                }
+            }
+            Err(error) => {
+                turn.error(format!(
+                    "chatbot `{name}` ({}): {error}; taking the fallback",
+                    error.code()
+                ));
+                Next::Go(bot.fallback.clone(), String::new())
+            }
+        }
+    }
+
+    fn commit(&self, turn: Turn) -> Result<TurnReport, EngineError> {
+        let Turn {
+            state,
+            mut commit,
+            notes,
+            ..
+        } = turn;
+        let report = TurnReport {
+            conversation_id: state.id(),
+            messages: commit.outbox.clone(),
+            position: state.position.clone(),
+            ending: state.ending.clone(),
+            notes,
+        };
+        commit.state = Some(state);
+        self.storage.commit_turn(&commit)?;
+        Ok(report)
+    }
+}

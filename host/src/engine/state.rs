@@ -1,0 +1,157 @@
+//! What the engine keeps per conversation, and the events that move it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::plugin::{Contact, InboundMessage, OutgoingMessage};
+
+/// Where a conversation is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "at")]
+pub enum Position {
+    /// Nothing has happened yet in this session.
+    Start,
+    /// Waiting for the customer's answer at a decision.
+    Waiting { tree: String, decision: String },
+    /// Sending delayed messages; `timers` are the pending timer keys.
+    Automessage {
+        name: String,
+        entered_ms: u64,
+        timers: Vec<String>,
+    },
+    /// Talking to a third-party chatbot.
+    Chatbot { name: String, hash: String },
+    /// Handed to human agents.
+    Queued { queue: String, since_ms: u64 },
+    /// Terminated; the next message starts a new session.
+    Ended,
+}
+
+/// How the session ended (a terminate setup), as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ending {
+    pub terminate: String,
+    pub cause: String,
+    pub queue: Option<String>,
+    pub answered: bool,
+    pub at_ms: u64,
+}
+
+/// One line of a conversation's history, for agents and for debugging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at_ms: u64,
+    /// `in`, `out`, `route`, `action`, `error`, `note`.
+    pub kind: String,
+    pub text: String,
+}
+
+/// History kept per conversation; older lines are dropped.
+pub const HISTORY_LIMIT: usize = 200;
+
+/// A conversation: one customer of one account, in its current session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// Key of the account in the flow.
+    pub account: String,
+    /// The customer's channel-scoped id.
+    pub customer: String,
+    /// Counts sessions: a new one starts after a terminate.
+    pub session: u64,
+    pub contact: Contact,
+    pub started_at_ms: u64,
+    pub position: Position,
+    pub language: String,
+    /// Named results of actions (a request's response, ...).
+    pub results: BTreeMap<String, Value>,
+    pub last_message: Option<InboundMessage>,
+    /// When the customer last wrote (for the 24-hour window).
+    pub last_inbound_ms: Option<u64>,
+    pub history: Vec<HistoryEntry>,
+    pub ending: Option<Ending>,
+}
+
+impl ConversationState {
+    pub fn new(account: &str, contact: Contact, session: u64, language: &str, now_ms: u64) -> Self {
+        ConversationState {
+            account: account.to_string(),
+            customer: contact.id.clone(),
+            session,
+            contact,
+            started_at_ms: now_ms,
+            position: Position::Start,
+            language: language.to_string(),
+            results: BTreeMap::new(),
+            last_message: None,
+            last_inbound_ms: None,
+            history: Vec::new(),
+            ending: None,
+        }
+    }
+
+    /// The storage key of the customer's conversation (all sessions).
+    pub fn key(&self) -> String {
+        conversation_key(&self.account, &self.customer)
+    }
+
+    /// The id of this session's conversation.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.account, self.customer, self.session)
+    }
+
+    pub fn note(&mut self, at_ms: u64, kind: &str, text: impl Into<String>) {
+        self.history.push(HistoryEntry {
+            at_ms,
+            kind: kind.into(),
+            text: text.into(),
+        });
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+    }
+}
+
+/// `account \0 customer`.
+pub fn conversation_key(account: &str, customer: &str) -> String {
+    format!("{account}\u{0}{customer}")
+}
+
+/// A durable timer: fires an event into a conversation at `due_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    /// Unique; part of the storage key.
+    pub id: String,
+    pub conversation: String,
+    pub session: u64,
+    pub due_ms: u64,
+    pub kind: TimerKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum TimerKind {
+    /// Send message `index` of an automessage.
+    AutomessageSend { automessage: String, index: usize },
+    /// Leave the automessage for its next destination.
+    AutomessageNext { automessage: String },
+}
+
+/// A message waiting in the outbox for the channel's sender.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// The message's id (also the idempotency key of its send).
+    pub id: String,
+    /// Storage key of the conversation.
+    pub conversation: String,
+    /// Session conversation id.
+    pub conversation_id: String,
+    pub account: String,
+    pub recipient: String,
+    pub message: OutgoingMessage,
+    pub created_ms: u64,
+    /// `bot` or `agent`.
+    pub sender: String,
+}

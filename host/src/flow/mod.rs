@@ -1,0 +1,68 @@
+//! Flows: the routing document admins write, its validation, and its
+//! diagram. The engine (`crate::engine`) runs a [`CompiledFlow`].
+
+pub mod diagram;
+pub mod model;
+pub mod validate;
+
+pub use model::Flow;
+pub use validate::{CompiledFlow, Issue, PluginCatalog, Report, compile};
+
+/// Reads a flow from YAML or JSON (JSON is YAML too). A syntax or type
+/// error names the path of the field, such as
+/// `decision_trees.support.decisions.welcome.targets[2].when`.
+pub fn parse(text: &str) -> Result<Flow, Issue> {
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let mut message = error.inner().to_string();
+        if message.contains("untagged enum Step") {
+            message = "a step is {action, config, on_error}, {if, then, else} or {loop, as, do, until, target, max_iterations}; this one is neither (check its field names)".into();
+        } else if message.contains("untagged enum Text") {
+            message = "a text is a string or {text, variants}".into();
+        }
+        Issue { path: if path == "." { "(document)".into() } else { path }, message }
+    })
+}
+
+/// The JSON Schema of the flow document, for editors.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Flow)).expect("the schema serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_errors_name_the_path() {
+        let yaml = "decision_trees:\n  support:\n    decisions:\n      welcome:\n        targets:\n          - when: sometimes\n            go: {queue: q}\n";
+        let issue = parse(yaml).unwrap_err();
+        assert_eq!(
+            issue.path,
+            "decision_trees.support.decisions.welcome.targets[0].when"
+        );
+        assert!(
+            issue.message.contains("unknown variant `sometimes`"),
+            "{}",
+            issue.message
+        );
+    }
+
+    #[test]
+    fn the_schema_describes_the_document() {
+        let schema = json_schema();
+        let text = schema.to_string();
+        for section in [
+            "connectors",
+            "time_groups",
+            "decision_trees",
+            "chatbots",
+            "queues",
+            "terminates",
+            "automessages",
+        ] {
+            assert!(text.contains(section), "{section} missing from the schema");
+        }
+    }
+}

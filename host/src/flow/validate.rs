@@ -1,0 +1,838 @@
+//! Validation: every error of a flow document, each with the path to the
+//! field and a plain reason, collected rather than stopped at the first.
+//! A document that passes becomes a [`CompiledFlow`], the form the engine
+//! runs (regular expressions compiled, hours parsed, word lists normalised).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::model::*;
+use crate::engine::matcher::WordList;
+use crate::plugin::PluginKind;
+use crate::registry::PluginRegistry;
+use crate::routing::time::Schedule;
+use crate::templates;
+
+/// One problem, at a path such as
+/// `decision_trees.support.decisions.welcome.targets[2].pattern`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// What validation found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub errors: Vec<Issue>,
+    /// Problems that do not stop the flow (an unreachable decision).
+    pub warnings: Vec<Issue>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for issue in &self.errors {
+            writeln!(f, "error: {issue}")?;
+        }
+        for issue in &self.warnings {
+            writeln!(f, "warning: {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What validation knows of the plugins: kind and configuration schema.
+#[derive(Default)]
+pub struct PluginCatalog {
+    plugins: BTreeMap<String, (PluginKind, Option<jsonschema::Validator>)>,
+}
+
+impl PluginCatalog {
+    pub fn from_registry(registry: &PluginRegistry) -> Self {
+        let mut catalog = PluginCatalog::default();
+        for (plugin, _) in registry.iter() {
+            let info = plugin.info();
+            catalog.plugins.insert(
+                info.name.clone(),
+                (
+                    info.kind,
+                    jsonschema::validator_for(&info.config_schema).ok(),
+                ),
+            );
+        }
+        catalog
+    }
+}
+
+/// A target's position: tree, decision, index.
+pub type TargetRef = (String, String, usize);
+
+/// A validated flow, ready to run.
+pub struct CompiledFlow {
+    pub flow: Flow,
+    pub schedules: BTreeMap<String, Schedule>,
+    pub patterns: HashMap<TargetRef, Regex>,
+    /// Per target: language (`None` = default) -> words.
+    pub words: HashMap<TargetRef, BTreeMap<Option<String>, WordList>>,
+    /// Account key -> connector key.
+    pub connector_of_account: BTreeMap<String, String>,
+}
+
+impl CompiledFlow {
+    /// The id of target `index` of a decision.
+    pub fn target_id(target: &Target, index: usize) -> String {
+        target
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("target-{index}"))
+    }
+}
+
+/// Names every template may read.
+const CONTEXT_NAMES: &[&str] = &[
+    "message",
+    "conversation",
+    "contact",
+    "data",
+    "language",
+    "error",
+    "answer",
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+];
+
+/// Validates `flow` and compiles it, or reports every error.
+pub fn compile(flow: Flow, catalog: &PluginCatalog) -> Result<(CompiledFlow, Vec<Issue>), Report> {
+    let mut v = Validator {
+        flow: &flow,
+        catalog,
+        report: Report::default(),
+        known_names: HashSet::new(),
+    };
+    v.collect_result_names();
+    let (schedules, patterns, words, connector_of_account) = v.check_all();
+    let mut report = v.report;
+    report.errors.sort();
+    report.errors.dedup();
+    if !report.errors.is_empty() {
+        return Err(report);
+    }
+    let compiled = CompiledFlow {
+        flow,
+        schedules,
+        patterns,
+        words,
+        connector_of_account,
+    };
+    Ok((compiled, report.warnings))
+}
+
+struct Validator<'a> {
+    flow: &'a Flow,
+    catalog: &'a PluginCatalog,
+    report: Report,
+    /// Context names templates may read: the fixed ones, result names kept
+    /// by actions anywhere in the flow, and loop item names.
+    known_names: HashSet<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.report.errors.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warning(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.report.warnings.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn collect_result_names(&mut self) {
+        self.known_names
+            .extend(CONTEXT_NAMES.iter().map(|s| s.to_string()));
+        self.known_names.insert("last_sent_message".into());
+        self.known_names.insert("ticket".into());
+        fn walk(steps: &[Step], names: &mut HashSet<String>) {
+            for step in steps {
+                match step {
+                    Step::Action(a) => {
+                        if let Some(name) = a.config.get("name").and_then(Value::as_str) {
+                            names.insert(name.to_string());
+                        }
+                    }
+                    Step::Condition(c) => {
+                        walk(&c.then, names);
+                        walk(&c.otherwise, names);
+                    }
+                    Step::Loop(l) => {
+                        names.insert(l.item.clone());
+                        names.insert(format!("{}_index", l.item));
+                        walk(&l.body, names);
+                    }
+                }
+            }
+        }
+        for tree in self.flow.decision_trees.values() {
+            for decision in tree.decisions.values() {
+                walk(&decision.actions, &mut self.known_names);
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_all(
+        &mut self,
+    ) -> (
+        BTreeMap<String, Schedule>,
+        HashMap<TargetRef, Regex>,
+        HashMap<TargetRef, BTreeMap<Option<String>, WordList>>,
+        BTreeMap<String, String>,
+    ) {
+        let flow = self.flow;
+        self.check_language("default_language", &flow.default_language);
+        for (i, language) in flow.languages.iter().enumerate() {
+            self.check_language(&format!("languages[{i}]"), language);
+        }
+
+        for (key, account) in &flow.accounts {
+            let (field, value) = match account {
+                Account::Instagram { ig_user_id, .. } => ("ig_user_id", ig_user_id),
+                Account::Connexease { channel_id, .. } => ("channel_id", channel_id),
+            };
+            if value.trim().is_empty() {
+                self.error(format!("accounts.{key}.{field}"), "is empty");
+            }
+        }
+
+        let mut connector_of_account = BTreeMap::new();
+        for (key, connector) in &flow.connectors {
+            let path = format!("connectors.{key}");
+            if !flow.accounts.contains_key(&connector.account) {
+                self.error(
+                    format!("{path}.account"),
+                    format!("no account is named `{}`", connector.account),
+                );
+            } else if let Some(other) =
+                connector_of_account.insert(connector.account.clone(), key.clone())
+            {
+                self.error(
+                    format!("{path}.account"),
+                    format!(
+                        "account `{}` already starts at connector `{other}`",
+                        connector.account
+                    ),
+                );
+            }
+            self.check_destination(&format!("{path}.next"), &connector.next, None);
+        }
+
+        let mut schedules = BTreeMap::new();
+        for (key, group) in &flow.time_groups {
+            match Schedule::parse(group) {
+                Ok(schedule) => {
+                    schedules.insert(key.clone(), schedule);
+                }
+                Err(errors) => {
+                    for (field, message) in errors {
+                        self.error(format!("time_groups.{key}.{field}"), message);
+                    }
+                }
+            }
+        }
+        for (key, condition) in &flow.time_conditions {
+            let path = format!("time_conditions.{key}");
+            if !flow.time_groups.contains_key(&condition.time_group) {
+                self.error(
+                    format!("{path}.time_group"),
+                    format!("no time group is named `{}`", condition.time_group),
+                );
+            }
+            self.check_destination(&format!("{path}.open"), &condition.open, None);
+            self.check_destination(&format!("{path}.closed"), &condition.closed, None);
+        }
+
+        for (key, automessage) in &flow.automessages {
+            let path = format!("automessages.{key}");
+            if automessage.messages.is_empty() {
+                self.error(
+                    format!("{path}.messages"),
+                    "an automessage needs at least one message",
+                );
+            }
+            for (i, message) in automessage.messages.iter().enumerate() {
+                self.check_text(
+                    &format!("{path}.messages[{i}].text"),
+                    &message.text,
+                    &HashSet::new(),
+                );
+            }
+            self.check_destination(&format!("{path}.next"), &automessage.next, None);
+        }
+
+        let mut patterns = HashMap::new();
+        let mut words = HashMap::new();
+        for (tree_key, tree) in &flow.decision_trees {
+            self.check_tree(tree_key, tree, &mut patterns, &mut words);
+        }
+
+        for (key, bot) in &flow.chatbots {
+            let path = format!("chatbots.{key}");
+            match self.catalog.plugins.get(&bot.adapter) {
+                None if !self.catalog.plugins.is_empty() => self.error(
+                    format!("{path}.adapter"),
+                    format!("no plugin is named `{}`", bot.adapter),
+                ),
+                Some((kind, _)) if *kind != PluginKind::Chatbot => self.error(
+                    format!("{path}.adapter"),
+                    format!("plugin `{}` is not a chatbot adapter", bot.adapter),
+                ),
+                _ => {}
+            }
+            if url::Url::parse(&bot.url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                self.error(
+                    format!("{path}.url"),
+                    format!("`{}` is not an http(s) URL", bot.url),
+                );
+            }
+            self.check_destination(&format!("{path}.fallback"), &bot.fallback, None);
+            for (i, field) in bot.custom_fields.iter().enumerate() {
+                self.check_template(
+                    &format!("{path}.custom_fields[{i}].value"),
+                    &field.value,
+                    &HashSet::new(),
+                );
+            }
+        }
+
+        for (key, queue) in &flow.queues {
+            if queue.name.trim().is_empty() {
+                self.error(format!("queues.{key}.name"), "is required");
+            }
+            if let Some(message) = &queue.idle_session_message {
+                self.check_text(
+                    &format!("queues.{key}.idle_session_message"),
+                    message,
+                    &HashSet::new(),
+                );
+            }
+        }
+
+        for (key, terminate) in &flow.terminates {
+            let path = format!("terminates.{key}");
+            if terminate.cause.trim().is_empty() {
+                self.error(format!("{path}.cause"), "is required");
+            }
+            if let Some(queue) = &terminate.queue
+                && !flow.queues.contains_key(queue)
+            {
+                self.error(
+                    format!("{path}.queue"),
+                    format!("no queue is named `{queue}`"),
+                );
+            }
+            if let Some(text) = &terminate.auto_response {
+                self.check_text(&format!("{path}.auto_response"), text, &HashSet::new());
+            }
+        }
+
+        self.check_cycles();
+        self.check_reachability();
+        (schedules, patterns, words, connector_of_account)
+    }
+
+    fn check_language(&mut self, path: &str, code: &str) {
+        if isolang::Language::from_639_1(code).is_none() {
+            self.error(
+                path,
+                format!("`{code}` is not an ISO 639-1 language code (such as en, tr)"),
+            );
+        }
+    }
+
+    /// `tree` is the decision tree the destination is inside, if any.
+    fn check_destination(
+        &mut self,
+        path: &str,
+        destination: &Destination,
+        tree: Option<&DecisionTree>,
+    ) {
+        let flow = self.flow;
+        let exists = match destination {
+            Destination::Decision(name) => match tree {
+                Some(tree) => tree.decisions.contains_key(name),
+                None => {
+                    self.error(path, format!("`decision: {name}` is only possible inside a decision tree; use `decision_tree`"));
+                    return;
+                }
+            },
+            Destination::DecisionTree(name) => flow.decision_trees.contains_key(name),
+            Destination::Automessage(name) => flow.automessages.contains_key(name),
+            Destination::TimeCondition(name) => flow.time_conditions.contains_key(name),
+            Destination::Chatbot(name) => flow.chatbots.contains_key(name),
+            Destination::Queue(name) => flow.queues.contains_key(name),
+            Destination::Terminate(name) => flow.terminates.contains_key(name),
+        };
+        if !exists {
+            let (kind, name) = destination.parts();
+            self.error(path, format!("no {kind} is named `{name}`"));
+        }
+    }
+
+    fn check_template(&mut self, path: &str, source: &str, local: &HashSet<String>) {
+        match templates::check(source) {
+            Err(e) => self.error(path, format!("template does not parse: {e}")),
+            Ok(names) => self.check_names(path, names, local),
+        }
+    }
+
+    fn check_names(&mut self, path: &str, names: HashSet<String>, local: &HashSet<String>) {
+        let mut unknown: Vec<String> = names
+            .into_iter()
+            .filter(|n| !self.known_names.contains(n) && !local.contains(n))
+            .collect();
+        unknown.sort();
+        if !unknown.is_empty() {
+            self.error(
+                path,
+                format!(
+                    "template uses unknown variable{} {}; known are message, conversation, contact, data, language, error and the names actions keep results under",
+                    if unknown.len() > 1 { "s" } else { "" },
+                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+
+    fn check_text(&mut self, path: &str, text: &Text, local: &HashSet<String>) {
+        for (language, source) in text.all() {
+            let field = match language {
+                None => match text {
+                    Text::Plain(_) => path.to_string(),
+                    Text::Localized { .. } => format!("{path}.text"),
+                },
+                Some(language) => {
+                    self.check_language(&format!("{path}.variants.{language}"), language);
+                    format!("{path}.variants.{language}")
+                }
+            };
+            self.check_template(&field, source, local);
+        }
+    }
+
+    fn check_expression(&mut self, path: &str, expression: &str, local: &HashSet<String>) {
+        match templates::check_expression(expression) {
+            Err(e) => self.error(path, format!("expression does not parse: {e}")),
+            Ok(names) => self.check_names(path, names, local),
+        }
+    }
+
+    fn check_tree(
+        &mut self,
+        tree_key: &str,
+        tree: &DecisionTree,
+        patterns: &mut HashMap<TargetRef, Regex>,
+        words: &mut HashMap<TargetRef, BTreeMap<Option<String>, WordList>>,
+    ) {
+        let tree_path = format!("decision_trees.{tree_key}");
+        if !tree.decisions.contains_key(&tree.start) {
+            self.error(
+                format!("{tree_path}.start"),
+                format!("no decision is named `{}`", tree.start),
+            );
+        }
+        for (decision_key, decision) in &tree.decisions {
+            let path = format!("{tree_path}.decisions.{decision_key}");
+            let target_ids: Vec<String> = decision
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| CompiledFlow::target_id(t, i))
+                .collect();
+            let mut seen = BTreeSet::new();
+            for (i, id) in target_ids.iter().enumerate() {
+                if !seen.insert(id) {
+                    self.error(
+                        format!("{path}.targets[{i}].id"),
+                        format!("another target of this decision is `{id}`"),
+                    );
+                }
+            }
+            if let Some(prompt) = &decision.prompt {
+                self.check_text(&format!("{path}.prompt"), prompt, &HashSet::new());
+            }
+            self.check_steps(
+                &format!("{path}.actions"),
+                &decision.actions,
+                &target_ids,
+                &HashSet::new(),
+            );
+
+            let mut defaults = Vec::new();
+            let mut has_buttons = false;
+            for (i, target) in decision.targets.iter().enumerate() {
+                let tpath = format!("{path}.targets[{i}]");
+                let key = (tree_key.to_string(), decision_key.clone(), i);
+                if target.default || target.when == Answer::Default {
+                    defaults.push(i);
+                }
+                if target.default && target.when == Answer::Immediately {
+                    self.error(
+                        format!("{tpath}.default"),
+                        "an `immediately` target cannot also be the default answer",
+                    );
+                }
+                match target.when {
+                    Answer::Button => {
+                        has_buttons = true;
+                        match &target.title {
+                            None => self
+                                .error(format!("{tpath}.title"), "a button target needs a title"),
+                            Some(title) => {
+                                self.check_text(&format!("{tpath}.title"), title, &HashSet::new())
+                            }
+                        }
+                    }
+                    Answer::Pattern => match &target.pattern {
+                        None => self.error(
+                            format!("{tpath}.pattern"),
+                            "a pattern target needs a pattern",
+                        ),
+                        Some(pattern) => match Regex::new(pattern) {
+                            Ok(regex) => {
+                                patterns.insert(key.clone(), regex);
+                            }
+                            Err(e) => self.error(
+                                format!("{tpath}.pattern"),
+                                format!(
+                                    "regular expression does not compile: {}",
+                                    first_line(&e.to_string())
+                                ),
+                            ),
+                        },
+                    },
+                    Answer::Similar => match &target.words {
+                        None => self.error(
+                            format!("{tpath}.words"),
+                            "a similar-words target needs words",
+                        ),
+                        Some(text) => {
+                            let mut lists = BTreeMap::new();
+                            for (language, list) in text.all() {
+                                let parsed = WordList::parse(list);
+                                if parsed.is_empty() {
+                                    self.error(format!("{tpath}.words"), "the word list is empty");
+                                }
+                                lists.insert(language.map(String::from), parsed);
+                            }
+                            words.insert(key.clone(), lists);
+                        }
+                    },
+                    Answer::Immediately | Answer::Default => {}
+                }
+                self.check_destination(&format!("{tpath}.go"), &target.go, Some(tree));
+            }
+            if defaults.len() > 1 {
+                let list = defaults
+                    .iter()
+                    .map(|i| format!("targets[{i}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.error(
+                    format!("{path}.targets[{}].default", defaults[1]),
+                    format!("only one target can be the default answer ({list} are)"),
+                );
+            }
+            let sends_message = steps_use(&decision.actions, "send-message");
+            if has_buttons && decision.prompt.is_none() && !sends_message {
+                self.error(format!("{path}.prompt"), "button targets need a prompt (or a send-message action) to attach their quick replies to");
+            }
+        }
+    }
+
+    fn check_steps(
+        &mut self,
+        path: &str,
+        steps: &[Step],
+        target_ids: &[String],
+        local: &HashSet<String>,
+    ) {
+        for (i, step) in steps.iter().enumerate() {
+            let spath = format!("{path}[{i}]");
+            match step {
+                Step::Action(action) => {
+                    match self.catalog.plugins.get(&action.action) {
+                        None if !self.catalog.plugins.is_empty() => self.error(
+                            format!("{spath}.action"),
+                            format!("no plugin is named `{}`", action.action),
+                        ),
+                        Some((PluginKind::Chatbot, _)) => self.error(
+                            format!("{spath}.action"),
+                            format!("`{}` is a chatbot adapter, not an action", action.action),
+                        ),
+                        Some((_, Some(schema))) => {
+                            let problems: Vec<(String, String)> = schema
+                                .iter_errors(&action.config)
+                                .filter(|e| {
+                                    !is_template_at(&action.config, e.instance_path().as_str())
+                                })
+                                .map(|e| (e.instance_path().as_str().to_string(), e.to_string()))
+                                .collect();
+                            for (pointer, message) in problems {
+                                self.error(
+                                    format!("{spath}.config{}", pointer_to_path(&pointer)),
+                                    format!("does not match the plugin's schema: {message}"),
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.check_config_templates(&format!("{spath}.config"), &action.config, local);
+                    if let Some(target) = &action.on_error
+                        && !target_ids.contains(target)
+                    {
+                        self.error(
+                            format!("{spath}.on_error"),
+                            format!("this decision has no target `{target}`"),
+                        );
+                    }
+                }
+                Step::Condition(condition) => {
+                    self.check_expression(&format!("{spath}.if"), &condition.condition, local);
+                    self.check_steps(&format!("{spath}.then"), &condition.then, target_ids, local);
+                    self.check_steps(
+                        &format!("{spath}.else"),
+                        &condition.otherwise,
+                        target_ids,
+                        local,
+                    );
+                }
+                Step::Loop(lp) => {
+                    self.check_expression(&format!("{spath}.loop"), &lp.over, local);
+                    let mut inner = local.clone();
+                    inner.insert(lp.item.clone());
+                    if let Some(until) = &lp.until {
+                        self.check_expression(&format!("{spath}.until"), until, &inner);
+                    }
+                    if let Some(target) = &lp.target
+                        && !target_ids.contains(target)
+                    {
+                        self.error(
+                            format!("{spath}.target"),
+                            format!("this decision has no target `{target}`"),
+                        );
+                    }
+                    if lp.max_iterations == 0 {
+                        self.error(format!("{spath}.max_iterations"), "must be at least 1");
+                    }
+                    self.check_steps(&format!("{spath}.do"), &lp.body, target_ids, &inner);
+                }
+            }
+        }
+    }
+
+    fn check_config_templates(&mut self, path: &str, value: &Value, local: &HashSet<String>) {
+        match value {
+            Value::String(text) => self.check_template(path, text, local),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.check_config_templates(&format!("{path}[{i}]"), item, local);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.check_config_templates(&format!("{path}.{k}"), v, local);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Edges taken without waiting for the customer or a timer: a cycle of
+    /// them would spin forever.
+    fn check_cycles(&mut self) {
+        let flow = self.flow;
+        let mut edges: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let node = |d: &Destination, tree: &str| match d {
+            Destination::Decision(n) => format!("decision_trees.{tree}.decisions.{n}"),
+            Destination::DecisionTree(n) => match flow.decision_trees.get(n) {
+                Some(t) => format!("decision_trees.{n}.decisions.{}", t.start),
+                None => format!("decision_trees.{n}"),
+            },
+            other => {
+                let (kind, name) = other.parts();
+                format!("{kind}s.{name}")
+            }
+        };
+        for (key, condition) in &flow.time_conditions {
+            let from = format!("time_conditions.{key}");
+            edges
+                .entry(from.clone())
+                .or_default()
+                .push((node(&condition.open, ""), format!("{from}.open")));
+            edges
+                .entry(from.clone())
+                .or_default()
+                .push((node(&condition.closed, ""), format!("{from}.closed")));
+        }
+        for (key, automessage) in &flow.automessages {
+            let waits = automessage.then_after_seconds > 0
+                || automessage.messages.iter().any(|m| m.delay_seconds > 0);
+            if !waits {
+                let from = format!("automessages.{key}");
+                edges
+                    .entry(from.clone())
+                    .or_default()
+                    .push((node(&automessage.next, ""), format!("{from}.next")));
+            }
+        }
+        for (tree_key, tree) in &flow.decision_trees {
+            for (decision_key, decision) in &tree.decisions {
+                if let Some((i, target)) = decision
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| t.when == Answer::Immediately)
+                {
+                    let from = format!("decision_trees.{tree_key}.decisions.{decision_key}");
+                    edges.entry(from.clone()).or_default().push((
+                        node(&target.go, tree_key),
+                        format!("{from}.targets[{i}].go"),
+                    ));
+                }
+            }
+        }
+        // Depth-first search for a back edge.
+        let mut state: HashMap<String, u8> = HashMap::new(); // 1 = on stack, 2 = done
+        let mut reported = BTreeSet::new();
+        fn visit(
+            n: &str,
+            edges: &BTreeMap<String, Vec<(String, String)>>,
+            state: &mut HashMap<String, u8>,
+            stack: &mut Vec<(String, String)>,
+            found: &mut Vec<(String, Vec<String>)>,
+        ) {
+            state.insert(n.to_string(), 1);
+            for (to, via) in edges.get(n).into_iter().flatten() {
+                stack.push((to.clone(), via.clone()));
+                match state.get(to.as_str()) {
+                    Some(1) => {
+                        let start = stack
+                            .iter()
+                            .position(|(node, _)| node == to)
+                            .map(|p| p + 1)
+                            .unwrap_or(0);
+                        let cycle: Vec<String> = std::iter::once(to.clone())
+                            .chain(stack[start..].iter().map(|(node, _)| node.clone()))
+                            .collect();
+                        found.push((via.clone(), cycle));
+                    }
+                    Some(_) => {}
+                    None => visit(to, edges, state, stack, found),
+                }
+                stack.pop();
+            }
+            state.insert(n.to_string(), 2);
+        }
+        let mut found = Vec::new();
+        for start in edges.keys() {
+            if !state.contains_key(start) {
+                visit(start, &edges, &mut state, &mut Vec::new(), &mut found);
+            }
+        }
+        for (via, cycle) in found {
+            if reported.insert(via.clone()) {
+                self.error(
+                    via,
+                    format!(
+                        "this loops back without ever waiting for the customer: {}",
+                        cycle.join(" -> ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Warns about decisions no path from their tree's start reaches.
+    fn check_reachability(&mut self) {
+        for (tree_key, tree) in &self.flow.decision_trees {
+            let mut reached = BTreeSet::new();
+            let mut todo = vec![tree.start.clone()];
+            while let Some(name) = todo.pop() {
+                if !reached.insert(name.clone()) {
+                    continue;
+                }
+                if let Some(decision) = tree.decisions.get(&name) {
+                    for target in &decision.targets {
+                        if let Destination::Decision(next) = &target.go {
+                            todo.push(next.clone());
+                        }
+                    }
+                }
+            }
+            for name in tree.decisions.keys() {
+                if !reached.contains(name) {
+                    self.warning(
+                        format!("decision_trees.{tree_key}.decisions.{name}"),
+                        format!("no target leads here from `{}`", tree.start),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn steps_use(steps: &[Step], plugin: &str) -> bool {
+    steps.iter().any(|step| match step {
+        Step::Action(a) => a.action == plugin,
+        Step::Condition(c) => steps_use(&c.then, plugin) || steps_use(&c.otherwise, plugin),
+        Step::Loop(l) => steps_use(&l.body, plugin),
+    })
+}
+
+/// Whether the value at a JSON pointer is a template string (its type is
+/// only known once rendered, so schema type errors there are not errors).
+fn is_template_at(config: &Value, pointer: &str) -> bool {
+    config
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .is_some_and(templates::is_template)
+}
+
+/// `/headers/0/x` -> `.headers[0].x`
+fn pointer_to_path(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|part| match part.parse::<usize>() {
+            Ok(i) => format!("[{i}]"),
+            Err(_) => format!(".{}", part.replace("~1", "/").replace("~0", "~")),
+        })
+        .collect()
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(text)
+        .trim()
+        .to_string()
+}
