@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod app;
 pub mod builtin;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod flow;

@@ -1,13 +1,11 @@
 //! The `flowhost` command line.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use flowhost::cli;
 use flowhost::config::ServerConfig;
-use flowhost::plugin::{
-    ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
-};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -17,17 +15,18 @@ use tracing_subscriber::EnvFilter;
     about = "Routes Instagram DM conversations through sandboxed WebAssembly plugins"
 )]
 struct Cli {
+    /// YAML or JSON server configuration (plugins, limits, data directory);
+    /// every field has a default.
+    #[arg(long, global = true, env = "FLOWHOST_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (health probes, admin API) on its embedded defaults or a config file.
+    /// Run the server (health probes, admin API) on its embedded defaults or the configuration.
     Serve {
-        /// YAML or JSON server configuration; every field has a default.
-        #[arg(long, env = "FLOWHOST_CONFIG")]
-        config: Option<PathBuf>,
         /// Overrides `listen` from the configuration.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -35,6 +34,29 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check a flow file; prints every error with its path and exits 1 if there is one.
+    Validate { file: PathBuf },
+    /// Talk to a flow in the terminal, with the real engine and plugins.
+    Chat {
+        file: PathBuf,
+        /// The connector to start at (default: the first).
+        #[arg(long)]
+        connector: Option<String>,
+        /// The customer's language (ISO 639-1); default: detected from their text.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Keep the conversation in this directory (default: a temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Draw a flow as Mermaid (default) or Graphviz DOT.
+    Diagram {
+        file: PathBuf,
+        #[arg(long, default_value = "mermaid")]
+        format: String,
+    },
+    /// Print the JSON Schema of flow documents.
+    Schema,
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -73,123 +95,82 @@ enum PluginCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-        } => {
-            let mut config = match config {
-                Some(path) => ServerConfig::load(&path)?,
-                None => ServerConfig::default(),
-            };
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
+    let ok = match cli.command {
+        Command::Serve { listen, data_dir } => {
             config.listen = listen.unwrap_or(config.listen);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
-            flowhost::app::serve(config, flowhost::app::shutdown_signal()).await
+            flowhost::app::serve(config, flowhost::app::shutdown_signal()).await?;
+            true
         }
-        Command::Plugin(command) => plugin_command(command).await,
-    }
-}
-
-async fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_concurrent_calls: 4,
-        ..RuntimeConfig::default()
-    })?;
-    match command {
-        PluginCommand::List { dir } => {
-            let registry = flowhost::registry::PluginRegistry::load(
-                &runtime,
-                dir.as_deref(),
-                &Default::default(),
+        Command::Validate { file } => cli::flows::validate(&file, &config).await?,
+        Command::Chat {
+            file,
+            connector,
+            lang,
+            data_dir,
+        } => {
+            cli::chat::run(
+                cli::chat::ChatOptions {
+                    flow: file,
+                    connector,
+                    language: lang,
+                    data_dir,
+                },
+                &config,
             )
             .await?;
-            for (plugin, origin) in registry.iter() {
-                let info = plugin.info();
-                let caps: Vec<String> = info.capabilities.iter().map(|c| c.to_string()).collect();
-                println!(
-                    "{:<16} {:<8} {:<8} [{}]  {}  ({origin})",
-                    info.name,
-                    info.version,
-                    format!("{:?}", info.kind).to_lowercase(),
-                    caps.join(", "),
-                    info.description
-                );
-            }
+            true
         }
-        PluginCommand::Describe { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let label = file
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let plugin = runtime.load(&label, &bytes, &Default::default()).await?;
-            println!("{}", serde_json::to_string_pretty(plugin.info())?);
+        Command::Diagram { file, format } => {
+            cli::flows::diagram(&file, &format)?;
+            true
         }
-        PluginCommand::Run {
+        Command::Schema => {
+            cli::flows::schema()?;
+            true
+        }
+        Command::Plugin(PluginCommand::List { dir }) => {
+            cli::plugins::list(dir).await?;
+            true
+        }
+        Command::Plugin(PluginCommand::Describe { file }) => {
+            cli::plugins::describe(file).await?;
+            true
+        }
+        Command::Plugin(PluginCommand::Run {
             plugin,
             config,
             text,
             lang,
             allow_hosts,
             allow_private_networks,
-        } => {
-            let config: serde_json::Value =
-                serde_json::from_str(&config).context("--config is not JSON")?;
-            let (label, bytes) = match flowhost::builtin::components()
-                .iter()
-                .find(|(name, _)| *name == plugin)
-            {
-                Some((name, bytes)) => (name.to_string(), bytes.to_vec()),
-                None => (
-                    plugin.clone(),
-                    std::fs::read(&plugin).with_context(|| {
-                        format!("`{plugin}` is neither a built-in nor a readable file")
-                    })?,
-                ),
-            };
-            let mut settings = flowhost::builtin::default_settings(&label);
-            if !allow_hosts.is_empty() {
-                settings.http.allowed_hosts = allow_hosts;
-            }
-            settings.http.allow_private_networks |= allow_private_networks;
-            let loaded = runtime.load(&label, &bytes, &settings).await?;
-            let context = ActionContext {
-                conversation: Conversation {
-                    id: "cli".into(),
-                    channel: "cli".into(),
-                    ..Default::default()
-                },
-                contact: Contact {
-                    id: "cli-user".into(),
-                    ..Default::default()
-                },
-                last_message: Some(InboundMessage {
-                    id: "cli-1".into(),
-                    text: Some(text),
-                    ..Default::default()
-                }),
+        }) => {
+            cli::plugins::run(cli::plugins::RunOptions {
+                plugin,
+                config,
+                text,
                 language: lang,
-                ..Default::default()
-            };
-            let config = flowhost::templates::render_json(&config, &context.template_context())?;
-            match runtime.run_action(&loaded, context, &config).await {
-                Ok(output) => println!("{}", serde_json::to_string_pretty(&output)?),
-                Err(error) => {
-                    eprintln!("error ({}): {error}", error.code());
-                    std::process::exit(1);
-                }
-            }
+                allow_hosts,
+                allow_private_networks,
+            })
+            .await?
         }
-    }
-    Ok(())
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

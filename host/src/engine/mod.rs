@@ -82,6 +82,8 @@ struct Turn {
     now_ms: u64,
     hops: u32,
     notes: Vec<String>,
+    /// The flow's `vars`, visible to templates.
+    vars: Value,
 }
 
 impl Turn {
@@ -97,7 +99,11 @@ impl Turn {
             last_message: self.state.last_message.clone(),
             data: self.data.clone(),
             language: self.state.language.clone(),
-            results: self.state.results.clone(),
+            results: {
+                let mut results = self.state.results.clone();
+                results.insert("vars".into(), self.vars.clone());
+                results
+            },
         }
     }
 
@@ -218,6 +224,10 @@ impl Engine {
         self.clock.now_ms()
     }
 
+    fn vars(&self) -> Value {
+        serde_json::to_value(&self.flow.flow.vars).unwrap_or(Value::Null)
+    }
+
     /// Runs `f` with the conversation's lane held, so turns of one
     /// conversation are strictly one after the other.
     async fn in_lane<T>(&self, key: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -291,6 +301,7 @@ impl Engine {
             now_ms: now,
             hops: 0,
             notes: Vec::new(),
+            vars: self.vars(),
         };
         if contact.name.is_some() {
             turn.state.contact = contact;
@@ -405,6 +416,7 @@ impl Engine {
             now_ms: self.clock.now_ms(),
             hops: 0,
             notes: Vec::new(),
+            vars: self.vars(),
         };
         if let Position::Automessage { timers, .. } = &mut turn.state.position {
             timers.retain(|k| *k != key);

@@ -12,8 +12,13 @@ pub use validate::{CompiledFlow, Issue, PluginCatalog, Report, compile};
 /// error names the path of the field, such as
 /// `decision_trees.support.decisions.welcome.targets[2].when`.
 pub fn parse(text: &str) -> Result<Flow, Issue> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    // Through a JSON value: YAML libraries want `!tag` syntax for enums,
+    // while admins (and JSON) write `{queue: support}`.
+    let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| Issue {
+        path: "(document)".into(),
+        message: format!("not valid YAML or JSON: {e}"),
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let mut message = error.inner().to_string();
         if message.contains("untagged enum Step") {

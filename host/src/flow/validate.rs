@@ -106,6 +106,7 @@ const CONTEXT_NAMES: &[&str] = &[
     "language",
     "error",
     "answer",
+    "vars",
     "range",
     "dict",
     "namespace",
@@ -413,7 +414,7 @@ impl<'a> Validator<'a> {
             self.error(
                 path,
                 format!(
-                    "template uses unknown variable{} {}; known are message, conversation, contact, data, language, error and the names actions keep results under",
+                    "template uses unknown variable{} {}; known are message, conversation, contact, data, language, answer, error, vars and the names actions keep results under",
                     if unknown.len() > 1 { "s" } else { "" },
                     unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
                 ),
@@ -830,8 +831,7 @@ fn pointer_to_path(pointer: &str) -> String {
 
 fn first_line(text: &str) -> String {
     text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(text)
         .trim()
         .to_string()

@@ -198,7 +198,7 @@ mod tests {
             "tuesday is not listed"
         );
         assert!(
-            s.is_open(at("2026-11-29T23:30:00Z")) == false,
+            !s.is_open(at("2026-11-29T23:30:00Z")),
             "23:30Z sunday is 00:30 monday local"
         );
         assert!(

@@ -1,0 +1,62 @@
+//! The command-line tools behind `flowhost validate`, `chat`, `diagram`,
+//! `schema` and `plugin`.
+
+pub mod chat;
+pub mod flows;
+pub mod plugins;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::flow::{CompiledFlow, Flow, PluginCatalog, Report};
+use crate::plugin::{PluginRuntime, PluginSettings, RuntimeConfig};
+use crate::registry::PluginRegistry;
+
+/// The runtime and plugins the tools use: built-ins plus an optional
+/// directory, with settings from an optional server configuration.
+pub async fn load_plugins(
+    plugins_dir: Option<&Path>,
+    settings: &BTreeMap<String, PluginSettings>,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(PluginRuntime, PluginRegistry)> {
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 8,
+        cache_dir: cache_dir.map(Path::to_path_buf),
+        ..RuntimeConfig::default()
+    })?;
+    let registry = PluginRegistry::load(&runtime, plugins_dir, settings).await?;
+    Ok((runtime, registry))
+}
+
+/// Reads and validates a flow file. `Err` carries the printable report.
+pub fn read_flow(
+    path: &Path,
+    registry: &PluginRegistry,
+) -> anyhow::Result<Result<(CompiledFlow, Report), Report>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let flow: Flow = match crate::flow::parse(&text) {
+        Ok(flow) => flow,
+        Err(issue) => {
+            return Ok(Err(Report {
+                errors: vec![issue],
+                warnings: Vec::new(),
+            }));
+        }
+    };
+    Ok(
+        crate::flow::compile(flow, &PluginCatalog::from_registry(registry)).map(
+            |(compiled, warnings)| {
+                (
+                    compiled,
+                    Report {
+                        errors: Vec::new(),
+                        warnings,
+                    },
+                )
+            },
+        ),
+    )
+}
