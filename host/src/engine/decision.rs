@@ -145,7 +145,7 @@ impl Engine {
         text: &str,
         language: &str,
     ) -> Option<(usize, String)> {
-        let waits_for_answer = |t: &Target| t.when != Answer::Immediately;
+        let waits_for_answer = |t: &Target| !matches!(t.when, Answer::Immediately | Answer::Jump);
         // A pressed quick reply or postback carries the target's id.
         if let Some(payload) = &message.payload
             && let Some(index) =
@@ -182,7 +182,7 @@ impl Engine {
                     own.is_some_and(|l| l.matches(text))
                         || lists.get(&None).is_some_and(|l| l.matches(text))
                 }),
-                Answer::Immediately | Answer::Default => false,
+                Answer::Immediately | Answer::Default | Answer::Jump => false,
             };
             if matched {
                 let how = match target.when {

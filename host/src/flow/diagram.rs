@@ -147,6 +147,7 @@ fn build(flow: &Flow) -> Graph {
                             .unwrap_or("")
                     ),
                     Answer::Default => "default".to_string(),
+                    Answer::Jump => format!("jump: {}", target.id.as_deref().unwrap_or("")),
                 };
                 if target.default && target.when != Answer::Default {
                     label.push_str(" (default)");

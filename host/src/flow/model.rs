@@ -371,6 +371,9 @@ pub enum Answer {
     Similar,
     /// Only when nothing else matched.
     Default,
+    /// Only when named: by an action's `on_error`, a loop's `target`, or a
+    /// plugin's next target.
+    Jump,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

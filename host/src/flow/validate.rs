@@ -546,7 +546,7 @@ impl<'a> Validator<'a> {
                             words.insert(key.clone(), lists);
                         }
                     },
-                    Answer::Immediately | Answer::Default => {}
+                    Answer::Immediately | Answer::Default | Answer::Jump => {}
                 }
                 self.check_destination(&format!("{tpath}.go"), &target.go, Some(tree));
             }
@@ -559,6 +559,17 @@ impl<'a> Validator<'a> {
                 self.error(
                     format!("{path}.targets[{}].default", defaults[1]),
                     format!("only one target can be the default answer ({list} are)"),
+                );
+            }
+            if has_buttons
+                && let Some(i) = decision
+                    .targets
+                    .iter()
+                    .position(|t| t.when == Answer::Immediately)
+            {
+                self.error(
+                    format!("{path}.targets[{i}]"),
+                    "this decision moves on at once, so its buttons would be shown but never answered; use `when: jump` for targets only actions and loops lead to",
                 );
             }
             let sends_message = steps_use(&decision.actions, "send-message");

@@ -1,0 +1,566 @@
+//! Flows end to end: validation errors with their paths, and the example
+//! flow run by the real engine with real plugin components, sled on disk,
+//! an order API on loopback and a clock the test moves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use flowhost::engine::clock::FixedClock;
+use flowhost::engine::state::Position;
+use flowhost::engine::{Engine, EngineSettings, TurnReport};
+use flowhost::flow::{CompiledFlow, Flow, PluginCatalog};
+use flowhost::plugin::{Contact, HttpPolicy, InboundMessage, PluginSettings};
+use flowhost::registry::PluginRegistry;
+use flowhost::storage::Storage;
+use flowhost_tests::{runtime, serve};
+use serde_json::json;
+
+const EXAMPLE: &str = include_str!("../examples/shop-support.yaml");
+
+/// Monday 2026-11-23 10:00 in Istanbul (UTC+3).
+const MONDAY_10_ISTANBUL: u64 = 1_795_417_200_000;
+
+async fn registry() -> (Arc<flowhost::plugin::PluginRuntime>, Arc<PluginRegistry>) {
+    let runtime = Arc::new(runtime());
+    let settings = BTreeMap::from([(
+        "request".to_string(),
+        PluginSettings {
+            http: HttpPolicy {
+                allowed_hosts: vec!["127.0.0.1".into()],
+                allow_private_networks: true,
+            },
+            ..Default::default()
+        },
+    )]);
+    let registry = PluginRegistry::load(&runtime, None, &settings)
+        .await
+        .expect("plugins load");
+    (runtime, Arc::new(registry))
+}
+
+fn compile(flow: Flow, registry: &PluginRegistry) -> CompiledFlow {
+    match flowhost::flow::compile(flow, &PluginCatalog::from_registry(registry)) {
+        Ok((compiled, _warnings)) => compiled,
+        Err(report) => panic!("the flow does not validate:\n{report}"),
+    }
+}
+
+/// An order API stand-in: 123456 ships, 654321 has a lost item, 500000 fails.
+async fn order_api() -> String {
+    let router = axum::Router::new().route(
+        "/orders/{id}",
+        get(|Path(id): Path<String>| async move {
+            match id.as_str() {
+                "123456" => (StatusCode::OK, Json(json!({"status": "shipped", "items": [{"name": "Blue mug", "quantity": 2, "status": "shipped"}]}))),
+                "654321" => (
+                    StatusCode::OK,
+                    Json(json!({"status": "partly delivered", "items": [{"name": "Teapot", "quantity": 1, "status": "delivered"}, {"name": "Cup set", "quantity": 1, "status": "lost"}]})),
+                ),
+                _ => (StatusCode::NOT_FOUND, Json(json!({"error": "no such order"}))),
+            }
+        }),
+    );
+    format!("http://{}", serve(router).await)
+}
+
+struct Shop {
+    engine: Engine,
+    clock: Arc<FixedClock>,
+    storage: Storage,
+}
+
+async fn shop(dir: &std::path::Path, order_api: &str, now_ms: u64) -> Shop {
+    let (runtime, registry) = registry().await;
+    let mut flow = flowhost::flow::parse(EXAMPLE).unwrap();
+    flow.vars.insert("order_api".into(), json!(order_api));
+    let compiled = compile(flow, &registry);
+    let storage = Storage::open(dir).unwrap();
+    let clock = Arc::new(FixedClock::at(now_ms));
+    let engine = Engine::new(
+        Arc::new(compiled),
+        runtime,
+        registry,
+        storage.clone(),
+        clock.clone(),
+        EngineSettings::default(),
+    );
+    Shop {
+        engine,
+        clock,
+        storage,
+    }
+}
+
+fn ada() -> Contact {
+    Contact {
+        id: "IGSID-ada".into(),
+        name: Some("Ada".into()),
+        username: Some("ada.l".into()),
+    }
+}
+
+impl Shop {
+    async fn say(&self, text: &str) -> TurnReport {
+        self.send(text, None).await
+    }
+
+    async fn press(&self, payload: &str) -> TurnReport {
+        self.send("", Some(payload)).await
+    }
+
+    async fn send(&self, text: &str, payload: Option<&str>) -> TurnReport {
+        let message = InboundMessage {
+            id: uuid(),
+            text: Some(text.to_string()).filter(|t| !t.is_empty()),
+            payload: payload.map(String::from),
+            attachments: Vec::new(),
+            timestamp_ms: self.clock.0.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        self.engine
+            .handle_message("shop-ig", ada(), message)
+            .await
+            .expect("the turn commits")
+    }
+}
+
+fn uuid() -> String {
+    format!(
+        "mid.{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn texts(report: &TurnReport) -> Vec<String> {
+    report
+        .messages
+        .iter()
+        .filter_map(|m| m.message.text.clone())
+        .collect()
+}
+
+fn quick_replies(report: &TurnReport) -> Vec<(String, String)> {
+    report
+        .messages
+        .iter()
+        .flat_map(|m| {
+            m.message
+                .quick_replies
+                .iter()
+                .map(|q| (q.title.clone(), q.payload.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_example_flow_validates() {
+    let (_, registry) = registry().await;
+    let flow = flowhost::flow::parse(EXAMPLE).unwrap();
+    let (compiled, warnings) =
+        flowhost::flow::compile(flow, &PluginCatalog::from_registry(&registry)).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(compiled.flow.decision_trees["support"].decisions.len(), 9);
+}
+
+#[tokio::test]
+async fn every_kind_of_error_is_reported_with_its_path() {
+    let (_, registry) = registry().await;
+    let broken = r#"
+accounts:
+  ig: { channel: instagram, ig_user_id: "1" }
+connectors:
+  dm: { title: DMs, account: ig, next: { decision_tree: support } }
+  dm2: { title: again, account: nobody, next: { queue: missing-queue } }
+time_groups:
+  office: { time_zone: Mars/Base, weekly: { monday: ["18:00-09:00"] } }
+time_conditions:
+  hours: { time_group: office, open: { decision: welcome }, closed: { terminate: bye } }
+decision_trees:
+  support:
+    start: welcome
+    decisions:
+      welcome:
+        actions:
+          - action: send-message
+            config: { text: "Hi {{ contcat.name }}" }
+          - action: teleport
+          - action: save-data
+            config: { value: 1 }
+          - action: request
+            config: { url: "https://x.example/{{ data.id", name: r }
+          - if: "data.vip and"
+            then: []
+        targets:
+          - { when: button, title: Yes, go: { decision: nowhere } }
+          - { when: pattern, pattern: "([0-9", go: { decision: welcome } }
+          - { when: similar, words: "agent", default: true, go: { queue: q } }
+          - { when: default, go: { decision: welcome } }
+      bare:
+        targets:
+          - { when: button, title: Lonely, go: { decision: welcome } }
+          - { when: immediately, go: { decision: welcome } }
+      spin:
+        targets:
+          - { when: immediately, go: { decision: spin2 } }
+      spin2:
+        targets:
+          - { when: immediately, go: { decision: spin } }
+queues:
+  q: { name: Support }
+terminates:
+  bye: { cause: done, queue: nope }
+"#;
+    let flow = flowhost::flow::parse(broken).unwrap();
+    let report = match flowhost::flow::compile(flow, &PluginCatalog::from_registry(&registry)) {
+        Err(report) => report,
+        Ok(_) => panic!("the broken flow validated"),
+    };
+    let paths: Vec<&str> = report.errors.iter().map(|e| e.path.as_str()).collect();
+    let expect = [
+        ("connectors.dm2.account", "no account is named `nobody`"),
+        ("connectors.dm2.next", "no queue is named `missing-queue`"),
+        ("time_groups.office.time_zone", "not an IANA time zone"),
+        ("time_groups.office.weekly.monday[0]", "not a range"),
+        (
+            "time_conditions.hours.open",
+            "only possible inside a decision tree",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.actions[0].config.text",
+            "unknown variable `contcat`",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.actions[1].action",
+            "no plugin is named `teleport`",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.actions[2].config",
+            "\"key\" is a required property",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.actions[3].config.url",
+            "template does not parse",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.actions[4].if",
+            "expression does not parse",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.targets[0].go",
+            "no decision is named `nowhere`",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.targets[1].pattern",
+            "regular expression does not compile",
+        ),
+        (
+            "decision_trees.support.decisions.welcome.targets[3].default",
+            "only one target can be the default answer",
+        ),
+        (
+            "decision_trees.support.decisions.bare.prompt",
+            "button targets need a prompt",
+        ),
+        (
+            "decision_trees.support.decisions.bare.targets[1]",
+            "buttons would be shown but never answered",
+        ),
+        ("terminates.bye.queue", "no queue is named `nope`"),
+    ];
+    for (path, needle) in expect {
+        let found = report.errors.iter().find(|e| e.path == path);
+        let issue = found.unwrap_or_else(|| panic!("no error at {path}; errors are:\n{report}"));
+        assert!(issue.message.contains(needle), "{path}: {}", issue.message);
+    }
+    let spin = report
+        .errors
+        .iter()
+        .find(|e| e.message.contains("without ever waiting"))
+        .expect("the immediate loop is an error");
+    assert!(
+        spin.path
+            .starts_with("decision_trees.support.decisions.spin"),
+        "{}",
+        spin.path
+    );
+    assert!(paths.len() >= expect.len());
+    // Unreachable decisions are warnings, reported alongside the errors.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.path == "decision_trees.support.decisions.spin"),
+        "{report}"
+    );
+}
+
+/// Sunday 2026-11-22 18:00 in Istanbul: closed (no Sunday hours).
+const SUNDAY_18_ISTANBUL: u64 = 1_795_359_600_000;
+/// Thursday 2026-10-29 10:00 in Istanbul: Republic Day, a holiday.
+const HOLIDAY_10_ISTANBUL: u64 = 1_793_257_200_000;
+
+#[tokio::test]
+async fn welcome_buttons_then_order_lookup_then_goodbye() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+
+    let welcome = shop.say("hello there, I have a question").await;
+    assert_eq!(texts(&welcome), ["Hi Ada! How can we help you today?"]);
+    assert_eq!(
+        quick_replies(&welcome),
+        [
+            ("Order status".into(), "order-status".into()),
+            ("Talk to an agent".into(), "agent".into())
+        ]
+    );
+    assert_eq!(
+        welcome.position,
+        Position::Waiting {
+            tree: "support".into(),
+            decision: "welcome".into()
+        }
+    );
+
+    let ask = shop.press("order-status").await;
+    assert_eq!(texts(&ask), ["Please type your 6-digit order number."]);
+
+    let lookup = shop.say(" 123456 ").await;
+    assert_eq!(
+        texts(&lookup),
+        [
+            "Order 123456 is shipped.",
+            "• Blue mug × 2: shipped",
+            "Anything else I can help with?"
+        ]
+    );
+    assert_eq!(
+        quick_replies(&lookup),
+        [
+            ("Yes".into(), "yes".into()),
+            ("No, thanks".into(), "no".into())
+        ]
+    );
+    assert_eq!(
+        shop.storage.load_data(&lookup.conversation_id).unwrap()["order"],
+        "123456"
+    );
+
+    // A desktop user types the button's title instead of tapping it.
+    let bye = shop.say("no, thanks").await;
+    assert_eq!(texts(&bye), ["Thanks for writing to us, Ada!"]);
+    let ending = bye.ending.expect("the conversation ended");
+    assert_eq!(
+        (
+            ending.terminate.as_str(),
+            ending.cause.as_str(),
+            ending.queue.as_deref(),
+            ending.answered
+        ),
+        ("resolved", "resolved-by-bot", Some("support"), true)
+    );
+    assert_eq!(bye.position, Position::Ended);
+
+    // The next message starts a new session at the connector.
+    let again = shop.say("hello again").await;
+    assert_eq!(texts(&again), ["Hi Ada! How can we help you today?"]);
+    assert!(
+        again.conversation_id.ends_with(":2"),
+        "{}",
+        again.conversation_id
+    );
+    // Every reply is in the outbox for the sender, in order.
+    let outbox = shop.storage.outbox().unwrap();
+    assert_eq!(outbox.len(), 1 + 1 + 3 + 1 + 1);
+    assert!(outbox.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+#[tokio::test]
+async fn language_variants_follow_the_customers_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+    let welcome = shop.say("Merhaba, siparişim nerede acaba?").await;
+    assert_eq!(
+        texts(&welcome),
+        ["Merhaba Ada! Size nasıl yardımcı olabiliriz?"]
+    );
+    assert_eq!(
+        quick_replies(&welcome)[0],
+        ("Sipariş durumu".into(), "order-status".into())
+    );
+    // The Turkish title typed back matches the Turkish button.
+    let ask = shop.say("sipariş durumu").await;
+    assert_eq!(texts(&ask), ["Lütfen 6 haneli sipariş numaranızı yazın."]);
+}
+
+#[tokio::test]
+async fn similar_words_pattern_and_default_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+    shop.say("hello, good afternoon").await;
+
+    // Nothing matches: the default answer, which goes back to the welcome.
+    let unsure = shop.say("what is the meaning of life").await;
+    assert_eq!(
+        texts(&unsure),
+        [
+            "Sorry, I didn't get that.",
+            "Hi Ada! How can we help you today?"
+        ]
+    );
+
+    // A 6-digit number typed at the welcome matches its pattern.
+    let direct = shop.say("123456").await;
+    assert_eq!(texts(&direct)[0], "Order 123456 is shipped.");
+
+    // "humna" is "human" with a typo: similar words hand off to a person.
+    let handoff = shop.say("can I talk to a humna please").await;
+    assert_eq!(
+        texts(&handoff),
+        ["Connecting you to an agent; please hold on."]
+    );
+    assert!(matches!(handoff.position, Position::Queued { ref queue, .. } if queue == "support"));
+}
+
+#[tokio::test]
+async fn a_pattern_miss_asks_again_and_a_loop_ends_on_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+    shop.say("hello, good afternoon").await;
+    shop.press("order-status").await;
+    let miss = shop.say("12345").await;
+    assert_eq!(
+        texts(&miss),
+        [
+            "That doesn't look like an order number (6 digits, like 123456).",
+            "Please type your 6-digit order number."
+        ]
+    );
+
+    // The loop over the order's items stops at the lost one and follows
+    // the loop's target: a ticket, then the queue.
+    let lost = shop.say("654321").await;
+    let said = texts(&lost);
+    assert_eq!(said[0], "Order 654321 is partly delivered.");
+    assert_eq!(
+        said[1], "• Teapot × 1: delivered",
+        "the item before the lost one is listed"
+    );
+    assert!(
+        said[2].starts_with("Sorry about that! We opened ticket "),
+        "{said:?}"
+    );
+    assert!(matches!(lost.position, Position::Queued { .. }));
+    let tickets = shop.storage.tickets_of(&lost.conversation_id).unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].title, "Lost item in order 654321");
+    assert!(said[2].contains(&tickets[0].id));
+}
+
+#[tokio::test]
+async fn a_failing_action_follows_its_on_error_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of loopback: the request fails.
+    let shop = shop(dir.path(), "http://127.0.0.1:9", MONDAY_10_ISTANBUL).await;
+    shop.say("hello, good afternoon").await;
+    let failed = shop.say("123456").await;
+    assert_eq!(
+        texts(&failed),
+        ["Our order system isn't answering right now; let me connect you to an agent."]
+    );
+    assert!(matches!(failed.position, Position::Queued { .. }));
+    assert!(
+        failed
+            .notes
+            .iter()
+            .any(|n| n.contains("action `request` failed (http)")),
+        "{:?}",
+        failed.notes
+    );
+}
+
+#[tokio::test]
+async fn after_hours_the_automessage_runs_on_durable_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = order_api().await;
+    let shop1 = shop(dir.path(), &api, SUNDAY_18_ISTANBUL).await;
+    let first = shop1.say("hello, is anyone there?").await;
+    assert_eq!(
+        texts(&first),
+        ["Hi Ada! We're closed right now; our team is back at 09:00 (Istanbul time)."]
+    );
+    assert!(matches!(first.position, Position::Automessage { .. }));
+
+    // 29 seconds later nothing is due.
+    shop1.clock.advance(29_000);
+    assert!(shop1.engine.fire_due_timers().await.unwrap().is_empty());
+    // The customer writes meanwhile: recorded, the automessage goes on.
+    let meanwhile = shop1.say("my order is 123456").await;
+    assert!(meanwhile.messages.is_empty());
+
+    // A restart: a new engine on the same data directory.
+    drop(shop1);
+    let shop2 = shop(dir.path(), &api, SUNDAY_18_ISTANBUL + 30_000).await;
+    let fired = shop2.engine.fire_due_timers().await.unwrap();
+    let said: Vec<String> = fired.iter().flat_map(texts).collect();
+    assert_eq!(
+        said,
+        [
+            "Leave your question and your order number here, and an agent will answer first thing in the morning."
+        ]
+    );
+    let last = fired.last().unwrap();
+    assert_eq!(
+        last.ending.as_ref().map(|e| e.cause.as_str()),
+        Some("after-hours")
+    );
+    assert_eq!(last.position, Position::Ended);
+    // Firing again sends nothing twice.
+    shop2.clock.advance(60_000);
+    assert!(shop2.engine.fire_due_timers().await.unwrap().is_empty());
+    assert_eq!(shop2.storage.next_timer_due().unwrap(), None);
+    assert_eq!(shop2.storage.outbox().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn holidays_close_the_office() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, HOLIDAY_10_ISTANBUL).await;
+    let reply = shop.say("hello, good morning").await;
+    assert!(
+        texts(&reply)[0].contains("We're closed right now"),
+        "{:?}",
+        texts(&reply)
+    );
+}
+
+#[tokio::test]
+async fn a_restart_mid_conversation_resumes_exactly_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = order_api().await;
+    {
+        let shop = shop(dir.path(), &api, MONDAY_10_ISTANBUL).await;
+        shop.say("hello, good afternoon").await;
+        let ask = shop.press("order-status").await;
+        assert_eq!(
+            ask.position,
+            Position::Waiting {
+                tree: "support".into(),
+                decision: "ask-order".into()
+            }
+        );
+        shop.storage.flush().unwrap();
+    }
+    let shop = shop(dir.path(), &api, MONDAY_10_ISTANBUL + 60_000).await;
+    let lookup = shop.say("123456").await;
+    assert_eq!(texts(&lookup)[0], "Order 123456 is shipped.");
+    assert!(
+        lookup.conversation_id.ends_with(":1"),
+        "still the first session"
+    );
+}
