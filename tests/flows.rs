@@ -564,3 +564,152 @@ async fn a_restart_mid_conversation_resumes_exactly_where_it_was() {
         "still the first session"
     );
 }
+
+#[tokio::test]
+async fn saved_data_overrides_the_detected_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+    let mut effects = flowhost::plugin::Effects::default();
+    effects
+        .data_changes
+        .insert("language".into(), Some(json!("tr")));
+    shop.storage
+        .commit_effects("shop-ig:IGSID-ada:1", &effects)
+        .unwrap();
+    let welcome = shop.say("Hello, where is my order please?").await;
+    assert_eq!(
+        texts(&welcome),
+        ["Merhaba Ada! Size nasıl yardımcı olabiliriz?"]
+    );
+}
+
+/// A flow whose connector goes straight to a chatbot.
+fn chatbot_flow(adapter: &str) -> Flow {
+    let yaml = format!(
+        r#"
+accounts:
+  ig: {{ channel: instagram, ig_user_id: "1" }}
+connectors:
+  dm: {{ title: DMs, account: ig, next: {{ chatbot: helper }} }}
+chatbots:
+  helper:
+    title: Helper bot
+    adapter: {adapter}
+    url: https://bot.example/hook
+    send_start_message: false
+    fallback: {{ queue: humans }}
+    custom_fields: [{{ name: vip, title: VIP, value: "{{{{ data.vip }}}}" }}]
+queues:
+  humans: {{ name: Humans }}
+"#
+    );
+    flowhost::flow::parse(&yaml).unwrap()
+}
+
+#[tokio::test]
+async fn a_chatbot_node_answers_through_its_adapter_or_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("echo-bot.wasm"),
+        flowhost_tests::guest("echo-bot"),
+    )
+    .unwrap();
+    let runtime = Arc::new(runtime());
+    let registry = Arc::new(
+        PluginRegistry::load(&runtime, Some(plugins.path()), &BTreeMap::new())
+            .await
+            .unwrap(),
+    );
+    let storage = Storage::open(dir.path()).unwrap();
+    let clock: Arc<FixedClock> = Arc::new(FixedClock::at(MONDAY_10_ISTANBUL));
+    let message = |text: &str| InboundMessage {
+        id: uuid(),
+        text: Some(text.into()),
+        ..Default::default()
+    };
+
+    let engine = Engine::new(
+        Arc::new(compile(chatbot_flow("echo-bot"), &registry)),
+        runtime.clone(),
+        registry.clone(),
+        storage.clone(),
+        clock.clone(),
+        EngineSettings::default(),
+    );
+    let first = engine
+        .handle_message("ig", ada(), message("hello bot"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(first.position, Position::Chatbot { .. }),
+        "{:?}",
+        first.position
+    );
+    assert!(first.messages.is_empty(), "no start message was asked for");
+    let echoed = engine
+        .handle_message("ig", ada(), message("echo this"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&echoed), ["echo this"]);
+
+    // An action plugin is no chatbot adapter: validation says so...
+    let err = flowhost::flow::compile(
+        chatbot_flow("save-data"),
+        &PluginCatalog::from_registry(&registry),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.errors[0].path, "chatbots.helper.adapter");
+    // ...and a bot that fails sends the conversation to its fallback.
+    let other = tempfile::tempdir().unwrap();
+    let failing = Engine::new(
+        Arc::new(compile(chatbot_flow("echo-bot"), &registry)),
+        runtime,
+        Arc::new(PluginRegistry::default()),
+        Storage::open(other.path()).unwrap(),
+        clock,
+        EngineSettings::default(),
+    );
+    let report = failing
+        .handle_message("ig", ada(), message("hello"))
+        .await
+        .unwrap();
+    let report = if matches!(report.position, Position::Chatbot { .. }) {
+        failing
+            .handle_message("ig", ada(), message("anyone?"))
+            .await
+            .unwrap()
+    } else {
+        report
+    };
+    assert!(
+        matches!(report.position, Position::Queued { ref queue, .. } if queue == "humans"),
+        "{:?}",
+        report.position
+    );
+}
+
+#[test]
+fn the_diagram_shows_connectors_decisions_and_targets() {
+    let flow = flowhost::flow::parse(EXAMPLE).unwrap();
+    let mermaid = flowhost::flow::diagram::mermaid(&flow);
+    assert!(mermaid.starts_with("flowchart TD\n"));
+    assert!(
+        mermaid.contains(r#"connector_shop_dm(["connector: Shop DMs"])"#),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(r#"time_condition_business_hours -->|"open"| tree_support"#),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(
+            r#"decision_support__welcome -->|"button: Order status"| decision_support__ask_order"#
+        ),
+        "{mermaid}"
+    );
+    let dot = flowhost::flow::diagram::dot(&flow);
+    assert!(dot.starts_with("digraph flow {"));
+    assert!(dot.contains(r#"decision_support__ask_order -> decision_support__lookup [label="pattern: ^\s*\d{6}\s*$"];"#), "{dot}");
+}

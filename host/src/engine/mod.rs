@@ -101,7 +101,9 @@ impl Turn {
             language: self.state.language.clone(),
             results: {
                 let mut results = self.state.results.clone();
+                // The flow's `vars`, also under the name `config`.
                 results.insert("vars".into(), self.vars.clone());
+                results.insert("config".into(), self.vars.clone());
                 results
             },
         }

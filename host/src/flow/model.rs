@@ -19,8 +19,9 @@ pub struct Flow {
     /// Languages the flow answers in; detection picks only among these.
     #[serde(default)]
     pub languages: Vec<String>,
-    /// Values templates can read as `vars.<name>` (API base URLs, phone
-    /// numbers): what differs between a sandbox and production.
+    /// Values templates can read as `vars.<name>` (or `config.<name>`):
+    /// API base URLs, phone numbers, what differs between a sandbox and
+    /// production.
     #[serde(default)]
     pub vars: BTreeMap<String, Value>,
     #[serde(default)]

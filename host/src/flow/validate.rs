@@ -107,6 +107,7 @@ const CONTEXT_NAMES: &[&str] = &[
     "error",
     "answer",
     "vars",
+    "config",
     "range",
     "dict",
     "namespace",
@@ -414,7 +415,7 @@ impl<'a> Validator<'a> {
             self.error(
                 path,
                 format!(
-                    "template uses unknown variable{} {}; known are message, conversation, contact, data, language, answer, error, vars and the names actions keep results under",
+                    "template uses unknown variable{} {}; known are message, conversation, contact, data, language, answer, error, vars (or config) and the names actions keep results under",
                     if unknown.len() > 1 { "s" } else { "" },
                     unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
                 ),

@@ -1,0 +1,61 @@
+//! The `flowhost` binary's flow commands, run as a user would.
+
+use std::process::Command;
+
+/// Runs `flowhost` from the repository root, with its data directory (the
+/// compiled-plugin cache) in a temporary directory.
+fn flowhost(args: &[&str]) -> (bool, String) {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("flowhost.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", data.path().display())).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("flowhost runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn validate_accepts_the_example_and_lists_every_error_of_a_broken_flow() {
+    let (ok, out) = flowhost(&["validate", "examples/shop-support.yaml"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("valid (1 connectors, 1 decision trees with 9 decisions"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "connectors:\n  dm: { title: DMs, account: nobody, next: { queue: q } }\nqueues:\n  other: { name: Other }\n",
+    )
+    .unwrap();
+    let (ok, out) = flowhost(&["validate", broken.to_str().unwrap()]);
+    assert!(!ok, "a broken flow must exit non-zero");
+    assert!(
+        out.contains("error: connectors.dm.account: no account is named `nobody`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: connectors.dm.next: no queue is named `q`"),
+        "{out}"
+    );
+    assert!(out.contains("2 errors"), "{out}");
+}
+
+#[test]
+fn diagram_and_schema_print_what_they_promise() {
+    let (ok, out) = flowhost(&["diagram", "examples/shop-support.yaml", "--format", "dot"]);
+    assert!(ok && out.starts_with("digraph flow {"), "{out}");
+    let (ok, out) = flowhost(&["schema"]);
+    assert!(ok, "{out}");
+    let schema: serde_json::Value = serde_json::from_str(&out).expect("the schema is JSON");
+    assert_eq!(schema["title"], "Flow");
+}
