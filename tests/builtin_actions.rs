@@ -511,3 +511,38 @@ async fn compiled_components_are_cached_across_restarts() {
         .unwrap();
     assert_eq!(out.effects.data_changes.get("a"), Some(&Some(json!(1))));
 }
+
+#[tokio::test]
+async fn authorization_does_not_follow_a_redirect_to_another_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner(dir.path()).await;
+    let landing = serve(axum::Router::new().route(
+        "/land",
+        get(|headers: HeaderMap| async move {
+            Json(json!({"authorization": headers.get("authorization").is_some()}))
+        }),
+    ))
+    .await;
+    let target = format!("http://{landing}/land");
+    let hop = serve(axum::Router::new().route(
+        "/hop",
+        get(move || async move { Redirect::temporary(&target) }),
+    ))
+    .await;
+
+    let out = runner
+        .run(
+            "request",
+            context("c9", "x", "en"),
+            &json!({"url": format!("http://{hop}/hop"), "headers": {"Authorization": "Bearer secret"}, "name": "r"}),
+        )
+        .await
+        .unwrap();
+    let kept = out.store.unwrap().1;
+    assert_eq!(kept["status"], 200);
+    assert_eq!(
+        kept["body"],
+        json!({"authorization": false}),
+        "the token leaked to another origin"
+    );
+}
