@@ -59,3 +59,15 @@ fn diagram_and_schema_print_what_they_promise() {
     let schema: serde_json::Value = serde_json::from_str(&out).expect("the schema is JSON");
     assert_eq!(schema["title"], "Flow");
 }
+
+#[test]
+fn the_published_schema_is_up_to_date() {
+    let (ok, out) = flowhost(&["schema"]);
+    assert!(ok, "{out}");
+    let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/flow.schema.json")).unwrap();
+    assert_eq!(
+        out.trim(),
+        published.trim(),
+        "examples/flow.schema.json is stale: run `cargo run -p flowhost -- schema > examples/flow.schema.json`"
+    );
+}
