@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod app;
 pub mod builtin;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod engine;

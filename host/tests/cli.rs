@@ -64,7 +64,11 @@ fn diagram_and_schema_print_what_they_promise() {
 fn the_published_schema_is_up_to_date() {
     let (ok, out) = flowhost(&["schema"]);
     assert!(ok, "{out}");
-    let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/flow.schema.json")).unwrap();
+    let published = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/flow.schema.json"
+    ))
+    .unwrap();
     assert_eq!(
         out.trim(),
         published.trim(),

@@ -1,0 +1,4 @@
+//! Instagram messaging through Meta's webhooks and Send API.
+
+pub mod events;
+pub mod signature;
