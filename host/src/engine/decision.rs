@@ -19,12 +19,7 @@ type StepFuture<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
 impl Engine {
     pub(super) async fn run_decision(&self, turn: &mut Turn, tree: &str, name: &str) -> Next {
         let flow = self.flow.clone();
-        let Some(decision) = flow
-            .flow
-            .decision_trees
-            .get(tree)
-            .and_then(|t| t.decisions.get(name))
-        else {
+        let Some(decision) = flow.decision(tree, name) else {
             turn.error(format!("decision `{name}` of tree `{tree}` does not exist"));
             return Next::Stay;
         };
@@ -95,12 +90,7 @@ impl Engine {
         message: &InboundMessage,
     ) -> Next {
         let flow = self.flow.clone();
-        let Some(decision) = flow
-            .flow
-            .decision_trees
-            .get(tree)
-            .and_then(|t| t.decisions.get(name))
-        else {
+        let Some(decision) = flow.decision(tree, name) else {
             turn.error(format!(
                 "the flow no longer has decision `{name}` of tree `{tree}`; starting over"
             ));

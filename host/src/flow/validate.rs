@@ -88,6 +88,11 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// Decision `name` of tree `tree`.
+    pub fn decision(&self, tree: &str, name: &str) -> Option<&Decision> {
+        self.flow.decision_trees.get(tree)?.decisions.get(name)
+    }
+
     /// The id of target `index` of a decision.
     pub fn target_id(target: &Target, index: usize) -> String {
         target

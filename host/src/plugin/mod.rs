@@ -243,19 +243,11 @@ impl PluginRuntime {
         let limits = &plugin.shared.limits;
         let config = config.to_string();
         let (wit_context, context_size) = convert::context_to_wit(&context);
-        let size = context_size + config.len();
-        if size > limits.max_input_bytes {
-            return Err(CallError::InputTooLarge {
-                size,
-                limit: limits.max_input_bytes,
-            });
-        }
-        let scope = CallScope::new(context);
+        check_input(limits, context_size + config.len())?;
 
-        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
-            reason: e.to_string(),
-        })?;
-        let mut store = self.new_store(plugin.shared.clone(), scope);
+        let (_slot, mut store) = self
+            .begin(plugin.shared.clone(), CallScope::new(context))
+            .await?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -264,12 +256,8 @@ impl PluginRuntime {
                 .await
         };
         let limit = limits.call_timeout();
-        let outcome = match tokio::time::timeout(limit, call).await {
-            Err(_) => return Err(CallError::CallTimeout { limit }),
-            Ok(Err(trap)) => return Err(classify_trap(trap, store.data())),
-            Ok(Ok(Err(error))) => return Err(cap_reason(error.into())),
-            Ok(Ok(Ok(outcome))) => outcome,
-        };
+        let outcome = settle(tokio::time::timeout(limit, call).await, limit, &store)?
+            .map_err(|error| cap_reason(error.into()))?;
         let mut output = convert::outcome_from_wit(outcome, limits.max_output_bytes)?;
         output.effects = store.into_data().scope.effects;
         Ok(output)
@@ -294,18 +282,15 @@ impl PluginRuntime {
         let limits = &plugin.shared.limits;
         let config = config.to_string();
         let (wit_context, context_size) = convert::context_to_wit(&context);
-        let size = context_size + config.len() + inbound.text.as_deref().map_or(0, str::len);
-        if size > limits.max_input_bytes {
-            return Err(CallError::InputTooLarge {
-                size,
-                limit: limits.max_input_bytes,
-            });
-        }
+        check_input(
+            limits,
+            context_size + config.len() + inbound.text.as_deref().map_or(0, str::len),
+        )?;
         let (wit_session, wit_inbound) = (session.into(), inbound.into());
-        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
-            reason: e.to_string(),
-        })?;
-        let mut store = self.new_store(plugin.shared.clone(), CallScope::new(context));
+
+        let (_slot, mut store) = self
+            .begin(plugin.shared.clone(), CallScope::new(context))
+            .await?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -320,22 +305,17 @@ impl PluginRuntime {
                 .await
         };
         let limit = limits.call_timeout();
-        match tokio::time::timeout(limit, call).await {
-            Err(_) => Err(CallError::CallTimeout { limit }),
-            Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
-            Ok(Ok(Err(error))) => Err(cap_reason(error.into())),
-            Ok(Ok(Ok(turn))) => {
-                let turn = BotTurn::from(turn);
-                let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
-                if size > limits.max_output_bytes {
-                    return Err(CallError::OutputTooLarge {
-                        size,
-                        limit: limits.max_output_bytes,
-                    });
-                }
-                Ok(turn)
-            }
+        let turn = settle(tokio::time::timeout(limit, call).await, limit, &store)?
+            .map_err(|error| cap_reason(error.into()))?;
+        let turn = BotTurn::from(turn);
+        let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
+        if size > limits.max_output_bytes {
+            return Err(CallError::OutputTooLarge {
+                size,
+                limit: limits.max_output_bytes,
+            });
         }
+        Ok(turn)
     }
 
     async fn describe(
@@ -343,11 +323,8 @@ impl PluginRuntime {
         pre: &Pre,
         shared: Arc<PluginShared>,
     ) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
-        let _slot = self.slots.acquire().await.map_err(|e| CallError::Host {
-            reason: e.to_string(),
-        })?;
         let limit = shared.limits.call_timeout();
-        let mut store = self.new_store(shared, CallScope::empty());
+        let (_slot, mut store) = self.begin(shared, CallScope::empty()).await?;
         let call = async {
             match pre {
                 Pre::Action(pre) => {
@@ -366,11 +343,19 @@ impl PluginRuntime {
                 }
             }
         };
-        match tokio::time::timeout(limit, call).await {
-            Err(_) => Err(CallError::CallTimeout { limit }),
-            Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
-            Ok(Ok(info)) => Ok(info),
-        }
+        settle(tokio::time::timeout(limit, call).await, limit, &store)
+    }
+
+    /// Waits for a pool slot and makes the call's store.
+    async fn begin(
+        &self,
+        shared: Arc<PluginShared>,
+        scope: CallScope,
+    ) -> Result<(tokio::sync::SemaphorePermit<'_>, Store<CallState>), CallError> {
+        let slot = self.slots.acquire().await.map_err(|e| CallError::Host {
+            reason: e.to_string(),
+        })?;
+        Ok((slot, self.new_store(shared, scope)))
     }
 
     /// A store for one call: memory limiter, and an epoch deadline that
@@ -448,6 +433,30 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     caps::templates::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     caps::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+/// Refuses input larger than the plugin accepts, before the guest runs.
+fn check_input(limits: &Limits, size: usize) -> Result<(), CallError> {
+    if size > limits.max_input_bytes {
+        return Err(CallError::InputTooLarge {
+            size,
+            limit: limits.max_input_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The value of a finished call, or why it did not finish.
+fn settle<R>(
+    finished: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    limit: std::time::Duration,
+    store: &Store<CallState>,
+) -> Result<R, CallError> {
+    match finished {
+        Err(_) => Err(CallError::CallTimeout { limit }),
+        Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
+        Ok(Ok(value)) => Ok(value),
+    }
 }
 
 /// Turns a failed call into the error the flow sees. The store's own
