@@ -1,17 +1,26 @@
 //! Start-up and shutdown: opens storage, starts the plugin runtime, loads
-//! the plugins, and serves HTTP until told to stop.
+//! the plugins and the flow, and serves HTTP until told to stop.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::actions::ActionRunner;
 use crate::config::ServerConfig;
+use crate::engine::clock::SystemClock;
+use crate::engine::{Engine, EngineSettings};
+use crate::flow::PluginCatalog;
+use crate::intake::Intake;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
 use crate::registry::PluginRegistry;
+use crate::server::webhooks::InstagramAccounts;
 use crate::server::{self, AppState};
 use crate::storage::Storage;
 
@@ -69,44 +78,151 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
-/// Serves until `shutdown` resolves, then stops taking requests, lets the
-/// ones in flight finish, and flushes the database.
-pub async fn serve(
-    config: ServerConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub storage: Storage,
+    pub engine: Option<Arc<Engine>>,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Starts the server: plugins, the flow (if configured), the intake worker,
+/// the timer loop and HTTP on `config.listen`.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let runner = start_runner(&config).await?;
     let (token, token_file) = admin_token(&config)?;
     match token_file {
         Some(path) => tracing::info!("admin API token is in {}", path.display()),
         None => tracing::info!("admin API token taken from the configuration"),
     }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::new();
+
+    let (engine, intake, instagram) = match &config.flow {
+        None => {
+            tracing::warn!(
+                "no flow configured: webhooks are refused until one is (`flow:` in the configuration)"
+            );
+            (None, None, InstagramAccounts::default())
+        }
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the flow {}", path.display()))?;
+            let flow = crate::flow::parse(&text)
+                .map_err(|issue| anyhow::anyhow!("{}: {issue}", path.display()))?;
+            let (compiled, warnings) =
+                crate::flow::compile(flow, &PluginCatalog::from_registry(&runner.registry))
+                    .map_err(|report| {
+                        anyhow::anyhow!("{} has errors:\n{report}", path.display())
+                    })?;
+            for warning in warnings {
+                tracing::warn!("{}: {warning}", path.display());
+            }
+            let instagram = InstagramAccounts::from_flow(&compiled.flow);
+            let settings = EngineSettings {
+                callback_base_url: config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+                ..EngineSettings::default()
+            };
+            let engine = Arc::new(Engine::new(
+                Arc::new(compiled),
+                runner.runtime.clone(),
+                runner.registry.clone(),
+                runner.storage.clone(),
+                Arc::new(SystemClock),
+                settings,
+            ));
+            let parallel = config.runtime.max_concurrent_calls as usize;
+            let intake = Arc::new(Intake::new(
+                engine.clone(),
+                runner.storage.clone(),
+                parallel,
+            ));
+            workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
+            workers.push(tokio::spawn(run_timers(engine.clone(), stopped.clone())));
+            (Some(engine), Some(intake), instagram)
+        }
+    };
+
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         runner: runner.clone(),
         admin_token: token.into(),
         ready: ready.clone(),
+        intake,
+        instagram: Arc::new(instagram),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let mut http_stopped = stopped.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, server::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
     tracing::info!(
-        "flowhost listening on http://{} with {} plugins",
-        listener.local_addr()?,
+        "flowhost listening on http://{addr} with {} plugins",
         runner.registry.iter().count()
     );
     ready.store(true, Ordering::Relaxed);
-    let stopping = ready.clone();
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.store(false, Ordering::Relaxed);
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-        .await?;
-    runner.storage.flush()?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    Ok(Server {
+        addr,
+        storage: runner.storage.clone(),
+        engine,
+        stop,
+        http,
+        workers,
+        ready,
+    })
+}
+
+impl Server {
+    /// Stops taking requests, lets requests and the intake round in flight
+    /// finish, and flushes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down: finishing work in flight");
+        self.ready.store(false, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        self.http.await??;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        self.storage.flush()?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Fires due timers every 250 ms until stopped.
+async fn run_timers(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if let Err(e) = engine.fire_due_timers().await {
+            tracing::error!("timers: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    shutdown.await;
+    server.stop().await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

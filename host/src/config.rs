@@ -19,6 +19,11 @@ pub struct ServerConfig {
     /// Bearer token of the admin API. Unset: read `FLOWHOST_ADMIN_TOKEN`,
     /// else generate one into `<data_dir>/admin-token` on first start.
     pub admin_token: Option<String>,
+    /// The flow document to run. Without one the server answers health
+    /// probes and the admin API, and refuses webhooks.
+    pub flow: Option<PathBuf>,
+    /// This server's public base URL (chatbots' callback URLs).
+    pub public_url: Option<String>,
     /// Partners' plugin components (`*.wasm`), loaded beside the built-ins.
     pub plugins_dir: Option<PathBuf>,
     /// The plugin runtime as a whole.
@@ -33,6 +38,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("flowhost-data"),
             admin_token: None,
+            flow: None,
+            public_url: None,
             plugins_dir: None,
             runtime: RuntimeConfig::default(),
             plugins: BTreeMap::new(),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod intake;
 pub mod plugin;
 pub mod registry;
 pub mod routing;

@@ -17,6 +17,15 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     // customer as an empty string); testing it in `if` is allowed.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_fuel(Some(TEMPLATE_FUEL));
+    // A known-but-empty value (a customer whose name the channel does not
+    // tell) prints as nothing, never as "none" in a customer's message.
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     env
 });
 
@@ -139,6 +148,16 @@ mod tests {
         assert_eq!(
             render("no template {here}", &ctx).unwrap(),
             "no template {here}"
+        );
+    }
+
+    #[test]
+    fn a_null_value_prints_as_nothing() {
+        let ctx = json!({"contact": {"name": null}});
+        assert_eq!(render("Hi {{ contact.name }}!", &ctx).unwrap(), "Hi !");
+        assert_eq!(
+            render("Hi {{ contact.name or 'there' }}!", &ctx).unwrap(),
+            "Hi there!"
         );
     }
 

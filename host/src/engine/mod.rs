@@ -259,8 +259,25 @@ impl Engine {
         message: InboundMessage,
     ) -> Result<TurnReport, EngineError> {
         let key = conversation_key(account, &contact.id);
-        self.in_lane(&key, self.message_turn(account, &key, contact, message))
-            .await
+        self.in_lane(
+            &key,
+            self.message_turn(account, &key, contact, message, None),
+        )
+        .await
+    }
+
+    /// Like [`Engine::handle_message`] for an event from the inbox: the
+    /// turn also removes the inbox entry `receipt`, in the same transaction.
+    pub async fn handle_inbound(
+        &self,
+        account: &str,
+        contact: Contact,
+        message: InboundMessage,
+        receipt: String,
+    ) -> Result<TurnReport, EngineError> {
+        let key = conversation_key(account, &contact.id);
+        let turn = self.message_turn(account, &key, contact, message, Some(receipt));
+        self.in_lane(&key, turn).await
     }
 
     async fn message_turn(
@@ -269,6 +286,7 @@ impl Engine {
         key: &str,
         contact: Contact,
         mut message: InboundMessage,
+        receipt: Option<String>,
     ) -> Result<TurnReport, EngineError> {
         let flow = &self.flow.flow;
         let connector_key = self
@@ -296,6 +314,7 @@ impl Engine {
         let mut turn = Turn {
             commit: TurnCommit {
                 conversation_id: state.id(),
+                inbox_remove: receipt.into_iter().collect(),
                 ..TurnCommit::default()
             },
             state,

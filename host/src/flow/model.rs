@@ -160,6 +160,16 @@ pub enum Account {
     },
 }
 
+/// A secret as written in the flow: `env:NAME` reads the environment
+/// variable NAME (unset: `None`), anything else is the secret itself.
+pub fn resolve_secret(value: &Option<String>) -> Option<String> {
+    let value = value.as_deref()?;
+    match value.strip_prefix("env:") {
+        Some(name) => std::env::var(name).ok().filter(|v| !v.is_empty()),
+        None => Some(value.to_string()),
+    }
+}
+
 /// Which attachments a connector lets through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

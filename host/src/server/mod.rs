@@ -1,8 +1,10 @@
-//! The HTTP server: health probes and the admin API. (Webhooks, the
-//! chatbot callback and the agent API join here as they are built.)
+//! The HTTP server: health probes, Instagram webhooks and the admin API.
+//! (The Connexease webhook, the chatbot callback and the agent API join
+//! here as they are built.)
 
 mod admin;
 mod auth;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +23,9 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// False while starting and while shutting down.
     pub ready: Arc<AtomicBool>,
+    /// Customer events in; `None` when no flow is loaded.
+    pub intake: Option<Arc<crate::intake::Intake>>,
+    pub instagram: Arc<webhooks::InstagramAccounts>,
 }
 
 /// The whole HTTP surface.
@@ -29,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .nest("/admin", admin::router(state.clone()))
+        .merge(webhooks::router())
         .with_state(state)
 }
 

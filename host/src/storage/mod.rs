@@ -47,6 +47,12 @@ pub struct Storage {
     timers: sled::Tree,
     /// message id (UUIDv7, time-ordered) -> `OutboxMessage` as JSON.
     outbox: sled::Tree,
+    /// arrival sequence (u64 big-endian) -> an accepted inbound event, until
+    /// the turn that handles it commits.
+    inbox: sled::Tree,
+    /// dedupe key of every accepted event -> arrival time, so a redelivery
+    /// (Meta retries for 36 hours) is dropped.
+    seen: sled::Tree,
 }
 
 /// Everything one engine turn changes, written in one transaction: the
@@ -63,6 +69,8 @@ pub struct TurnCommit {
     pub timers_add: Vec<Timer>,
     /// Storage keys (hex) of timers done or no longer wanted.
     pub timers_remove: Vec<String>,
+    /// Inbox keys (hex) of the events this turn handled.
+    pub inbox_remove: Vec<String>,
 }
 
 impl Storage {
@@ -75,6 +83,8 @@ impl Storage {
             conversations: db.open_tree("conversations")?,
             timers: db.open_tree("timers")?,
             outbox: db.open_tree("outbox")?,
+            inbox: db.open_tree("inbox")?,
+            seen: db.open_tree("seen")?,
             db,
         })
     }
@@ -157,6 +167,11 @@ impl Storage {
             .iter()
             .filter_map(|k| hex::decode(k).ok())
             .collect();
+        let inbox_remove: Vec<Vec<u8>> = turn
+            .inbox_remove
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .collect();
 
         let result: Result<(), TransactionError<()>> = (
             &self.data,
@@ -164,36 +179,98 @@ impl Storage {
             &self.conversations,
             &self.timers,
             &self.outbox,
+            &self.inbox,
         )
-            .transaction(|(data, tickets_tx, conversations, timers, outbox_tx)| {
-                for (key, value) in &data_changes {
-                    match value {
-                        Some(value) => data.insert(key.as_slice(), value.as_slice())?,
-                        None => data.remove(key.as_slice())?,
-                    };
-                }
-                for (id, ticket) in &tickets {
-                    tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
-                }
-                if let Some((key, state)) = &state {
-                    conversations.insert(key.as_bytes(), state.as_slice())?;
-                }
-                for key in &timers_remove {
-                    timers.remove(key.as_slice())?;
-                }
-                for (key, timer) in &timers_add {
-                    timers.insert(key.as_slice(), timer.as_slice())?;
-                }
-                for (id, message) in &outbox {
-                    outbox_tx.insert(id.as_bytes(), message.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
+            .transaction(
+                |(data, tickets_tx, conversations, timers, outbox_tx, inbox)| {
+                    for (key, value) in &data_changes {
+                        match value {
+                            Some(value) => data.insert(key.as_slice(), value.as_slice())?,
+                            None => data.remove(key.as_slice())?,
+                        };
+                    }
+                    for (id, ticket) in &tickets {
+                        tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
+                    }
+                    if let Some((key, state)) = &state {
+                        conversations.insert(key.as_bytes(), state.as_slice())?;
+                    }
+                    for key in &timers_remove {
+                        timers.remove(key.as_slice())?;
+                    }
+                    for (key, timer) in &timers_add {
+                        timers.insert(key.as_slice(), timer.as_slice())?;
+                    }
+                    for (id, message) in &outbox {
+                        outbox_tx.insert(id.as_bytes(), message.as_slice())?;
+                    }
+                    for key in &inbox_remove {
+                        inbox.remove(key.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Storage(e)) => Err(StorageError::Sled(e)),
             Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
         }
+    }
+
+    /// Accepts inbound events: each `(dedupe key, record)` not seen before is
+    /// appended to the inbox, in order, and remembered; a duplicate is
+    /// dropped. Returns how many were new. Durable on return (flushed), so
+    /// the webhook may answer 200.
+    pub async fn accept_inbound(
+        &self,
+        events: &[(String, Vec<u8>)],
+    ) -> Result<usize, StorageError> {
+        let now = now_ms().to_be_bytes();
+        let mut ids = Vec::with_capacity(events.len());
+        for _ in events {
+            ids.push(self.db.generate_id()?.to_be_bytes());
+        }
+        let result: Result<usize, TransactionError<()>> =
+            (&self.seen, &self.inbox).transaction(|(seen, inbox)| {
+                let mut accepted = 0;
+                for ((key, record), id) in events.iter().zip(&ids) {
+                    if seen.get(key.as_bytes())?.is_some() {
+                        continue;
+                    }
+                    seen.insert(key.as_bytes(), &now[..])?;
+                    inbox.insert(&id[..], record.as_slice())?;
+                    accepted += 1;
+                }
+                Ok::<usize, ConflictableTransactionError<()>>(accepted)
+            });
+        let accepted = match result {
+            Ok(accepted) => accepted,
+            Err(TransactionError::Storage(e)) => return Err(StorageError::Sled(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        };
+        self.db.flush_async().await?;
+        Ok(accepted)
+    }
+
+    /// The oldest accepted events not yet handled: (hex key, record).
+    pub fn inbox(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.inbox
+            .iter()
+            .take(limit)
+            .map(|entry| {
+                entry
+                    .map(|(k, v)| (hex::encode(k), v.to_vec()))
+                    .map_err(StorageError::from)
+            })
+            .collect()
+    }
+
+    /// Removes a handled event that needed no turn (an echo, a read).
+    pub fn remove_from_inbox(&self, key: &str) -> Result<(), StorageError> {
+        if let Ok(key) = hex::decode(key) {
+            self.inbox.remove(key)?;
+        }
+        Ok(())
     }
 
     /// The customer's conversation (current session), if any.
