@@ -1,28 +1,109 @@
-//! Instagram webhooks into the running server: verification, signatures,
-//! durable and deduplicated intake, and the flow answering into the outbox.
-//! (Sending the outbox through the Send API is not built yet.)
+//! Instagram end to end through the running server: webhook verification,
+//! signatures, durable and deduplicated intake, the flow answering, and the
+//! replies sent through a stand-in of the Graph API's Send API (retries,
+//! the 24-hour window).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::instagram::signature::sign;
 use flowhost::config::ServerConfig;
-use flowhost::engine::state::Position;
+use flowhost::engine::state::{Position, conversation_key};
 use flowhost::plugin::{HttpPolicy, PluginSettings};
 use serde_json::{Value, json};
 
 const IG_ID: &str = "17841400000000001";
 const SECRET: &str = "test-app-secret";
 
-/// The example flow, always open, with literal secrets.
-async fn start(dir: &std::path::Path) -> Server {
+/// A stand-in for the Graph API's Send API: records every accepted request
+/// and answers 503 to the first `failures` requests.
+#[derive(Clone, Default)]
+struct Graph {
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+    failures: Arc<Mutex<u32>>,
+}
+
+impl Graph {
+    async fn start(failures: u32) -> (Graph, String) {
+        let graph = Graph {
+            failures: Arc::new(Mutex::new(failures)),
+            ..Graph::default()
+        };
+        let state = graph.clone();
+        let router = axum::Router::new().route(
+            "/v23.0/{ig_id}/messages",
+            post(
+                move |Path(ig_id): Path<String>, headers: HeaderMap, Json(body): Json<Value>| {
+                    let state = state.clone();
+                    async move {
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let mut failures = state.failures.lock().unwrap();
+                        if *failures > 0 {
+                            *failures -= 1;
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                Json(json!({"error": {"message": "try later", "code": 2}})),
+                            );
+                        }
+                        let mut requests = state.requests.lock().unwrap();
+                        requests.push((format!("{ig_id} {auth}"), body.clone()));
+                        let id = format!("m_{}", requests.len());
+                        (
+                            StatusCode::OK,
+                            Json(
+                                json!({"recipient_id": body["recipient"]["id"], "message_id": id}),
+                            ),
+                        )
+                    }
+                },
+            ),
+        );
+        let addr = flowhost_tests::serve(router).await;
+        (graph, format!("http://{addr}"))
+    }
+
+    fn texts_to(&self, customer: &str) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body["recipient"]["id"] == customer)
+            .filter_map(|(_, body)| body["message"]["text"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// Waits until `n` messages reached `customer`.
+    async fn wait_for(&self, customer: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.texts_to(customer).len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.texts_to(customer)
+    }
+}
+
+/// The example flow, always open, with literal secrets and the Send API at `graph`.
+async fn start(dir: &std::path::Path, graph: &str) -> Server {
     let flow = include_str!("../examples/shop-support.yaml")
         .replace(
             "next: { time_condition: business-hours }",
             "next: { decision_tree: support }",
         )
         .replace("env:SHOP_IG_APP_SECRET", SECRET)
-        .replace("env:SHOP_IG_VERIFY_TOKEN", "verify-me");
+        .replace("env:SHOP_IG_VERIFY_TOKEN", "verify-me")
+        .replace(
+            "access_token: env:SHOP_IG_ACCESS_TOKEN",
+            &format!("access_token: graph-token\n    api_base_url: {graph}"),
+        );
     let flow_path = dir.join("flow.yaml");
     std::fs::write(&flow_path, flow).unwrap();
     let mut config = ServerConfig {
@@ -49,22 +130,29 @@ async fn start(dir: &std::path::Path) -> Server {
         .expect("the server starts")
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 fn webhook(items: Vec<Value>) -> Vec<u8> {
-    json!({"object": "instagram", "entry": [{"id": IG_ID, "time": 1_700_000_000_000u64, "messaging": items}]}).to_string().into_bytes()
+    json!({"object": "instagram", "entry": [{"id": IG_ID, "time": now_ms(), "messaging": items}]})
+        .to_string()
+        .into_bytes()
 }
 
 fn message(customer: &str, mid: &str, ts: u64, body: Value) -> Value {
-    json!({"sender": {"id": customer}, "recipient": {"id": IG_ID}, "timestamp": ts, "message": {"mid": mid}})
-        .as_object()
-        .cloned()
-        .map(|mut item| {
-            item["message"].as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
-            Value::Object(item)
-        })
+    let mut message = json!({"mid": mid});
+    message
+        .as_object_mut()
         .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    json!({"sender": {"id": customer}, "recipient": {"id": IG_ID}, "timestamp": ts, "message": message})
 }
 
-async fn post(server: &Server, body: &[u8], signature: Option<String>) -> (u16, Duration) {
+async fn deliver(server: &Server, body: &[u8], signature: Option<String>) -> u16 {
     let mut request = reqwest::Client::new()
         .post(format!("http://{}/webhooks/instagram", server.addr))
         .body(body.to_vec());
@@ -73,32 +161,18 @@ async fn post(server: &Server, body: &[u8], signature: Option<String>) -> (u16, 
     }
     let started = Instant::now();
     let status = request.send().await.unwrap().status().as_u16();
-    (status, started.elapsed())
+    eprintln!("webhook answered {status} in {:?}", started.elapsed());
+    status
 }
 
-/// Waits until the outbox holds `n` messages for `customer`.
-async fn replies(server: &Server, customer: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let texts: Vec<String> = server
-            .storage
-            .outbox()
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.recipient == customer)
-            .filter_map(|m| m.message.text)
-            .collect();
-        if texts.len() >= n || Instant::now() > deadline {
-            return texts;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn signed(body: &[u8]) -> Option<String> {
+    Some(sign(SECRET.as_bytes(), body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_verification_answers_the_challenge_only_to_the_right_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let server = start(dir.path(), "http://127.0.0.1:9").await;
     let url = |token: &str| {
         format!(
             "http://{}/webhooks/instagram?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444",
@@ -113,85 +187,155 @@ async fn subscription_verification_answers_the_challenge_only_to_the_right_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_message_is_acknowledged_at_once_and_answered_once_even_if_delivered_twice() {
+async fn a_signed_message_is_answered_through_the_send_api_once_even_if_delivered_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let (graph, graph_url) = Graph::start(0).await;
+    let server = start(dir.path(), &graph_url).await;
     let body = webhook(vec![message(
         "IGSID-7",
         "mid.1",
-        1_700_000_000_100,
+        now_ms(),
         json!({"text": "hello, I need some help"}),
     )]);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
 
-    let (status, took) = post(&server, &body, Some(sign(SECRET.as_bytes(), &body))).await;
-    assert_eq!(status, 200);
-    eprintln!("webhook acknowledged in {took:?}");
-    // Meta sends no name; the flow greets without one.
-    let welcome = replies(&server, "IGSID-7", 1).await;
-    assert_eq!(welcome, ["Hi there! How can we help you today?"]);
+    // Meta sends no name; the flow greets without one. The reply goes out
+    // through the Send API with its quick replies and the account's token.
+    assert_eq!(
+        graph.wait_for("IGSID-7", 1).await,
+        ["Hi there! How can we help you today?"]
+    );
+    {
+        let requests = graph.requests.lock().unwrap();
+        let (target, body) = &requests[0];
+        assert_eq!(target, &format!("{IG_ID} Bearer graph-token"));
+        assert_eq!(body["messaging_type"], "RESPONSE");
+        assert_eq!(
+            body["message"]["quick_replies"][0],
+            json!({"content_type": "text", "title": "Order status", "payload": "order-status"})
+        );
+    }
 
     // Meta retries: the same delivery again is acknowledged and dropped.
-    let (status, _) = post(&server, &body, Some(sign(SECRET.as_bytes(), &body))).await;
-    assert_eq!(status, 200);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(server.storage.inbox(10).unwrap().is_empty());
     assert_eq!(
-        replies(&server, "IGSID-7", 0).await.len(),
+        graph.texts_to("IGSID-7").len(),
         1,
         "a duplicate delivery was answered"
     );
 
     // Our own message echoed back never re-enters the flow.
     let echo = webhook(vec![
-        json!({"sender": {"id": IG_ID}, "recipient": {"id": "IGSID-7"}, "timestamp": 1_700_000_000_200u64,
-        "message": {"mid": "mid.echo", "text": "Hi! How can we help you today?", "is_echo": true}}),
+        json!({"sender": {"id": IG_ID}, "recipient": {"id": "IGSID-7"}, "timestamp": now_ms(),
+        "message": {"mid": "m_1", "text": "Hi there! How can we help you today?", "is_echo": true}}),
     ]);
-    assert_eq!(
-        post(&server, &echo, Some(sign(SECRET.as_bytes(), &echo)))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(deliver(&server, &echo, signed(&echo)).await, 200);
     // A quick reply moves the conversation on.
     let tap = webhook(vec![message(
         "IGSID-7",
         "mid.2",
-        1_700_000_000_300,
+        now_ms(),
         json!({"text": "Order status", "quick_reply": {"payload": "order-status"}}),
     )]);
+    assert_eq!(deliver(&server, &tap, signed(&tap)).await, 200);
+    let said = graph.wait_for("IGSID-7", 2).await;
     assert_eq!(
-        post(&server, &tap, Some(sign(SECRET.as_bytes(), &tap)))
-            .await
-            .0,
-        200
+        said,
+        [
+            "Hi there! How can we help you today?",
+            "Please type your 6-digit order number."
+        ]
     );
-    let said = replies(&server, "IGSID-7", 2).await;
-    assert_eq!(said.len(), 2, "{said:?}");
-    assert_eq!(said[1], "Please type your 6-digit order number.");
+    assert!(
+        server.storage.outbox().unwrap().is_empty(),
+        "sent messages leave the outbox"
+    );
+    assert!(
+        server.storage.sent_as("m_1").unwrap().is_some(),
+        "Meta's id of our message is kept for its echo"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_from_the_graph_api_is_retried_and_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start(2).await;
+    let server = start(dir.path(), &graph_url).await;
+    let body = webhook(vec![message(
+        "IGSID-5",
+        "mid.5",
+        now_ms(),
+        json!({"text": "hello there, anyone?"}),
+    )]);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
+    assert_eq!(graph.wait_for("IGSID-5", 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        graph.texts_to("IGSID-5").len(),
+        1,
+        "delivered more than once"
+    );
+    assert_eq!(
+        *graph.failures.lock().unwrap(),
+        0,
+        "both 503s came before the success"
+    );
+    assert!(server.storage.failed_messages().unwrap().is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_reply_outside_the_24_hour_window_is_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start(0).await;
+    let server = start(dir.path(), &graph_url).await;
+    // Delivered late: the customer wrote 25 hours ago (the channel's timestamp).
+    let late = now_ms() - 25 * 3600 * 1000;
+    let body = webhook(vec![message(
+        "IGSID-6",
+        "mid.6",
+        late,
+        json!({"text": "hello, are you there?"}),
+    )]);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.storage.failed_messages().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = server.storage.failed_messages().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].reason,
+        "sending is only allowed within 24 hours of the customer's last message"
+    );
+    assert!(
+        graph.texts_to("IGSID-6").is_empty(),
+        "a message went out after the window closed"
+    );
     server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_or_wrongly_signed_webhooks_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let server = start(dir.path(), "http://127.0.0.1:9").await;
     let body = webhook(vec![message(
         "IGSID-8",
         "mid.9",
-        1_700_000_000_100,
+        now_ms(),
         json!({"text": "hello"}),
     )]);
-    assert_eq!(post(&server, &body, None).await.0, 401);
+    assert_eq!(deliver(&server, &body, None).await, 401);
     assert_eq!(
-        post(&server, &body, Some(sign(b"not-the-secret", &body)))
-            .await
-            .0,
+        deliver(&server, &body, Some(sign(b"not-the-secret", &body))).await,
         403
     );
     let mut tampered = body.clone();
-    let signature = sign(SECRET.as_bytes(), &body);
     tampered.extend_from_slice(b" ");
-    assert_eq!(post(&server, &tampered, Some(signature)).await.0, 403);
+    assert_eq!(deliver(&server, &tampered, signed(&body)).await, 403);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(server.storage.inbox(10).unwrap().is_empty());
@@ -199,9 +343,7 @@ async fn unsigned_or_wrongly_signed_webhooks_store_nothing() {
     assert!(
         server
             .storage
-            .conversation(&flowhost::engine::state::conversation_key(
-                "shop-ig", "IGSID-8"
-            ))
+            .conversation(&conversation_key("shop-ig", "IGSID-8"))
             .unwrap()
             .is_none()
     );
@@ -211,36 +353,36 @@ async fn unsigned_or_wrongly_signed_webhooks_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_a_conversation_are_handled_in_timestamp_order() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let (graph, graph_url) = Graph::start(0).await;
+    let server = start(dir.path(), &graph_url).await;
     // One batch, delivered out of order: the greeting is older than the tap.
+    let now = now_ms();
     let body = webhook(vec![
         message(
             "IGSID-9",
             "mid.b",
-            1_700_000_000_500,
+            now,
             json!({"text": "Order status", "quick_reply": {"payload": "order-status"}}),
         ),
         message(
             "IGSID-9",
             "mid.a",
-            1_700_000_000_100,
+            now - 1000,
             json!({"text": "hello, good afternoon"}),
         ),
     ]);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
+    let said = graph.wait_for("IGSID-9", 2).await;
     assert_eq!(
-        post(&server, &body, Some(sign(SECRET.as_bytes(), &body)))
-            .await
-            .0,
-        200
+        said,
+        [
+            "Hi there! How can we help you today?",
+            "Please type your 6-digit order number."
+        ]
     );
-    let said = replies(&server, "IGSID-9", 2).await;
-    assert!(said[0].contains("How can we help you today?"), "{said:?}");
-    assert_eq!(said[1], "Please type your 6-digit order number.");
     let state = server
         .storage
-        .conversation(&flowhost::engine::state::conversation_key(
-            "shop-ig", "IGSID-9",
-        ))
+        .conversation(&conversation_key("shop-ig", "IGSID-9"))
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -18,6 +18,7 @@ use crate::engine::clock::SystemClock;
 use crate::engine::{Engine, EngineSettings};
 use crate::flow::PluginCatalog;
 use crate::intake::Intake;
+use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
 use crate::registry::PluginRegistry;
 use crate::server::webhooks::InstagramAccounts;
@@ -90,7 +91,7 @@ pub struct Server {
 }
 
 /// Starts the server: plugins, the flow (if configured), the intake worker,
-/// the timer loop and HTTP on `config.listen`.
+/// the timer loop, the outbox sender and HTTP on `config.listen`.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let runner = start_runner(&config).await?;
     let (token, token_file) = admin_token(&config)?;
@@ -126,6 +127,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                 tracing::warn!("{}: {warning}", path.display());
             }
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
+            let sender = Arc::new(OutboxSender::new(
+                runner.storage.clone(),
+                Arc::new(SystemClock),
+                crate::outbox::endpoints(&compiled.flow),
+            ));
+            workers.push(tokio::spawn(sender.run(stopped.clone())));
             let settings = EngineSettings {
                 callback_base_url: config
                     .public_url

@@ -132,6 +132,7 @@ impl Turn {
             message,
             created_ms: self.now_ms,
             sender: "bot".into(),
+            sent_parts: 0,
         });
     }
 
@@ -347,7 +348,14 @@ impl Engine {
                 text.clone()
             },
         );
-        turn.state.last_inbound_ms = Some(now.max(message.timestamp_ms));
+        // The 24-hour window runs from the customer's message as the channel
+        // stamped it (a late delivery does not reopen it).
+        let written_at = if message.timestamp_ms > 0 {
+            message.timestamp_ms
+        } else {
+            now
+        };
+        turn.state.last_inbound_ms = Some(turn.state.last_inbound_ms.unwrap_or(0).max(written_at));
         turn.state.last_message = Some(message.clone());
         self.update_language(&mut turn, &text);
 

@@ -154,4 +154,8 @@ pub struct OutboxMessage {
     pub created_ms: u64,
     /// `bot` or `agent`.
     pub sender: String,
+    /// Parts already accepted by the channel (a long text goes out in
+    /// several); a restart resumes after them.
+    #[serde(default)]
+    pub sent_parts: u32,
 }

@@ -53,6 +53,18 @@ pub struct Storage {
     /// dedupe key of every accepted event -> arrival time, so a redelivery
     /// (Meta retries for 36 hours) is dropped.
     seen: sled::Tree,
+    /// the channel's id of a sent message -> our outbox id (echoes).
+    sent: sled::Tree,
+    /// outbox id -> `FailedMessage`: messages the channel refused for good.
+    failed: sled::Tree,
+}
+
+/// A message that could not be delivered, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedMessage {
+    pub message: OutboxMessage,
+    pub reason: String,
+    pub at_ms: u64,
 }
 
 /// Everything one engine turn changes, written in one transaction: the
@@ -85,6 +97,8 @@ impl Storage {
             outbox: db.open_tree("outbox")?,
             inbox: db.open_tree("inbox")?,
             seen: db.open_tree("seen")?,
+            sent: db.open_tree("sent")?,
+            failed: db.open_tree("failed")?,
             db,
         })
     }
@@ -210,11 +224,7 @@ impl Storage {
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },
             );
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(StorageError::Sled(e)),
-            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
-        }
+        settle(result)
     }
 
     /// Accepts inbound events: each `(dedupe key, record)` not seen before is
@@ -243,11 +253,7 @@ impl Storage {
                 }
                 Ok::<usize, ConflictableTransactionError<()>>(accepted)
             });
-        let accepted = match result {
-            Ok(accepted) => accepted,
-            Err(TransactionError::Storage(e)) => return Err(StorageError::Sled(e)),
-            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
-        };
+        let accepted = settle(result)?;
         self.db.flush_async().await?;
         Ok(accepted)
     }
@@ -315,10 +321,63 @@ impl Storage {
             .collect()
     }
 
-    /// Removes a message from the outbox (it was sent).
-    pub fn remove_from_outbox(&self, id: &str) -> Result<(), StorageError> {
-        self.outbox.remove(id.as_bytes())?;
-        Ok(())
+    /// Records that the channel accepted one more part of an outbox
+    /// message (under `channel_id`); the message leaves the outbox with its
+    /// last part. One transaction, so a restart resumes after what was sent.
+    pub fn record_sent(
+        &self,
+        message: &OutboxMessage,
+        channel_id: &str,
+        parts: u32,
+    ) -> Result<(), StorageError> {
+        let mut updated = message.clone();
+        updated.sent_parts += 1;
+        let done = updated.sent_parts >= parts;
+        let record = to_json(&updated);
+        let result: Result<(), TransactionError<()>> =
+            (&self.outbox, &self.sent).transaction(|(outbox, sent)| {
+                sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
+                if done {
+                    outbox.remove(message.id.as_bytes())?;
+                } else {
+                    outbox.insert(message.id.as_bytes(), record.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// Moves a message the channel refused for good out of the outbox.
+    pub fn record_failed(&self, message: &OutboxMessage, reason: &str) -> Result<(), StorageError> {
+        let failed = to_json(&FailedMessage {
+            message: message.clone(),
+            reason: reason.to_string(),
+            at_ms: now_ms(),
+        });
+        let result: Result<(), TransactionError<()>> =
+            (&self.outbox, &self.failed).transaction(|(outbox, failed_tx)| {
+                outbox.remove(message.id.as_bytes())?;
+                failed_tx.insert(message.id.as_bytes(), failed.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// Messages the channel refused for good, oldest first.
+    pub fn failed_messages(&self) -> Result<Vec<FailedMessage>, StorageError> {
+        self.failed
+            .iter()
+            .values()
+            .map(|bytes| from_json(&bytes?, "failed message"))
+            .collect()
+    }
+
+    /// Our outbox id of a message the channel knows as `channel_id`.
+    pub fn sent_as(&self, channel_id: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .sent
+            .get(channel_id.as_bytes())?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
     }
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {
@@ -367,6 +426,14 @@ fn timer_key(timer: &Timer) -> Vec<u8> {
     let mut key = timer.due_ms.to_be_bytes().to_vec();
     key.extend_from_slice(timer.id.as_bytes());
     key
+}
+
+/// A transaction's result; ours never abort, so only storage errors remain.
+fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
+    result.map_err(|e| match e {
+        TransactionError::Storage(e) => StorageError::Sled(e),
+        TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+    })
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {

@@ -1,4 +1,5 @@
 //! Instagram messaging through Meta's webhooks and Send API.
 
 pub mod events;
+pub mod send;
 pub mod signature;
