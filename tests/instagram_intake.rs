@@ -248,6 +248,11 @@ async fn a_signed_message_is_answered_through_the_send_api_once_even_if_delivere
             "Please type your 6-digit order number."
         ]
     );
+    // The sender records the send just after Meta's answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.storage.outbox().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         server.storage.outbox().unwrap().is_empty(),
         "sent messages leave the outbox"

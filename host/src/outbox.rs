@@ -7,7 +7,9 @@
 //! resumes after the last part the channel accepted. 429 and 5xx answers are
 //! retried with exponential backoff and jitter; other refusals are final and
 //! recorded with their reason. Instagram's 24-hour window is checked before
-//! anything is sent.
+//! anything is sent. A send under way is marked durably first; a crash in
+//! that moment leaves the message recorded as uncertain rather than sent
+//! twice (Meta's Send API has no idempotency key to make a resend safe).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ use crate::storage::{Storage, StorageError};
 /// The error a bot reply outside the window gets.
 pub const OUTSIDE_WINDOW: &str =
     "sending is only allowed within 24 hours of the customer's last message";
+/// The record of a send a crash interrupted.
+pub const UNCERTAIN: &str = "delivery uncertain: flowhost stopped while the channel was answering; not sent again, so that it is never sent twice";
 /// A human agent's reply with the HUMAN_AGENT tag: 7 days.
 const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
 const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -118,8 +122,32 @@ impl OutboxSender {
         }
     }
 
+    /// Settles the sends a crash interrupted: Meta may or may not have
+    /// taken them, and it offers no idempotency key, so they are not sent
+    /// again (a reply is never sent twice) but recorded as uncertain.
+    pub fn recover(&self) -> Result<usize, StorageError> {
+        let interrupted = self.storage.in_flight()?;
+        let outbox = self.storage.outbox()?;
+        for id in &interrupted {
+            match outbox.iter().find(|m| &m.id == id) {
+                Some(message) => {
+                    tracing::warn!(
+                        message = id,
+                        "a send was interrupted by a stop; not sending it again"
+                    );
+                    self.storage.record_failed(message, UNCERTAIN)?;
+                }
+                None => self.storage.clear_in_flight(id)?,
+            }
+        }
+        Ok(interrupted.len())
+    }
+
     /// Sends until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if let Err(e) = self.recover() {
+            tracing::error!("outbox recovery: {e}");
+        }
         while !*stop.borrow() {
             let sent = match self.send_round().await {
                 Ok(sent) => sent,
@@ -232,6 +260,7 @@ impl OutboxSender {
         }
         let mut progress = message.clone();
         for body in bodies.into_iter().skip(message.sent_parts as usize) {
+            self.storage.mark_in_flight(&message.id).await?;
             let answer = match self
                 .client
                 .post(endpoint.messages_url())
@@ -255,6 +284,7 @@ impl OutboxSender {
                     progress.sent_parts += 1;
                 }
                 Answer::Retry { reason } => {
+                    self.storage.clear_in_flight(&message.id)?;
                     let mut backoff = self.backoff.lock().expect("backoff lock");
                     let entry = backoff.entry(message.id.clone()).or_insert(Backoff {
                         attempts: 0,

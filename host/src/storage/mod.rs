@@ -57,6 +57,9 @@ pub struct Storage {
     sent: sled::Tree,
     /// outbox id -> `FailedMessage`: messages the channel refused for good.
     failed: sled::Tree,
+    /// outbox ids whose send is under way: after a crash, these may or may
+    /// not have reached the customer.
+    in_flight: sled::Tree,
 }
 
 /// A message that could not be delivered, and why.
@@ -99,6 +102,7 @@ impl Storage {
             seen: db.open_tree("seen")?,
             sent: db.open_tree("sent")?,
             failed: db.open_tree("failed")?,
+            in_flight: db.open_tree("in_flight")?,
             db,
         })
     }
@@ -361,6 +365,29 @@ impl Storage {
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
         settle(result)
+    }
+
+    /// Notes, durably, that a send of `id` is about to start.
+    pub async fn mark_in_flight(&self, id: &str) -> Result<(), StorageError> {
+        self.in_flight
+            .insert(id.as_bytes(), &now_ms().to_be_bytes()[..])?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The send of `id` ended without delivery (it will be retried).
+    pub fn clear_in_flight(&self, id: &str) -> Result<(), StorageError> {
+        self.in_flight.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Sends that were under way when the process stopped.
+    pub fn in_flight(&self) -> Result<Vec<String>, StorageError> {
+        self.in_flight
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
     }
 
     /// Messages the channel refused for good, oldest first.
