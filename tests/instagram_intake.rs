@@ -93,7 +93,15 @@ impl Graph {
 
 /// The example flow, always open, with literal secrets and the Send API at `graph`.
 async fn start(dir: &std::path::Path, graph: &str) -> Server {
+    start_with_orders(dir, graph, "http://127.0.0.1:9").await
+}
+
+async fn start_with_orders(dir: &std::path::Path, graph: &str, orders: &str) -> Server {
     let flow = include_str!("../examples/shop-support.yaml")
+        .replace(
+            "order_api: http://127.0.0.1:8099",
+            &format!("order_api: {orders}"),
+        )
         .replace(
             "next: { time_condition: business-hours }",
             "next: { decision_tree: support }",
@@ -397,5 +405,67 @@ async fn events_of_a_conversation_are_handled_in_timestamp_order() {
             decision: "ask-order".into()
         }
     );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_flow_over_webhooks_pattern_request_and_handoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start(0).await;
+    let orders = flowhost_tests::serve(axum::Router::new().route(
+        "/orders/{id}",
+        axum::routing::get(|Path(id): Path<String>| async move {
+            Json(json!({"id": id, "status": "shipped", "items": [{"name": "Blue mug", "quantity": 2, "status": "shipped"}]}))
+        }),
+    ))
+    .await;
+    let server = start_with_orders(dir.path(), &graph_url, &format!("http://{orders}")).await;
+    let say = |mid: &str, text: &str| {
+        webhook(vec![message(
+            "IGSID-3",
+            mid,
+            now_ms(),
+            json!({"text": text}),
+        )])
+    };
+
+    let hello = say("mid.h", "hello, good afternoon");
+    assert_eq!(deliver(&server, &hello, signed(&hello)).await, 200);
+    graph.wait_for("IGSID-3", 1).await;
+    // A 6-digit number at the welcome matches its pattern; `request` asks
+    // the order API on loopback.
+    let number = say("mid.n", "123456");
+    assert_eq!(deliver(&server, &number, signed(&number)).await, 200);
+    let said = graph.wait_for("IGSID-3", 4).await;
+    assert_eq!(
+        &said[1..],
+        [
+            "Order 123456 is shipped.",
+            "• Blue mug × 2: shipped",
+            "Anything else I can help with?"
+        ]
+    );
+    // Similar words hand off to the support queue.
+    let agent = say("mid.a", "I want a humna agent");
+    assert_eq!(deliver(&server, &agent, signed(&agent)).await, 200);
+    let said = graph.wait_for("IGSID-3", 5).await;
+    assert_eq!(said[4], "Connecting you to an agent; please hold on.");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = server
+            .storage
+            .conversation(&conversation_key("shop-ig", "IGSID-3"))
+            .unwrap()
+            .unwrap();
+        if matches!(state.position, Position::Queued { ref queue, .. } if queue == "support") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not queued: {:?}",
+            state.position
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await.unwrap();
 }
