@@ -21,7 +21,7 @@ use crate::intake::Intake;
 use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
 use crate::registry::PluginRegistry;
-use crate::server::webhooks::InstagramAccounts;
+use crate::server::webhooks::{ConnexeaseAccounts, InstagramAccounts};
 use crate::server::{self, AppState};
 use crate::storage::Storage;
 
@@ -106,12 +106,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
 
-    let (engine, intake, instagram) = match &config.flow {
+    let (engine, intake, instagram, connexease) = match &config.flow {
         None => {
             tracing::warn!(
                 "no flow configured: webhooks are refused until one is (`flow:` in the configuration)"
             );
-            (None, None, InstagramAccounts::default())
+            (
+                None,
+                None,
+                InstagramAccounts::default(),
+                ConnexeaseAccounts::default(),
+            )
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -127,6 +132,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                 tracing::warn!("{}: {warning}", path.display());
             }
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
+            let connexease = ConnexeaseAccounts::from_flow(&compiled.flow);
             let sender = Arc::new(OutboxSender::new(
                 runner.storage.clone(),
                 Arc::new(SystemClock),
@@ -156,7 +162,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             ));
             workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
             workers.push(tokio::spawn(run_timers(engine.clone(), stopped.clone())));
-            (Some(engine), Some(intake), instagram)
+            (Some(engine), Some(intake), instagram, connexease)
         }
     };
 
@@ -167,6 +173,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         ready: ready.clone(),
         intake,
         instagram: Arc::new(instagram),
+        connexease: Arc::new(connexease),
     };
     let mut http_stopped = stopped.clone();
     let http = tokio::spawn(async move {

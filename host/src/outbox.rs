@@ -1,22 +1,25 @@
 //! The sender: drains the outbox through each account's channel.
 //!
 //! Every reply was written to the outbox by the turn that produced it. The
-//! sender sends each one through its channel (the Instagram Send API today),
-//! in order per conversation, and removes it (or each part of a long one) in
-//! the same transaction that records the channel's message id; a restart
-//! resumes after the last part the channel accepted. 429 and 5xx answers are
-//! retried with exponential backoff and jitter; other refusals are final and
-//! recorded with their reason. Instagram's 24-hour window is checked before
-//! anything is sent. A send under way is marked durably first; a crash in
-//! that moment leaves the message recorded as uncertain rather than sent
-//! twice (Meta's Send API has no idempotency key to make a resend safe).
+//! sender sends each one through its channel (the Instagram Send API, or
+//! Connexease's messages API), in order per conversation, and removes it (or
+//! each part of a long one) in the same transaction that records the
+//! channel's message id; a restart resumes after the last part the channel
+//! accepted. 429 and 5xx answers and network failures are retried with
+//! exponential backoff and jitter; other refusals are final and recorded
+//! with their reason. Instagram's 24-hour window is checked before anything
+//! is sent. A send under way is marked durably first; a crash in that moment
+//! leaves the message recorded as uncertain rather than sent twice (neither
+//! API has an idempotency key that would make a resend safe).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::channels::connexease;
 use crate::channels::instagram::send::{self, Answer};
 use crate::engine::clock::Clock;
 use crate::engine::state::OutboxMessage;
@@ -28,8 +31,8 @@ pub const OUTSIDE_WINDOW: &str =
     "sending is only allowed within 24 hours of the customer's last message";
 /// The record of a send a crash interrupted.
 pub const UNCERTAIN: &str = "delivery uncertain: flowhost stopped while the channel was answering; not sent again, so that it is never sent twice";
-/// A human agent's reply with the HUMAN_AGENT tag: 7 days.
 const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// A human agent's reply with the HUMAN_AGENT tag: 7 days.
 const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Meta's rate limit for text sends, per account and second.
 const SENDS_PER_SECOND: u32 = 300;
@@ -37,41 +40,37 @@ const SENDS_PER_SECOND: u32 = 300;
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
-/// How to reach one Instagram account's Send API.
+/// Where one account's replies go.
 #[derive(Clone, Debug)]
-pub struct InstagramEndpoint {
-    pub ig_user_id: String,
-    pub access_token: Option<String>,
-    /// Without a scheme-and-host prefix override: `https://graph.instagram.com`.
-    pub api_base_url: String,
-    pub api_version: String,
+pub enum Endpoint {
+    Instagram {
+        ig_user_id: String,
+        access_token: Option<String>,
+        api_base_url: String,
+        api_version: String,
+    },
+    Connexease {
+        api_base_url: String,
+        username: Option<String>,
+        password: Option<String>,
+        api_token: Option<String>,
+        reply_path: String,
+    },
 }
 
-impl InstagramEndpoint {
-    fn messages_url(&self) -> String {
-        format!(
-            "{}/{}/{}/messages",
-            self.api_base_url.trim_end_matches('/'),
-            self.api_version,
-            self.ig_user_id
-        )
-    }
-}
-
-/// The endpoints of a flow's Instagram accounts, by account key.
-pub fn endpoints(flow: &Flow) -> HashMap<String, InstagramEndpoint> {
+/// The endpoints of a flow's accounts, by account key, secrets resolved.
+pub fn endpoints(flow: &Flow) -> HashMap<String, Endpoint> {
     flow.accounts
         .iter()
-        .filter_map(|(key, account)| match account {
-            Account::Instagram {
-                ig_user_id,
-                access_token,
-                api_base_url,
-                api_version,
-                ..
-            } => Some((
-                key.clone(),
-                InstagramEndpoint {
+        .map(|(key, account)| {
+            let endpoint = match account {
+                Account::Instagram {
+                    ig_user_id,
+                    access_token,
+                    api_base_url,
+                    api_version,
+                    ..
+                } => Endpoint::Instagram {
                     ig_user_id: ig_user_id.clone(),
                     access_token: resolve_secret(access_token),
                     api_base_url: api_base_url
@@ -79,10 +78,34 @@ pub fn endpoints(flow: &Flow) -> HashMap<String, InstagramEndpoint> {
                         .unwrap_or_else(|| "https://graph.instagram.com".into()),
                     api_version: api_version.clone().unwrap_or_else(|| "v23.0".into()),
                 },
-            )),
-            Account::Connexease { .. } => None,
+                Account::Connexease {
+                    api_base_url,
+                    username,
+                    password,
+                    api_token,
+                    reply_path,
+                    ..
+                } => Endpoint::Connexease {
+                    api_base_url: api_base_url
+                        .clone()
+                        .unwrap_or_else(|| "https://api.connexease.com".into()),
+                    username: resolve_secret(username),
+                    password: resolve_secret(password),
+                    api_token: resolve_secret(api_token),
+                    reply_path: reply_path.clone().unwrap_or_else(|| "/v2/messages/".into()),
+                },
+            };
+            (key.clone(), endpoint)
         })
         .collect()
+}
+
+/// What became of one attempt.
+enum Attempt {
+    /// The channel took it, under this id.
+    Sent(String),
+    Retry(String),
+    Failed(String),
 }
 
 struct Backoff {
@@ -94,17 +117,19 @@ pub struct OutboxSender {
     storage: Storage,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
-    endpoints: HashMap<String, InstagramEndpoint>,
+    endpoints: HashMap<String, Endpoint>,
     backoff: std::sync::Mutex<HashMap<String, Backoff>>,
-    /// (account, second) -> sends in that second.
+    /// account -> (second, sends in that second).
     rate: std::sync::Mutex<HashMap<String, (u64, u32)>>,
+    /// account -> Connexease JWT (valid 24 hours; refreshed on 401).
+    jwt: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl OutboxSender {
     pub fn new(
         storage: Storage,
         clock: Arc<dyn Clock>,
-        endpoints: HashMap<String, InstagramEndpoint>,
+        endpoints: HashMap<String, Endpoint>,
     ) -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -119,12 +144,12 @@ impl OutboxSender {
             endpoints,
             backoff: Default::default(),
             rate: Default::default(),
+            jwt: Default::default(),
         }
     }
 
-    /// Settles the sends a crash interrupted: Meta may or may not have
-    /// taken them, and it offers no idempotency key, so they are not sent
-    /// again (a reply is never sent twice) but recorded as uncertain.
+    /// Settles the sends a crash interrupted: the channel may or may not
+    /// have taken them, so they are recorded as uncertain, not sent again.
     pub fn recover(&self) -> Result<usize, StorageError> {
         let interrupted = self.storage.in_flight()?;
         let outbox = self.storage.outbox()?;
@@ -149,13 +174,10 @@ impl OutboxSender {
             tracing::error!("outbox recovery: {e}");
         }
         while !*stop.borrow() {
-            let sent = match self.send_round().await {
-                Ok(sent) => sent,
-                Err(e) => {
-                    tracing::error!("outbox: {e}");
-                    0
-                }
-            };
+            let sent = self.send_round().await.unwrap_or_else(|e| {
+                tracing::error!("outbox: {e}");
+                0
+            });
             if sent == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -179,11 +201,10 @@ impl OutboxSender {
                 held.insert(message.conversation.clone());
                 continue;
             }
-            match self.deliver(&message).await? {
-                true => done += 1,
-                false => {
-                    held.insert(message.conversation.clone());
-                }
+            if self.deliver(&message).await? {
+                done += 1;
+            } else {
+                held.insert(message.conversation.clone());
             }
         }
         Ok(done)
@@ -208,13 +229,13 @@ impl OutboxSender {
         entry.1 <= SENDS_PER_SECOND
     }
 
-    /// Sends one message's remaining parts. `Ok(true)` when it left the
+    /// Sends a message's remaining parts. `Ok(true)` when it left the
     /// outbox (sent or failed for good), `Ok(false)` when it waits to retry.
     async fn deliver(&self, message: &OutboxMessage) -> Result<bool, StorageError> {
         let Some(endpoint) = self.endpoints.get(&message.account) else {
             self.storage.record_failed(
                 message,
-                &format!("account `{}` has no Instagram endpoint", message.account),
+                &format!("account `{}` is not in the flow", message.account),
             )?;
             return Ok(true);
         };
@@ -224,12 +245,13 @@ impl OutboxSender {
             .conversation(&message.conversation)?
             .and_then(|c| c.last_inbound_ms)
             .unwrap_or(0);
-        let window = if agent {
-            AGENT_WINDOW_MS
-        } else {
-            BOT_WINDOW_MS
-        };
-        if self.clock.now_ms().saturating_sub(last_inbound) > window {
+        if self.clock.now_ms().saturating_sub(last_inbound)
+            > if agent {
+                AGENT_WINDOW_MS
+            } else {
+                BOT_WINDOW_MS
+            }
+        {
             let reason = if agent {
                 "a human agent may only reply within 7 days of the customer's last message"
             } else {
@@ -239,84 +261,46 @@ impl OutboxSender {
             self.storage.record_failed(message, reason)?;
             return Ok(true);
         }
-        let Some(token) = &endpoint.access_token else {
-            self.storage.record_failed(
-                message,
-                &format!("account `{}` has no access token", message.account),
-            )?;
-            return Ok(true);
+        let requests: Vec<Value> = match endpoint {
+            Endpoint::Instagram { .. } => {
+                let who = if agent {
+                    send::Sender::HumanAgent
+                } else {
+                    send::Sender::Bot
+                };
+                send::request_bodies(&message.recipient, &message.message, who)
+            }
+            Endpoint::Connexease { .. } => {
+                vec![connexease::reply_body(&message.recipient, &message.message)]
+            }
         };
-        let who = if agent {
-            send::Sender::HumanAgent
-        } else {
-            send::Sender::Bot
-        };
-        let bodies = send::request_bodies(&message.recipient, &message.message, who);
-        let parts = bodies.len() as u32;
+        let parts = requests.len() as u32;
         if parts == 0 {
             self.storage
                 .record_failed(message, "the message is empty")?;
             return Ok(true);
         }
         let mut progress = message.clone();
-        for body in bodies.into_iter().skip(message.sent_parts as usize) {
+        for body in requests.into_iter().skip(message.sent_parts as usize) {
             self.storage.mark_in_flight(&message.id).await?;
-            let answer = match self
-                .client
-                .post(endpoint.messages_url())
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-            {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    send::read_answer(status, &bytes)
+            let attempt = match endpoint {
+                Endpoint::Instagram { .. } => self.send_instagram(endpoint, &body).await,
+                Endpoint::Connexease { .. } => {
+                    self.send_connexease(&message.account, endpoint, &body)
+                        .await
                 }
-                Err(e) => Answer::Retry {
-                    reason: e.to_string(),
-                },
             };
-            match answer {
-                Answer::Sent { message_id } => {
-                    self.storage.record_sent(&progress, &message_id, parts)?;
+            match attempt {
+                Attempt::Sent(channel_id) => {
+                    self.storage.record_sent(&progress, &channel_id, parts)?;
                     progress.sent_parts += 1;
                 }
-                Answer::Retry { reason } => {
+                Attempt::Retry(reason) => {
                     self.storage.clear_in_flight(&message.id)?;
-                    let mut backoff = self.backoff.lock().expect("backoff lock");
-                    let entry = backoff.entry(message.id.clone()).or_insert(Backoff {
-                        attempts: 0,
-                        next: Instant::now(),
-                    });
-                    entry.attempts += 1;
-                    let delay = BACKOFF_START
-                        .saturating_mul(1 << entry.attempts.min(16))
-                        .min(BACKOFF_CAP);
-                    // Jitter of ±50 %, from a random UUID's bits.
-                    let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-                    entry.next = Instant::now() + delay.mul_f64(jitter);
-                    tracing::info!(
-                        message = message.id,
-                        attempts = entry.attempts,
-                        "send will be retried: {reason}"
-                    );
+                    self.schedule_retry(&message.id, &reason);
                     return Ok(false);
                 }
-                Answer::OutsideWindow => {
-                    self.storage.record_failed(&progress, OUTSIDE_WINDOW)?;
-                    return Ok(true);
-                }
-                Answer::TokenExpired { reason } => {
-                    tracing::error!(
-                        account = message.account,
-                        "the access token no longer works; reconnect the account: {reason}"
-                    );
-                    self.storage.record_failed(&progress, &format!("the account's access token expired or was revoked; reconnect it ({reason})"))?;
-                    return Ok(true);
-                }
-                Answer::Refused { reason } => {
+                Attempt::Failed(reason) => {
                     self.storage.record_failed(&progress, &reason)?;
                     return Ok(true);
                 }
@@ -327,5 +311,171 @@ impl OutboxSender {
             .expect("backoff lock")
             .remove(&message.id);
         Ok(true)
+    }
+
+    fn schedule_retry(&self, id: &str, reason: &str) {
+        let mut backoff = self.backoff.lock().expect("backoff lock");
+        let entry = backoff.entry(id.to_string()).or_insert(Backoff {
+            attempts: 0,
+            next: Instant::now(),
+        });
+        entry.attempts += 1;
+        let delay = BACKOFF_START
+            .saturating_mul(1 << entry.attempts.min(16))
+            .min(BACKOFF_CAP);
+        // Jitter of ±50 %, from a random UUID's bits.
+        let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        entry.next = Instant::now() + delay.mul_f64(jitter);
+        tracing::info!(
+            message = id,
+            attempts = entry.attempts,
+            "send will be retried: {reason}"
+        );
+    }
+
+    async fn send_instagram(&self, endpoint: &Endpoint, body: &Value) -> Attempt {
+        let Endpoint::Instagram {
+            ig_user_id,
+            access_token,
+            api_base_url,
+            api_version,
+        } = endpoint
+        else {
+            unreachable!("called for Instagram endpoints")
+        };
+        let Some(token) = access_token else {
+            return Attempt::Failed("the account has no access token".into());
+        };
+        let url = format!(
+            "{}/{api_version}/{ig_user_id}/messages",
+            api_base_url.trim_end_matches('/')
+        );
+        let answer = match self
+            .client
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                send::read_answer(status, &response.bytes().await.unwrap_or_default())
+            }
+            Err(e) => Answer::Retry {
+                reason: e.to_string(),
+            },
+        };
+        match answer {
+            Answer::Sent { message_id } => Attempt::Sent(message_id),
+            Answer::Retry { reason } => Attempt::Retry(reason),
+            Answer::OutsideWindow => Attempt::Failed(OUTSIDE_WINDOW.into()),
+            Answer::TokenExpired { reason } => {
+                tracing::error!(
+                    "an Instagram access token no longer works; reconnect the account: {reason}"
+                );
+                Attempt::Failed(format!(
+                    "the account's access token expired or was revoked; reconnect it ({reason})"
+                ))
+            }
+            Answer::Refused { reason } => Attempt::Failed(reason),
+        }
+    }
+
+    /// Posts a reply to Connexease, logging in (JWT) when needed and once
+    /// more after a 401.
+    async fn send_connexease(&self, account: &str, endpoint: &Endpoint, body: &Value) -> Attempt {
+        let Endpoint::Connexease {
+            api_base_url,
+            reply_path,
+            ..
+        } = endpoint
+        else {
+            unreachable!("called for Connexease endpoints")
+        };
+        let url = format!("{}{}", api_base_url.trim_end_matches('/'), reply_path);
+        for refresh in [false, true] {
+            let authorization = match self.connexease_auth(account, endpoint, refresh).await {
+                Ok(header) => header,
+                Err(attempt) => return attempt,
+            };
+            let response = match self
+                .client
+                .post(&url)
+                .header("authorization", authorization)
+                .json(body)
+                .send()
+                .await
+            {
+                Ok(response) => response,
+                Err(e) => return Attempt::Retry(e.to_string()),
+            };
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            match status {
+                200..=299 => {
+                    let id = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v["uuid"].as_str().map(String::from));
+                    return Attempt::Sent(
+                        id.unwrap_or_else(|| format!("connexease:{}", uuid::Uuid::now_v7())),
+                    );
+                }
+                401 if !refresh => continue,
+                429 | 500..=599 => return Attempt::Retry(format!("HTTP {status}: {text}")),
+                _ => return Attempt::Failed(format!("Connexease answered HTTP {status}: {text}")),
+            }
+        }
+        Attempt::Failed("Connexease refused the credentials (HTTP 401 after a fresh login)".into())
+    }
+
+    async fn connexease_auth(
+        &self,
+        account: &str,
+        endpoint: &Endpoint,
+        refresh: bool,
+    ) -> Result<String, Attempt> {
+        let Endpoint::Connexease {
+            api_base_url,
+            username,
+            password,
+            api_token,
+            ..
+        } = endpoint
+        else {
+            unreachable!("called for Connexease endpoints")
+        };
+        if let Some(token) = api_token {
+            return Ok(format!("Bearer {token}"));
+        }
+        let mut cache = self.jwt.lock().await;
+        if !refresh && let Some(token) = cache.get(account) {
+            return Ok(format!("JWT {token}"));
+        }
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(Attempt::Failed(
+                "the Connexease account has neither an api_token nor username and password".into(),
+            ));
+        };
+        let login = format!("{}/jwt/", api_base_url.trim_end_matches('/'));
+        let response = self
+            .client
+            .post(login)
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(format!("Connexease login: {e}")))?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match (status, body["token"].as_str()) {
+            (200..=299, Some(token)) => {
+                cache.insert(account.to_string(), token.to_string());
+                Ok(format!("JWT {token}"))
+            }
+            (429 | 500..=599, _) => Err(Attempt::Retry(format!("Connexease login: HTTP {status}"))),
+            _ => Err(Attempt::Failed(format!(
+                "Connexease login refused (HTTP {status}); check username and password"
+            ))),
+        }
     }
 }

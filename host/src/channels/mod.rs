@@ -1,8 +1,6 @@
 //! Channels: how conversations reach flowhost and how replies leave it.
-//!
-//! Groundwork for the Instagram channel (issue 4): webhook signatures and
-//! the parsing of every documented messaging event. Intake (the durable
-//! inbox and conversation lanes) and the sender are not built yet, so
-//! nothing here is wired into the server.
+//! Each channel module knows its wire formats; the server's webhooks
+//! (`crate::server::webhooks`) and the sender (`crate::outbox`) use them.
 
+pub mod connexease;
 pub mod instagram;

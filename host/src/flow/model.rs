@@ -155,9 +155,31 @@ pub enum Account {
         account_id: Option<String>,
         #[serde(default)]
         webhook_secret: Option<String>,
+        /// How `X-Connexease-Webhook-Sign` is checked (see `ConnexeaseSign`).
+        #[serde(default)]
+        webhook_sign: ConnexeaseSign,
+        /// Connexease's API, e.g. `https://api.connexease.com`.
         #[serde(default)]
         api_base_url: Option<String>,
+        /// A long-lived account token, sent as `Bearer`, instead of the
+        /// username/password JWT login.
+        #[serde(default)]
+        api_token: Option<String>,
+        /// Where replies are posted (not publicly documented; configurable).
+        #[serde(default)]
+        reply_path: Option<String>,
     },
+}
+
+/// How a Connexease account's webhook signature is checked. Public
+/// integrations send base64(HMAC-SHA256(webhook secret, channel uuid));
+/// some send the secret itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnexeaseSign {
+    #[default]
+    HmacOfChannel,
+    RawSecret,
 }
 
 /// A secret as written in the flow: `env:NAME` reads the environment

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+pub use auth::same_secret;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub struct AppState {
     /// Customer events in; `None` when no flow is loaded.
     pub intake: Option<Arc<crate::intake::Intake>>,
     pub instagram: Arc<webhooks::InstagramAccounts>,
+    pub connexease: Arc<webhooks::ConnexeaseAccounts>,
 }
 
 /// The whole HTTP surface.

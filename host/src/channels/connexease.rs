@@ -1,0 +1,197 @@
+//! Connexease, an aggregator that forwards Instagram conversations: its
+//! outgoing webhooks in, its messages API out.
+//!
+//! Parts of Connexease's documentation are not public; what follows is what
+//! public integrations do, and what is uncertain is configurable per account
+//! (signature mode, reply path). See the README.
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::flow::model::ConnexeaseSign;
+use crate::plugin::OutgoingMessage;
+
+/// Checks `X-Connexease-Webhook-Sign` for a channel.
+pub fn verify_sign(mode: ConnexeaseSign, secret: &str, channel_uuid: &str, header: &str) -> bool {
+    let expected = match mode {
+        ConnexeaseSign::HmacOfChannel => expected_sign(secret, channel_uuid),
+        ConnexeaseSign::RawSecret => secret.to_string(),
+    };
+    crate::server::same_secret(header.trim(), &expected)
+}
+
+/// base64(HMAC-SHA256(secret, channel uuid)).
+pub fn expected_sign(secret: &str, channel_uuid: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(channel_uuid.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A customer's message from a `message.created` hook.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerMessage {
+    pub channel: String,
+    pub conversation: String,
+    pub message_id: String,
+    pub text: Option<String>,
+    pub customer_name: Option<String>,
+}
+
+/// What a webhook body is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hook {
+    /// A customer wrote (`message.created` with no agent).
+    Message(CustomerMessage),
+    /// Anything else (agent and bot messages, conversation events): kept in
+    /// the log, never routed.
+    Other { hook: String },
+}
+
+/// Reads a webhook body defensively; `None` when it is not JSON or names
+/// no channel.
+pub fn parse(body: &[u8]) -> Option<(String, Hook)> {
+    let root: Value = serde_json::from_slice(body).ok()?;
+    let channel = root["channel"]["uuid"].as_str()?.to_string();
+    let hook = root["hook"].as_str().unwrap_or_default().to_string();
+    let payload = &root["payload"];
+    if hook != "message.created" || !payload["agent"].is_null() {
+        return Some((channel, Hook::Other { hook }));
+    }
+    let Some(conversation) = payload["conversation_uuid"]
+        .as_str()
+        .or_else(|| payload["conversation"]["uuid"].as_str())
+    else {
+        return Some((channel, Hook::Other { hook }));
+    };
+    // Without a message id, the body itself identifies a redelivery.
+    let message_id = payload["uuid"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+    Some((
+        channel.clone(),
+        Hook::Message(CustomerMessage {
+            channel,
+            conversation: conversation.to_string(),
+            message_id,
+            text: payload["content"].as_str().map(String::from),
+            customer_name: payload["customer"]["name"].as_str().map(String::from),
+        }),
+    ))
+}
+
+/// The reply body: `{"uuid": conversation, "messages": [{"type": "text", "content": ...}]}`.
+/// Quick replies become numbered lines (answering with the number or the
+/// title works); links and attachments become lines too.
+pub fn reply_body(conversation: &str, message: &OutgoingMessage) -> Value {
+    let mut text = message.text.clone().unwrap_or_default();
+    for (i, reply) in message.quick_replies.iter().enumerate() {
+        text.push_str(&format!("\n{}. {}", i + 1, reply.title));
+    }
+    for button in &message.buttons {
+        text.push_str(&format!(
+            "\n{}{}",
+            button.title,
+            button
+                .url
+                .as_deref()
+                .map(|u| format!(": {u}"))
+                .unwrap_or_default()
+        ));
+    }
+    for attachment in &message.attachments {
+        text.push_str(&format!("\n{}", attachment.url));
+    }
+    json!({"uuid": conversation, "messages": [{"type": "text", "content": text.trim()}]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_signature_forms_are_checked_in_their_mode() {
+        let sign = expected_sign("s3cret", "channel-1");
+        assert!(verify_sign(
+            ConnexeaseSign::HmacOfChannel,
+            "s3cret",
+            "channel-1",
+            &sign
+        ));
+        assert!(!verify_sign(
+            ConnexeaseSign::HmacOfChannel,
+            "s3cret",
+            "channel-2",
+            &sign
+        ));
+        assert!(!verify_sign(
+            ConnexeaseSign::HmacOfChannel,
+            "s3cret",
+            "channel-1",
+            "s3cret"
+        ));
+        assert!(verify_sign(
+            ConnexeaseSign::RawSecret,
+            "s3cret",
+            "channel-1",
+            "s3cret"
+        ));
+        assert!(!verify_sign(
+            ConnexeaseSign::RawSecret,
+            "s3cret",
+            "channel-1",
+            &sign
+        ));
+    }
+
+    #[test]
+    fn customer_messages_are_routed_and_agent_echoes_are_not() {
+        let customer = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m1","content":"hello","conversation_uuid":"conv-1","customer":{"name":"Ada","phone_number":"+90"},"agent":null}}"#;
+        let (channel, hook) = parse(customer).unwrap();
+        assert_eq!(channel, "ch");
+        assert_eq!(
+            hook,
+            Hook::Message(CustomerMessage {
+                channel: "ch".into(),
+                conversation: "conv-1".into(),
+                message_id: "m1".into(),
+                text: Some("hello".into()),
+                customer_name: Some("Ada".into())
+            })
+        );
+        let agent = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m2","content":"hi","conversation_uuid":"conv-1","agent":{"name":"Bo"}}}"#;
+        assert_eq!(
+            parse(agent).unwrap().1,
+            Hook::Other {
+                hook: "message.created".into()
+            }
+        );
+        let created = br#"{"hook":"conversation.created","channel":{"uuid":"ch"},"payload":{"uuid":"conv-1"}}"#;
+        assert_eq!(
+            parse(created).unwrap().1,
+            Hook::Other {
+                hook: "conversation.created".into()
+            }
+        );
+        assert_eq!(parse(b"nope"), None);
+    }
+
+    #[test]
+    fn replies_carry_quick_replies_as_numbered_lines() {
+        let message = OutgoingMessage {
+            text: Some("How can we help?".into()),
+            quick_replies: vec![crate::plugin::QuickReply {
+                title: "Order status".into(),
+                payload: "order-status".into(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            reply_body("conv-1", &message),
+            json!({"uuid": "conv-1", "messages": [{"type": "text", "content": "How can we help?\n1. Order status"}]})
+        );
+    }
+}
