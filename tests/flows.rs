@@ -713,3 +713,22 @@ fn the_diagram_shows_connectors_decisions_and_targets() {
     assert!(dot.starts_with("digraph flow {"));
     assert!(dot.contains(r#"decision_support__ask_order -> decision_support__lookup [label="pattern: ^\s*\d{6}\s*$"];"#), "{dot}");
 }
+
+#[tokio::test]
+async fn a_silent_conversation_times_out_into_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), &order_api().await, MONDAY_10_ISTANBUL).await;
+    shop.say("hello, good afternoon").await;
+    let ask = shop.press("order-status").await;
+    assert!(ask.conversation_id.ends_with(":1"));
+    // A day and a minute later (the default session time-out is a day)...
+    shop.clock.advance(24 * 3600 * 1000 + 60_000);
+    let again = shop.say("123456").await;
+    // ...the message starts a new session, at the connector.
+    assert!(
+        again.conversation_id.ends_with(":2"),
+        "{}",
+        again.conversation_id
+    );
+    assert_eq!(texts(&again), ["Hi Ada! How can we help you today?"]);
+}

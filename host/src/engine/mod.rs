@@ -298,8 +298,32 @@ impl Engine {
         let connector = &flow.connectors[connector_key];
         let now = self.clock.now_ms();
 
+        let timeout_ms = connector.session_timeout_seconds.saturating_mul(1000);
+        let timed_out = |s: &ConversationState| {
+            now.saturating_sub(s.last_inbound_ms.unwrap_or(s.started_at_ms)) > timeout_ms
+        };
         let state = match self.storage.conversation(key)? {
-            Some(previous) if previous.position != Position::Ended => previous,
+            Some(previous) if previous.position != Position::Ended && !timed_out(&previous) => {
+                previous
+            }
+            Some(previous) if previous.position != Position::Ended => {
+                let mut next = ConversationState::new(
+                    account,
+                    contact.clone(),
+                    previous.session + 1,
+                    &previous.language,
+                    now,
+                );
+                next.note(
+                    now,
+                    "note",
+                    format!(
+                        "session {} timed out after {} s without a message",
+                        previous.session, connector.session_timeout_seconds
+                    ),
+                );
+                next
+            }
             Some(previous) => ConversationState::new(
                 account,
                 contact.clone(),

@@ -214,6 +214,15 @@ pub struct Connector {
     pub next: Destination,
     #[serde(default)]
     pub attachments: AttachmentPolicy,
+    /// A conversation silent this long (seconds since the customer's last
+    /// message) starts a new session with its next message. Default: one
+    /// day, the length of Instagram's messaging window.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_seconds: u64,
+}
+
+fn default_session_timeout() -> u64 {
+    86_400
 }
 
 /// Opening hours: weekly hours, dated exceptions and holidays, in a time zone.
