@@ -34,8 +34,9 @@ pub const UNCERTAIN: &str = "delivery uncertain: flowhost stopped while the chan
 const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// A human agent's reply with the HUMAN_AGENT tag: 7 days.
 const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Meta's rate limit for text sends, per account and second.
+/// Meta's rate limits per account and second: text, and audio or video.
 const SENDS_PER_SECOND: u32 = 300;
+const MEDIA_SENDS_PER_SECOND: u32 = 10;
 /// Backoff: first retry after about this long, doubling to the cap.
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -218,15 +219,28 @@ impl OutboxSender {
             .is_none_or(|b| Instant::now() >= b.next)
     }
 
-    fn within_rate(&self, account: &str) -> bool {
+    /// Counts the send against its account's limit for this second.
+    fn within_rate(&self, message: &OutboxMessage) -> bool {
+        let media = message
+            .message
+            .attachments
+            .iter()
+            .any(|a| matches!(a.kind.as_str(), "audio" | "video"));
+        let (class, limit) = if media {
+            ("media", MEDIA_SENDS_PER_SECOND)
+        } else {
+            ("text", SENDS_PER_SECOND)
+        };
         let second = self.clock.now_ms() / 1000;
         let mut rate = self.rate.lock().expect("rate lock");
-        let entry = rate.entry(account.to_string()).or_insert((second, 0));
+        let entry = rate
+            .entry(format!("{}/{class}", message.account))
+            .or_insert((second, 0));
         if entry.0 != second {
             *entry = (second, 0);
         }
         entry.1 += 1;
-        entry.1 <= SENDS_PER_SECOND
+        entry.1 <= limit
     }
 
     /// Sends a message's remaining parts. `Ok(true)` when it left the
