@@ -197,7 +197,7 @@ impl OutboxSender {
         for message in self.storage.outbox()? {
             if held.contains(&message.conversation)
                 || !self.due(&message.id)
-                || !self.within_rate(&message.account)
+                || !self.within_rate(&message)
             {
                 held.insert(message.conversation.clone());
                 continue;
