@@ -469,3 +469,84 @@ async fn the_example_flow_over_webhooks_pattern_request_and_handoff() {
     }
     server.stop().await.unwrap();
 }
+
+/// The outbox after a crash: a long reply whose first part went out resumes
+/// with its second part only; a send that was under way is recorded as
+/// uncertain and not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sender_resumes_without_sending_anything_twice() {
+    use flowhost::engine::clock::SystemClock;
+    use flowhost::engine::state::{ConversationState, OutboxMessage};
+    use flowhost::outbox::{OutboxSender, UNCERTAIN};
+    use flowhost::plugin::{Contact, OutgoingMessage};
+    use flowhost::storage::{Storage, TurnCommit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start(0).await;
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut state = ConversationState::new(
+        "shop-ig",
+        Contact {
+            id: "IGSID-4".into(),
+            ..Default::default()
+        },
+        1,
+        "en",
+        now_ms(),
+    );
+    state.last_inbound_ms = Some(now_ms());
+    let outbox = |id: &str, text: String, sent_parts: u32| OutboxMessage {
+        id: id.into(),
+        conversation: state.key(),
+        conversation_id: state.id(),
+        account: "shop-ig".into(),
+        recipient: "IGSID-4".into(),
+        message: OutgoingMessage {
+            text: Some(text),
+            ..Default::default()
+        },
+        created_ms: now_ms(),
+        sender: "bot".into(),
+        sent_parts,
+    };
+    // 1,500 bytes: two parts, the first already accepted before the crash.
+    let long = format!("{} {}", "a".repeat(900), "b".repeat(599));
+    let first = outbox("01-long", long, 1);
+    let second = outbox("02-interrupted", "was Meta answering?".into(), 0);
+    storage
+        .commit_turn(&TurnCommit {
+            state: Some(state.clone()),
+            outbox: vec![first, second],
+            ..TurnCommit::default()
+        })
+        .unwrap();
+    storage.mark_in_flight("02-interrupted").await.unwrap();
+
+    let flow = flowhost::flow::parse(&include_str!("../examples/shop-support.yaml").replace(
+        "access_token: env:SHOP_IG_ACCESS_TOKEN",
+        &format!("access_token: t\n    api_base_url: {graph_url}"),
+    ))
+    .unwrap();
+    let sender = OutboxSender::new(
+        storage.clone(),
+        std::sync::Arc::new(SystemClock),
+        flowhost::outbox::endpoints(&flow),
+    );
+    assert_eq!(sender.recover().unwrap(), 1);
+    assert_eq!(sender.send_round().await.unwrap(), 1);
+    assert_eq!(
+        graph.texts_to("IGSID-4"),
+        ["b".repeat(599)],
+        "only the missing part went out"
+    );
+    assert!(storage.outbox().unwrap().is_empty());
+    let failed = storage.failed_messages().unwrap();
+    assert_eq!(
+        (
+            failed.len(),
+            failed[0].message.id.as_str(),
+            failed[0].reason.as_str()
+        ),
+        (1, "02-interrupted", UNCERTAIN)
+    );
+}
