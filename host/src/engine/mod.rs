@@ -84,6 +84,8 @@ struct Turn {
     notes: Vec<String>,
     /// The flow's `vars`, visible to templates.
     vars: Value,
+    /// `instagram` or `connexease`.
+    channel: &'static str,
 }
 
 impl Turn {
@@ -91,7 +93,7 @@ impl Turn {
         ActionContext {
             conversation: Conversation {
                 id: self.state.id(),
-                channel: "instagram".into(),
+                channel: self.channel.into(),
                 account_id: self.state.account.clone(),
                 started_at_ms: self.state.started_at_ms,
             },
@@ -227,6 +229,14 @@ impl Engine {
         self.clock.now_ms()
     }
 
+    /// The channel an account is on, for the plugins' context.
+    fn channel_of(&self, account: &str) -> &'static str {
+        match self.flow.flow.accounts.get(account) {
+            Some(crate::flow::model::Account::Connexease { .. }) => "connexease",
+            _ => "instagram",
+        }
+    }
+
     fn vars(&self) -> Value {
         serde_json::to_value(&self.flow.flow.vars).unwrap_or(Value::Null)
     }
@@ -336,6 +346,7 @@ impl Engine {
             }
         };
         let data = self.storage.load_data(&state.id())?;
+        let channel = self.channel_of(&state.account);
         let mut turn = Turn {
             commit: TurnCommit {
                 conversation_id: state.id(),
@@ -348,6 +359,7 @@ impl Engine {
             hops: 0,
             notes: Vec::new(),
             vars: self.vars(),
+            channel,
         };
         if contact.name.is_some() {
             turn.state.contact = contact;
@@ -458,6 +470,7 @@ impl Engine {
             }
         };
         let data = self.storage.load_data(&state.id())?;
+        let channel = self.channel_of(&state.account);
         let mut turn = Turn {
             commit: TurnCommit {
                 conversation_id: state.id(),
@@ -470,6 +483,7 @@ impl Engine {
             hops: 0,
             notes: Vec::new(),
             vars: self.vars(),
+            channel,
         };
         if let Position::Automessage { timers, .. } = &mut turn.state.position {
             timers.retain(|k| *k != key);

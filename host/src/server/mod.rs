@@ -3,7 +3,7 @@
 //! here as they are built.)
 
 mod admin;
-mod auth;
+pub(crate) mod auth;
 pub use auth::same_secret;
 pub mod webhooks;
 

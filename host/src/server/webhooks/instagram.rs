@@ -1,23 +1,19 @@
-//! Webhooks in: Meta's Instagram webhooks (subscription verification and
-//! events) and Connexease's outgoing webhooks. Signatures are checked before
-//! anything is stored; accepted events are durable before the 200 goes out.
+//! `GET/POST /webhooks/instagram`: subscription verification and events,
+//! signed with `X-Hub-Signature-256` over the raw body.
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
 
-use super::AppState;
-use super::auth::same_secret;
-use crate::channels::connexease;
 use crate::channels::instagram::events::{self, EventKind};
 use crate::channels::instagram::signature::{self, SignatureError};
-use crate::flow::model::{Account, ConnexeaseSign, Flow, resolve_secret};
+use crate::flow::model::{Account, Flow, resolve_secret};
 use crate::intake::InboxRecord;
 use crate::plugin::{Attachment, Contact, InboundMessage};
+use crate::server::AppState;
+use crate::server::auth::same_secret;
 
 /// The Instagram accounts of the flow, by their IG user id.
 #[derive(Default)]
@@ -58,127 +54,8 @@ impl InstagramAccounts {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/instagram", get(verify).post(receive))
-        .route("/webhooks/connexease", post(receive_connexease))
-}
-
-/// The Connexease accounts of the flow, by channel uuid.
-#[derive(Default)]
-pub struct ConnexeaseAccounts {
-    by_channel: HashMap<String, CxAccount>,
-}
-
-struct CxAccount {
-    key: String,
-    secret: Option<String>,
-    mode: ConnexeaseSign,
-}
-
-impl ConnexeaseAccounts {
-    pub fn from_flow(flow: &Flow) -> Self {
-        let by_channel = flow
-            .accounts
-            .iter()
-            .filter_map(|(key, account)| match account {
-                Account::Connexease {
-                    channel_id,
-                    webhook_secret,
-                    webhook_sign,
-                    ..
-                } => Some((
-                    channel_id.clone(),
-                    CxAccount {
-                        key: key.clone(),
-                        secret: resolve_secret(webhook_secret),
-                        mode: *webhook_sign,
-                    },
-                )),
-                Account::Instagram { .. } => None,
-            })
-            .collect();
-        ConnexeaseAccounts { by_channel }
-    }
-}
-
-/// `POST /webhooks/connexease`: the channel's secret, then the inbox.
-/// Connexease resends until it gets a 2xx, so duplicates are dropped by the
-/// message's uuid.
-async fn receive_connexease(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, &'static str) {
-    let Some(intake) = &state.intake else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no flow is loaded");
-    };
-    let Some((channel, hook)) = connexease::parse(&body) else {
-        return (StatusCode::BAD_REQUEST, "not a Connexease webhook");
-    };
-    let Some(account) = state.connexease.by_channel.get(&channel) else {
-        return (StatusCode::FORBIDDEN, "unknown channel");
-    };
-    let Some(header) = headers
-        .get("x-connexease-webhook-sign")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "missing X-Connexease-Webhook-Sign",
-        );
-    };
-    let Some(secret) = account.secret.as_deref() else {
-        return (StatusCode::FORBIDDEN, "the account has no webhook secret");
-    };
-    if !connexease::verify_sign(account.mode, secret, &channel, header) {
-        return (StatusCode::FORBIDDEN, "bad signature");
-    }
-    let message = match hook {
-        connexease::Hook::Message(message) => message,
-        connexease::Hook::Other { hook } => {
-            tracing::debug!(
-                account = account.key,
-                hook,
-                "Connexease event recorded and skipped"
-            );
-            return (StatusCode::OK, "ok");
-        }
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let record = InboxRecord {
-        account: account.key.clone(),
-        contact: Contact {
-            id: message.conversation.clone(),
-            name: message.customer_name.clone(),
-            username: None,
-        },
-        message: InboundMessage {
-            id: message.message_id.clone(),
-            text: message.text,
-            payload: None,
-            attachments: Vec::new(),
-            timestamp_ms: now,
-        },
-    };
-    let dedupe = format!("connexease:{channel}:{}", message.message_id);
-    match intake.accept(&[(dedupe, record)]).await {
-        Ok(_) => (StatusCode::OK, "ok"),
-        Err(e) => {
-            tracing::error!("accepting a Connexease webhook: {e}");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage failed; deliver again",
-            )
-        }
-    }
-}
-
 /// `GET`: answers `hub.challenge` when `hub.verify_token` is an account's.
-async fn verify(
+pub(super) async fn verify(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> (StatusCode, String) {
@@ -200,7 +77,7 @@ async fn verify(
 }
 
 /// `POST`: signature, parse, accept into the inbox, 200.
-async fn receive(
+pub(super) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,

@@ -1,0 +1,23 @@
+//! Webhooks in: Meta's Instagram webhooks and Connexease's outgoing
+//! webhooks. Signatures are checked before anything is stored; accepted
+//! events are durable before the 2xx goes out.
+
+mod connexease;
+mod instagram;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use connexease::ConnexeaseAccounts;
+pub use instagram::InstagramAccounts;
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/webhooks/instagram",
+            get(instagram::verify).post(instagram::receive),
+        )
+        .route("/webhooks/connexease", post(connexease::receive))
+}
