@@ -7,8 +7,9 @@
 //! channel's message id; a restart resumes after the last part the channel
 //! accepted. 429 and 5xx answers and network failures are retried with
 //! exponential backoff and jitter; other refusals are final and recorded
-//! with their reason. Instagram's 24-hour window is checked before anything
-//! is sent. A send under way is marked durably first; a crash in that moment
+//! with their reason; so is a request that got no answer after it was sent
+//! (it may have been delivered). Instagram's 24-hour window is checked
+//! before anything is sent. A send under way is marked durably first; a crash in that moment
 //! leaves the message recorded as uncertain rather than sent twice (neither
 //! API has an idempotency key that would make a resend safe).
 
@@ -107,6 +108,18 @@ enum Attempt {
     Sent(String),
     Retry(String),
     Failed(String),
+}
+
+/// A request that got no answer. A failure to connect means nothing was
+/// sent: retry. Anything later (a time-out while the channel was working)
+/// may have been delivered: recorded as uncertain, never sent twice.
+fn failed_request(error: reqwest::Error) -> Attempt {
+    if error.is_connect() {
+        Attempt::Retry(error.to_string())
+    } else {
+        tracing::warn!("a send got no answer: {error}");
+        Attempt::Failed(format!("{UNCERTAIN} ({error})"))
+    }
 }
 
 struct Backoff {
@@ -376,9 +389,7 @@ impl OutboxSender {
                 let status = response.status().as_u16();
                 send::read_answer(status, &response.bytes().await.unwrap_or_default())
             }
-            Err(e) => Answer::Retry {
-                reason: e.to_string(),
-            },
+            Err(e) => return failed_request(e),
         };
         match answer {
             Answer::Sent { message_id } => Attempt::Sent(message_id),
@@ -422,7 +433,7 @@ impl OutboxSender {
                 .await
             {
                 Ok(response) => response,
-                Err(e) => return Attempt::Retry(e.to_string()),
+                Err(e) => return failed_request(e),
             };
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
