@@ -195,6 +195,8 @@ pub struct Engine {
     settings: EngineSettings,
     /// One lock per conversation with a turn under way.
     lanes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The flow's `vars` as JSON, made once rather than every turn.
+    vars: Value,
 }
 
 impl Engine {
@@ -206,6 +208,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Self {
+        let vars = serde_json::to_value(&flow.flow.vars).unwrap_or(Value::Null);
         Engine {
             flow,
             runtime,
@@ -214,6 +217,7 @@ impl Engine {
             clock,
             settings,
             lanes: Default::default(),
+            vars,
         }
     }
 
@@ -238,7 +242,7 @@ impl Engine {
     }
 
     fn vars(&self) -> Value {
-        serde_json::to_value(&self.flow.flow.vars).unwrap_or(Value::Null)
+        self.vars.clone()
     }
 
     /// Runs `f` with the conversation's lane held, so turns of one
