@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::connexease::expected_sign;
-use flowhost::config::ServerConfig;
 use serde_json::{Value, json};
 
 const CHANNEL: &str = "4f1c0d5e-channel";
@@ -95,17 +94,7 @@ async fn connexease() -> (Connexease, String) {
 }
 
 async fn start(dir: &std::path::Path, api: &str) -> Server {
-    let flow_path = dir.join("flow.yaml");
-    std::fs::write(&flow_path, FLOW.replace("API_BASE", api)).unwrap();
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        flow: Some(flow_path),
-        admin_token: Some("admin".into()),
-        ..ServerConfig::default()
-    };
-    config.runtime.max_concurrent_calls = 4;
-    config.runtime.cache_dir = Some(flowhost_tests::shared_cache_dir());
+    let config = flowhost_tests::server_config(dir, &FLOW.replace("API_BASE", api));
     flowhost::app::start(config)
         .await
         .expect("the server starts")

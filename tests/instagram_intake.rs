@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::instagram::signature::sign;
-use flowhost::config::ServerConfig;
 use flowhost::engine::state::{Position, conversation_key};
 use flowhost::plugin::{HttpPolicy, PluginSettings};
 use serde_json::{Value, json};
@@ -112,17 +111,7 @@ async fn start_with_orders(dir: &std::path::Path, graph: &str, orders: &str) -> 
             "access_token: env:SHOP_IG_ACCESS_TOKEN",
             &format!("access_token: graph-token\n    api_base_url: {graph}"),
         );
-    let flow_path = dir.join("flow.yaml");
-    std::fs::write(&flow_path, flow).unwrap();
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        flow: Some(flow_path),
-        admin_token: Some("admin".into()),
-        ..ServerConfig::default()
-    };
-    config.runtime.max_concurrent_calls = 8;
-    config.runtime.cache_dir = Some(flowhost_tests::shared_cache_dir());
+    let mut config = flowhost_tests::server_config(dir, &flow);
     config.plugins.insert(
         "request".into(),
         PluginSettings {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use flowhost::config::ServerConfig;
 use flowhost::plugin::{
     ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
 };
@@ -97,4 +98,21 @@ pub fn resident_bytes() -> u64 {
         .and_then(|n| n.parse().ok())
         .expect("resident pages");
     pages * 4096
+}
+
+/// A server configuration for tests: `flow` (YAML text) written into `dir`,
+/// an ephemeral loopback port, data in `dir`, the shared plugin cache.
+pub fn server_config(dir: &std::path::Path, flow: &str) -> ServerConfig {
+    let flow_path = dir.join("flow.yaml");
+    std::fs::write(&flow_path, flow).expect("write the flow");
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        data_dir: dir.join("data"),
+        flow: Some(flow_path),
+        admin_token: Some("admin".into()),
+        ..ServerConfig::default()
+    };
+    config.runtime.max_concurrent_calls = 4;
+    config.runtime.cache_dir = Some(shared_cache_dir());
+    config
 }
