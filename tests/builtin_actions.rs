@@ -398,30 +398,32 @@ async fn saved_data_and_tickets_persist_in_sled() {
             .unwrap();
         let (name, kept) = out.store.unwrap();
         assert_eq!(name, "ticket");
-        runner.storage.flush().unwrap();
+        runner.storage.flush().await.unwrap();
         kept["id"].as_str().unwrap().to_string()
     };
 
     // A new process would open the same directory: everything is there.
     let storage = Storage::open(dir.path()).unwrap();
-    let data = storage.load_data("c6").unwrap();
+    let data = storage.load_data("c6").await.unwrap();
     assert_eq!(data["order"], "123456");
     assert_eq!(data["profile"], json!({"vip": true, "tier": 2}));
     assert!(
         storage
             .load_data("another-conversation")
+            .await
             .unwrap()
             .is_empty()
     );
     let ticket = storage
         .ticket(&ticket_id)
+        .await
         .unwrap()
         .expect("the ticket is stored");
     assert_eq!(ticket.title, "Order 123456 is late");
     assert_eq!(ticket.category, "shipping");
     assert_eq!(ticket.comment, "Customer ada.l asked twice.");
     assert_eq!(ticket.conversation_id, "c6");
-    assert_eq!(storage.tickets_of("c6").unwrap(), [ticket]);
+    assert_eq!(storage.tickets_of("c6").await.unwrap(), [ticket]);
 }
 
 #[tokio::test]
@@ -456,8 +458,8 @@ async fn a_failed_action_changes_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_config");
 
-    assert!(runner.storage.load_data("c7").unwrap().is_empty());
-    assert!(runner.storage.tickets_of("c7").unwrap().is_empty());
+    assert!(runner.storage.load_data("c7").await.unwrap().is_empty());
+    assert!(runner.storage.tickets_of("c7").await.unwrap().is_empty());
     assert!(matches!(
         runner
             .run("no-such-plugin", context("c7", "x", "en"), &json!({}))

@@ -190,13 +190,14 @@ async fn a_wrong_or_missing_connexease_signature_stores_nothing() {
         403
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(server.storage.inbox(10).unwrap().is_empty());
+    assert!(server.storage.inbox(None, 10).await.unwrap().is_empty());
     assert!(
         server
             .storage
             .conversation(&flowhost::engine::state::conversation_key(
                 "shop-cx", "conv-42"
             ))
+            .await
             .unwrap()
             .is_none()
     );

@@ -347,7 +347,10 @@ async fn welcome_buttons_then_order_lookup_then_goodbye() {
         ]
     );
     assert_eq!(
-        shop.storage.load_data(&lookup.conversation_id).unwrap()["order"],
+        shop.storage
+            .load_data(&lookup.conversation_id)
+            .await
+            .unwrap()["order"],
         "123456"
     );
 
@@ -375,7 +378,7 @@ async fn welcome_buttons_then_order_lookup_then_goodbye() {
         again.conversation_id
     );
     // Every reply is in the outbox for the sender, in order.
-    let outbox = shop.storage.outbox().unwrap();
+    let outbox = shop.storage.outbox(usize::MAX).await.unwrap();
     assert_eq!(outbox.len(), 1 + 1 + 3 + 1 + 1);
     assert!(outbox.windows(2).all(|w| w[0].id < w[1].id));
 }
@@ -456,7 +459,11 @@ async fn a_pattern_miss_asks_again_and_a_loop_ends_on_its_target() {
         "{said:?}"
     );
     assert!(matches!(lost.position, Position::Queued { .. }));
-    let tickets = shop.storage.tickets_of(&lost.conversation_id).unwrap();
+    let tickets = shop
+        .storage
+        .tickets_of(&lost.conversation_id)
+        .await
+        .unwrap();
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].title, "Lost item in order 654321");
     assert!(said[2].contains(&tickets[0].id));
@@ -523,8 +530,8 @@ async fn after_hours_the_automessage_runs_on_durable_timers() {
     // Firing again sends nothing twice.
     shop2.clock.advance(60_000);
     assert!(shop2.engine.fire_due_timers().await.unwrap().is_empty());
-    assert_eq!(shop2.storage.next_timer_due().unwrap(), None);
-    assert_eq!(shop2.storage.outbox().unwrap().len(), 2);
+    assert_eq!(shop2.storage.next_timer_due().await.unwrap(), None);
+    assert_eq!(shop2.storage.outbox(usize::MAX).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -554,7 +561,7 @@ async fn a_restart_mid_conversation_resumes_exactly_where_it_was() {
                 decision: "ask-order".into()
             }
         );
-        shop.storage.flush().unwrap();
+        shop.storage.flush().await.unwrap();
     }
     let shop = shop(dir.path(), &api, MONDAY_10_ISTANBUL + 60_000).await;
     let lookup = shop.say("123456").await;
@@ -574,7 +581,8 @@ async fn saved_data_overrides_the_detected_language() {
         .data_changes
         .insert("language".into(), Some(json!("tr")));
     shop.storage
-        .commit_effects("shop-ig:IGSID-ada:1", &effects)
+        .commit_effects("shop-ig:IGSID-ada:1", effects, 0)
+        .await
         .unwrap();
     let welcome = shop.say("Hello, where is my order please?").await;
     assert_eq!(

@@ -216,7 +216,7 @@ async fn a_signed_message_is_answered_through_the_send_api_once_even_if_delivere
     // Meta retries: the same delivery again is acknowledged and dropped.
     assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(server.storage.inbox(10).unwrap().is_empty());
+    assert!(server.storage.inbox(None, 10).await.unwrap().is_empty());
     assert_eq!(
         graph.texts_to("IGSID-7").len(),
         1,
@@ -247,15 +247,16 @@ async fn a_signed_message_is_answered_through_the_send_api_once_even_if_delivere
     );
     // The sender records the send just after Meta's answer.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.storage.outbox().unwrap().is_empty() && Instant::now() < deadline {
+    while !server.storage.outbox(usize::MAX).await.unwrap().is_empty() && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        server.storage.outbox().unwrap().is_empty(),
+        server.storage.outbox(usize::MAX).await.unwrap().is_empty(),
         "sent messages leave the outbox"
     );
     assert!(
-        server.storage.sent_as("m_1").unwrap().is_some(),
+        server.storage.sent_as("m_1").await.unwrap().is_some(),
         "Meta's id of our message is kept for its echo"
     );
     server.stop().await.unwrap();
@@ -285,7 +286,7 @@ async fn a_503_from_the_graph_api_is_retried_and_delivered_once() {
         0,
         "both 503s came before the success"
     );
-    assert!(server.storage.failed_messages().unwrap().is_empty());
+    assert!(server.storage.failed_messages().await.unwrap().is_empty());
     server.stop().await.unwrap();
 }
 
@@ -304,10 +305,10 @@ async fn a_bot_reply_outside_the_24_hour_window_is_not_sent() {
     )]);
     assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.storage.failed_messages().unwrap().is_empty() && Instant::now() < deadline {
+    while server.storage.failed_messages().await.unwrap().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let failed = server.storage.failed_messages().unwrap();
+    let failed = server.storage.failed_messages().await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(
         failed[0].reason,
@@ -340,12 +341,13 @@ async fn unsigned_or_wrongly_signed_webhooks_store_nothing() {
     assert_eq!(deliver(&server, &tampered, signed(&body)).await, 403);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(server.storage.inbox(10).unwrap().is_empty());
-    assert!(server.storage.outbox().unwrap().is_empty());
+    assert!(server.storage.inbox(None, 10).await.unwrap().is_empty());
+    assert!(server.storage.outbox(usize::MAX).await.unwrap().is_empty());
     assert!(
         server
             .storage
             .conversation(&conversation_key("shop-ig", "IGSID-8"))
+            .await
             .unwrap()
             .is_none()
     );
@@ -385,6 +387,7 @@ async fn events_of_a_conversation_are_handled_in_timestamp_order() {
     let state = server
         .storage
         .conversation(&conversation_key("shop-ig", "IGSID-9"))
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -444,6 +447,7 @@ async fn the_example_flow_over_webhooks_pattern_request_and_handoff() {
         let state = server
             .storage
             .conversation(&conversation_key("shop-ig", "IGSID-3"))
+            .await
             .unwrap()
             .unwrap();
         if matches!(state.position, Position::Queued { ref queue, .. } if queue == "support") {
@@ -503,33 +507,40 @@ async fn a_restarted_sender_resumes_without_sending_anything_twice() {
     let first = outbox("01-long", long, 1);
     let second = outbox("02-interrupted", "was Meta answering?".into(), 0);
     storage
-        .commit_turn(&TurnCommit {
-            state: Some(state.clone()),
-            outbox: vec![first, second],
-            ..TurnCommit::default()
-        })
+        .commit_turn(
+            TurnCommit {
+                state: Some(state.clone()),
+                outbox: vec![first, second],
+                ..TurnCommit::default()
+            },
+            now_ms(),
+        )
+        .await
         .unwrap();
-    storage.mark_in_flight("02-interrupted").await.unwrap();
+    storage
+        .mark_in_flight("02-interrupted", now_ms())
+        .await
+        .unwrap();
 
     let flow = flowhost::flow::parse(&include_str!("../examples/shop-support.yaml").replace(
         "access_token: env:SHOP_IG_ACCESS_TOKEN",
         &format!("access_token: t\n    api_base_url: {graph_url}"),
     ))
     .unwrap();
-    let sender = OutboxSender::new(
+    let sender = std::sync::Arc::new(OutboxSender::new(
         storage.clone(),
         std::sync::Arc::new(SystemClock),
         flowhost::outbox::endpoints(&flow),
-    );
-    assert_eq!(sender.recover().unwrap(), 1);
+    ));
+    assert_eq!(sender.recover().await.unwrap(), 1);
     assert_eq!(sender.send_round().await.unwrap(), 1);
     assert_eq!(
         graph.texts_to("IGSID-4"),
         ["b".repeat(599)],
         "only the missing part went out"
     );
-    assert!(storage.outbox().unwrap().is_empty());
-    let failed = storage.failed_messages().unwrap();
+    assert!(storage.outbox(usize::MAX).await.unwrap().is_empty());
+    let failed = storage.failed_messages().await.unwrap();
     assert_eq!(
         (
             failed.len(),

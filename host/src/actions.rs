@@ -58,12 +58,15 @@ impl ActionRunner {
             .registry
             .get(plugin)
             .ok_or_else(|| ActionRunError::UnknownPlugin(plugin.to_string()))?;
-        context.data = self.storage.load_data(&context.conversation.id)?;
+        context.data = self.storage.load_data(&context.conversation.id).await?;
         let config = templates::render_json(config, &context.template_context())?;
         let conversation_id = context.conversation.id.clone();
         let output = self.runtime.run_action(&plugin, context, &config).await?;
+        use crate::engine::clock::Clock as _;
+        let now_ms = crate::engine::clock::SystemClock.now_ms();
         self.storage
-            .commit_effects(&conversation_id, &output.effects)?;
+            .commit_effects(&conversation_id, output.effects.clone(), now_ms)
+            .await?;
         Ok(output)
     }
 }

@@ -17,7 +17,7 @@ use crate::config::ServerConfig;
 use crate::engine::clock::SystemClock;
 use crate::engine::{Engine, EngineSettings};
 use crate::flow::PluginCatalog;
-use crate::intake::Intake;
+use crate::intake::{Intake, IntakeLimits};
 use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
 use crate::registry::PluginRegistry;
@@ -88,6 +88,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
     ready: Arc<AtomicBool>,
+    shutdown_timeout: Duration,
 }
 
 /// Starts the server: plugins, the flow (if configured), the intake worker,
@@ -154,14 +155,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                 Arc::new(SystemClock),
                 settings,
             ));
-            let parallel = config.runtime.max_concurrent_calls as usize;
-            let intake = Arc::new(Intake::new(
-                engine.clone(),
-                runner.storage.clone(),
-                parallel,
-            ));
+            let limits = IntakeLimits {
+                turns: config.intake.max_turns,
+                held_events: config.intake.max_held_events,
+            };
+            let intake = Arc::new(Intake::new(engine.clone(), limits));
             workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
-            workers.push(tokio::spawn(run_timers(engine.clone(), stopped.clone())));
             (Some(engine), Some(intake), instagram, connexease)
         }
     };
@@ -196,36 +195,44 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         http,
         workers,
         ready,
+        shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
     })
 }
 
 impl Server {
-    /// Stops taking requests, lets requests and the intake round in flight
-    /// finish, and flushes the database.
+    /// Stops taking requests and events, lets the requests and turns under
+    /// way finish and stops retries, then flushes storage; all within the
+    /// shutdown timeout, after which what is still running is abandoned
+    /// (events stay in the inbox, an interrupted send is settled at the next
+    /// start) and storage is flushed all the same.
     pub async fn stop(self) -> anyhow::Result<()> {
-        tracing::info!("shutting down: finishing work in flight");
+        tracing::info!(
+            "shutting down: finishing work in flight (at most {:?})",
+            self.shutdown_timeout
+        );
         self.ready.store(false, Ordering::Relaxed);
         let _ = self.stop.send(true);
-        self.http.await??;
-        for worker in self.workers {
-            let _ = worker.await;
+        let mut tasks = self.workers;
+        tasks.push(tokio::spawn(async move {
+            match self.http.await {
+                Ok(Err(e)) => tracing::error!("HTTP server: {e}"),
+                Err(e) => tracing::error!("HTTP server task: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }));
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let drained =
+            tokio::time::timeout(self.shutdown_timeout, futures::future::join_all(tasks)).await;
+        if drained.is_err() {
+            tracing::warn!(
+                "work still under way after {:?} is abandoned; it resumes at the next start",
+                self.shutdown_timeout
+            );
+            aborts.iter().for_each(|task| task.abort());
         }
-        self.storage.flush()?;
-        tracing::info!("stopped cleanly");
+        self.storage.flush().await?;
+        tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Fires due timers every 250 ms until stopped.
-async fn run_timers(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if let Err(e) = engine.fire_due_timers().await {
-            tracing::error!("timers: {e}");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = stop.changed() => {}
-        }
     }
 }
 

@@ -30,6 +30,31 @@ pub struct ServerConfig {
     pub runtime: RuntimeConfig,
     /// Limits and HTTP policy per plugin name.
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// How much the intake works on at once.
+    pub intake: IntakeSettings,
+    /// How long a stop may take: intake stops, turns under way finish,
+    /// retries stop, storage is flushed; past it the process exits anyway.
+    pub shutdown_timeout_ms: u64,
+}
+
+/// `intake:` in the configuration.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// Turns running at once, across conversations (a slow one holds one).
+    pub max_turns: usize,
+    /// Inbound events held in memory, dispatched and not finished.
+    pub max_held_events: usize,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        let limits = crate::intake::IntakeLimits::default();
+        IntakeSettings {
+            max_turns: limits.turns,
+            max_held_events: limits.held_events,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,6 +68,8 @@ impl Default for ServerConfig {
             plugins_dir: None,
             runtime: RuntimeConfig::default(),
             plugins: BTreeMap::new(),
+            intake: IntakeSettings::default(),
+            shutdown_timeout_ms: 10_000,
         }
     }
 }

@@ -86,7 +86,7 @@ pub async fn run(options: ChatOptions, config: &ServerConfig) -> anyhow::Result<
         username: Some("terminal".into()),
     };
     if let Some(language) = &options.language {
-        pin_language(&storage, &account, &customer.id, language)?;
+        pin_language(&storage, &account, &customer.id, language, clock.now_ms()).await?;
     }
 
     println!("Connector `{connector}` (account `{account}`). {HELP}");
@@ -102,8 +102,8 @@ pub async fn run(options: ChatOptions, config: &ServerConfig) -> anyhow::Result<
                     "" => continue,
                     "/quit" | "/exit" => break,
                     "/help" => println!("{HELP}"),
-                    "/state" => show_state(&storage, &account, &customer.id)?,
-                    "/skip" => match storage.next_timer_due()? {
+                    "/state" => show_state(&storage, &account, &customer.id).await?,
+                    "/skip" => match storage.next_timer_due().await? {
                         Some(due) => {
                             clock.skip_to(due);
                             for report in engine.fire_due_timers().await? {
@@ -136,22 +136,25 @@ pub async fn run(options: ChatOptions, config: &ServerConfig) -> anyhow::Result<
             }
         }
     }
-    storage.flush()?;
+    storage.flush().await?;
     Ok(())
 }
 
 /// Saves `language` in the first session's data, where it overrides detection.
-fn pin_language(
+async fn pin_language(
     storage: &Storage,
     account: &str,
     customer: &str,
     language: &str,
+    now_ms: u64,
 ) -> anyhow::Result<()> {
     let mut effects = Effects::default();
     effects
         .data_changes
         .insert("language".into(), Some(serde_json::json!(language)));
-    storage.commit_effects(&format!("{account}:{customer}:1"), &effects)?;
+    storage
+        .commit_effects(&format!("{account}:{customer}:1"), effects, now_ms)
+        .await?;
     Ok(())
 }
 
@@ -208,9 +211,9 @@ fn show(report: &TurnReport, last_replies: &mut Vec<(String, String)>) {
     }
 }
 
-fn show_state(storage: &Storage, account: &str, customer: &str) -> anyhow::Result<()> {
+async fn show_state(storage: &Storage, account: &str, customer: &str) -> anyhow::Result<()> {
     let key = crate::engine::state::conversation_key(account, customer);
-    match storage.conversation(&key)? {
+    match storage.conversation(&key).await? {
         None => println!("(no conversation yet)"),
         Some(state) => {
             println!(
@@ -221,7 +224,7 @@ fn show_state(storage: &Storage, account: &str, customer: &str) -> anyhow::Resul
             println!("position: {}", serde_json::to_string(&state.position)?);
             println!(
                 "saved data: {}",
-                serde_json::to_string(&storage.load_data(&state.id())?)?
+                serde_json::to_string(&storage.load_data(&state.id()).await?)?
             );
             let results: Vec<&String> = state.results.keys().collect();
             println!("results: {results:?}");

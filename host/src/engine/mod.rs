@@ -288,7 +288,7 @@ impl Engine {
         account: &str,
         contact: Contact,
         message: InboundMessage,
-        receipt: String,
+        receipt: u64,
     ) -> Result<TurnReport, EngineError> {
         let key = conversation_key(account, &contact.id);
         let turn = self.message_turn(account, &key, contact, message, Some(receipt));
@@ -301,7 +301,7 @@ impl Engine {
         key: &str,
         contact: Contact,
         mut message: InboundMessage,
-        receipt: Option<String>,
+        receipt: Option<u64>,
     ) -> Result<TurnReport, EngineError> {
         let flow = &self.flow.flow;
         let connector_key = self
@@ -316,7 +316,7 @@ impl Engine {
         let timed_out = |s: &ConversationState| {
             now.saturating_sub(s.last_inbound_ms.unwrap_or(s.started_at_ms)) > timeout_ms
         };
-        let state = match self.storage.conversation(key)? {
+        let state = match self.storage.conversation(key).await? {
             Some(previous) if previous.position != Position::Ended && !timed_out(&previous) => {
                 previous
             }
@@ -349,7 +349,7 @@ impl Engine {
                 ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
             }
         };
-        let data = self.storage.load_data(&state.id())?;
+        let data = self.storage.load_data(&state.id()).await?;
         let channel = self.channel_of(&state.account);
         let mut turn = Turn {
             commit: TurnCommit {
@@ -421,7 +421,7 @@ impl Engine {
             Position::Ended => unreachable!("an ended conversation starts a new session"),
         };
         self.follow(&mut turn, next).await;
-        self.commit(turn)
+        self.commit(turn).await
     }
 
     /// The language: saved data's `language` wins; else detection from
@@ -434,19 +434,29 @@ impl Engine {
         }
     }
 
-    /// Fires every timer that is due; returns what each turn did.
+    /// Fires every timer that is due, one after another; returns what each
+    /// turn did. (The server's intake runs timers in their conversations'
+    /// lanes instead; this is for `chat` and tests.)
     pub async fn fire_due_timers(&self) -> Result<Vec<TurnReport>, EngineError> {
         let mut reports = Vec::new();
-        for (key, timer) in self.storage.due_timers(self.clock.now_ms(), 256)? {
-            let conversation = timer.conversation.clone();
-            if let Some(report) = self
-                .in_lane(&conversation, self.timer_turn(key, timer))
-                .await?
-            {
+        for (key, timer) in self.storage.due_timers(self.clock.now_ms(), 256).await? {
+            if let Some(report) = self.handle_timer(key, timer).await? {
                 reports.push(report);
             }
         }
         Ok(reports)
+    }
+
+    /// A due timer (by its storage key): its turn, or `None` when it no
+    /// longer applies (it is then removed).
+    pub async fn handle_timer(
+        &self,
+        key: String,
+        timer: Timer,
+    ) -> Result<Option<TurnReport>, EngineError> {
+        let conversation = timer.conversation.clone();
+        self.in_lane(&conversation, self.timer_turn(key, timer))
+            .await
     }
 
     async fn timer_turn(
@@ -458,8 +468,9 @@ impl Engine {
             timers_remove: vec![key.clone()],
             ..TurnCommit::default()
         };
-        let Some(state) = self.storage.conversation(&timer.conversation)? else {
-            self.storage.commit_turn(&stale)?;
+        let now = self.clock.now_ms();
+        let Some(state) = self.storage.conversation(&timer.conversation).await? else {
+            self.storage.commit_turn(stale, now).await?;
             return Ok(None);
         };
         let current = match &state.position {
@@ -469,11 +480,11 @@ impl Engine {
                 name.clone()
             }
             _ => {
-                self.storage.commit_turn(&stale)?;
+                self.storage.commit_turn(stale, now).await?;
                 return Ok(None);
             }
         };
-        let data = self.storage.load_data(&state.id())?;
+        let data = self.storage.load_data(&state.id()).await?;
         let channel = self.channel_of(&state.account);
         let mut turn = Turn {
             commit: TurnCommit {
@@ -507,7 +518,7 @@ impl Engine {
             TimerKind::AutomessageNext { .. } => Next::Go(automessage.next.clone(), String::new()),
         };
         self.follow(&mut turn, next).await;
-        self.commit(turn).map(Some)
+        self.commit(turn).await.map(Some)
     }
 
     /// Follows destinations until the conversation waits.
@@ -741,7 +752,7 @@ impl Engine {
         }
     }
 
-    fn commit(&self, turn: Turn) -> Result<TurnReport, EngineError> {
+    async fn commit(&self, turn: Turn) -> Result<TurnReport, EngineError> {
         let Turn {
             state,
             mut commit,
@@ -756,7 +767,9 @@ impl Engine {
             notes,
         };
         commit.state = Some(state);
-        self.storage.commit_turn(&commit)?;
+        self.storage
+            .commit_turn(commit, self.clock.now_ms())
+            .await?;
         Ok(report)
     }
 }

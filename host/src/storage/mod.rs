@@ -1,17 +1,53 @@
-//! Durable state in sled. The rest of flowhost sees this narrow interface,
-//! not sled, so a distributed store can take its place later.
+//! Durable state. The rest of flowhost sees [`Storage`], an async handle;
+//! sled stays behind it ([`sled_store`]), so another store can take its place.
+//!
+//! # Concurrency design
+//!
+//! sled 0.34 deadlocks when it is used concurrently in ways flowhost needs:
+//! concurrent `flush_async` calls hang forever (spacejam/sled#1308, fixed
+//! only on sled's unreleased main), a range scan racing a transaction can
+//! hang both (spacejam/sled#1301), and gets and inserts from many threads
+//! have been reported to deadlock under load (spacejam/sled#1412). Under
+//! concurrent webhooks flowhost hit the first one: tokio workers blocked in
+//! `TransactionalTrees::stage` while sled's I/O threads waited in
+//! `iobuf::flush`, and nothing answered again.
+//!
+//! So sled is never called from two of our threads at once, and never from
+//! an async worker:
+//! - **one storage thread** owns the [`SledStore`] and runs every request
+//!   (reads, scans, transactions) in arrival order. Callers send a closure
+//!   over a bounded channel and await its answer; a full channel is
+//!   back-pressure, not a growing queue;
+//! - **one flusher thread** makes writes durable by *group commit*: a
+//!   request that must be durable (a webhook's inbox write, a turn, a send
+//!   marker) is answered only after a `flush` that began after it was
+//!   applied. The flusher takes every such request waiting when it starts,
+//!   calls `flush` once, and answers all of them, so N concurrent webhooks
+//!   share one fsync. sled's own periodic flusher is off
+//!   (`flush_every_ms(None)`), so this is the only thread that flushes;
+//!   `flush` running beside the storage thread's writes is sled's ordinary
+//!   mode (its background flusher does the same).
+//!
+//! Reads see every write made before them (one thread applies both in
+//! order); a write is visible to later reads before it is durable, which is
+//! safe because nothing leaves the process (a reply, an acknowledgement)
+//! before the write it depends on is durable.
+
+mod sled_store;
+mod thread;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::Notify;
 
 use crate::engine::state::{ConversationState, OutboxMessage, Timer};
 use crate::plugin::Effects;
+pub use sled_store::{SledStore, timer_key_hex};
+pub use thread::CommitStats;
 
 /// A ticket as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,42 +66,27 @@ pub enum StorageError {
     Sled(#[from] sled::Error),
     #[error("storage: corrupt record under {key}: {reason}")]
     Corrupt { key: String, reason: String },
-}
-
-/// The sled database and its trees.
-#[derive(Clone)]
-pub struct Storage {
-    db: sled::Db,
-    /// `conversation id \0 key` -> JSON value (the "save data" store).
-    data: sled::Tree,
-    /// ticket id -> `Ticket` as JSON.
-    tickets: sled::Tree,
-    /// `account \0 customer` -> `ConversationState` as JSON.
-    conversations: sled::Tree,
-    /// due time (u64 big-endian) + timer id -> `Timer` as JSON, so a scan
-    /// from the start yields the due timers first.
-    timers: sled::Tree,
-    /// message id (UUIDv7, time-ordered) -> `OutboxMessage` as JSON.
-    outbox: sled::Tree,
-    /// arrival sequence (u64 big-endian) -> an accepted inbound event, until
-    /// the turn that handles it commits.
-    inbox: sled::Tree,
-    /// dedupe key of every accepted event -> arrival time, so a redelivery
-    /// (Meta retries for 36 hours) is dropped.
-    seen: sled::Tree,
-    /// the channel's id of a sent message -> our outbox id (echoes).
-    sent: sled::Tree,
-    /// outbox id -> `FailedMessage`: messages the channel refused for good.
-    failed: sled::Tree,
-    /// outbox ids whose send is under way: after a crash, these may or may
-    /// not have reached the customer.
-    in_flight: sled::Tree,
+    #[error("storage: flushing to disk failed: {0}")]
+    Flush(String),
+    #[error("storage: the storage thread has stopped or failed on this request")]
+    Stopped,
 }
 
 /// A message that could not be delivered, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedMessage {
     pub message: OutboxMessage,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// An inbound event set aside because its turn failed again and again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Its inbox sequence.
+    pub seq: u64,
+    /// The inbox record as it was (JSON text).
+    pub record: String,
     pub reason: String,
     pub at_ms: u64,
 }
@@ -84,405 +105,230 @@ pub struct TurnCommit {
     pub timers_add: Vec<Timer>,
     /// Storage keys (hex) of timers done or no longer wanted.
     pub timers_remove: Vec<String>,
-    /// Inbox keys (hex) of the events this turn handled.
-    pub inbox_remove: Vec<String>,
+    /// Inbox sequences of the events this turn handled.
+    pub inbox_remove: Vec<u64>,
+}
+
+/// The handle every part of flowhost uses; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    thread: thread::StorageThread,
+    /// Woken when a durable write put messages in the outbox.
+    outbox_wake: Arc<Notify>,
 }
 
 impl Storage {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` and starts its threads.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let store = SledStore::open(dir)?;
         Ok(Storage {
-            data: db.open_tree("conversation_data")?,
-            tickets: db.open_tree("tickets")?,
-            conversations: db.open_tree("conversations")?,
-            timers: db.open_tree("timers")?,
-            outbox: db.open_tree("outbox")?,
-            inbox: db.open_tree("inbox")?,
-            seen: db.open_tree("seen")?,
-            sent: db.open_tree("sent")?,
-            failed: db.open_tree("failed")?,
-            in_flight: db.open_tree("in_flight")?,
-            db,
+            thread: thread::StorageThread::start(store)?,
+            outbox_wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Notified after a write that queued outgoing messages is durable.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.outbox_wake.clone()
+    }
+
+    /// Group-commit figures so far (flushes, and writes they made durable).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.thread.stats()
     }
 
     /// A conversation's saved data.
-    pub fn load_data(
+    pub async fn load_data(
         &self,
         conversation_id: &str,
     ) -> Result<BTreeMap<String, Value>, StorageError> {
-        let prefix = data_prefix(conversation_id);
-        let mut data = BTreeMap::new();
-        for entry in self.data.scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            let value = serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt {
-                key: format!("{conversation_id}/{name}"),
-                reason: e.to_string(),
-            })?;
-            data.insert(name, value);
-        }
-        Ok(data)
+        let id = conversation_id.to_string();
+        self.thread.read(move |db| db.load_data(&id)).await
     }
 
-    /// Applies what a successful plugin call changed, all or nothing:
-    /// saved-data writes and new tickets land in one transaction.
-    pub fn commit_effects(
-        &self,
-        conversation_id: &str,
-        effects: &Effects,
-    ) -> Result<(), StorageError> {
-        self.commit_turn(&TurnCommit {
-            conversation_id: conversation_id.to_string(),
-            effects: effects.clone(),
-            ..TurnCommit::default()
-        })
+    /// The customer's conversation (current session), if any.
+    pub async fn conversation(&self, key: &str) -> Result<Option<ConversationState>, StorageError> {
+        let key = key.to_string();
+        self.thread.read(move |db| db.conversation(&key)).await
     }
 
-    /// Writes a whole engine turn atomically (see [`TurnCommit`]).
-    pub fn commit_turn(&self, turn: &TurnCommit) -> Result<(), StorageError> {
-        let now = now_ms();
-        let tickets: Vec<(String, Vec<u8>)> = turn
-            .effects
-            .tickets
-            .iter()
-            .map(|draft| {
-                let ticket = Ticket {
-                    id: draft.id.clone(),
-                    conversation_id: turn.conversation_id.clone(),
-                    title: draft.title.clone(),
-                    category: draft.category.clone(),
-                    comment: draft.comment.clone(),
-                    created_at_ms: now,
-                };
-                (ticket.id.clone(), to_json(&ticket))
-            })
-            .collect();
-        let data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = turn
-            .effects
-            .data_changes
-            .iter()
-            .map(|(key, change)| {
-                let mut full_key = data_prefix(&turn.conversation_id);
-                full_key.extend_from_slice(key.as_bytes());
-                (full_key, change.as_ref().map(to_json))
-            })
-            .collect();
-        let state = turn.state.as_ref().map(|s| (s.key(), to_json(s)));
-        let outbox: Vec<(String, Vec<u8>)> = turn
-            .outbox
-            .iter()
-            .map(|m| (m.id.clone(), to_json(m)))
-            .collect();
-        let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
-            .timers_add
-            .iter()
-            .map(|t| (timer_key(t), to_json(t)))
-            .collect();
-        let timers_remove: Vec<Vec<u8>> = turn
-            .timers_remove
-            .iter()
-            .filter_map(|k| hex::decode(k).ok())
-            .collect();
-        let inbox_remove: Vec<Vec<u8>> = turn
-            .inbox_remove
-            .iter()
-            .filter_map(|k| hex::decode(k).ok())
-            .collect();
-
-        let result: Result<(), TransactionError<()>> = (
-            &self.data,
-            &self.tickets,
-            &self.conversations,
-            &self.timers,
-            &self.outbox,
-            &self.inbox,
-        )
-            .transaction(
-                |(data, tickets_tx, conversations, timers, outbox_tx, inbox)| {
-                    for (key, value) in &data_changes {
-                        match value {
-                            Some(value) => data.insert(key.as_slice(), value.as_slice())?,
-                            None => data.remove(key.as_slice())?,
-                        };
-                    }
-                    for (id, ticket) in &tickets {
-                        tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
-                    }
-                    if let Some((key, state)) = &state {
-                        conversations.insert(key.as_bytes(), state.as_slice())?;
-                    }
-                    for key in &timers_remove {
-                        timers.remove(key.as_slice())?;
-                    }
-                    for (key, timer) in &timers_add {
-                        timers.insert(key.as_slice(), timer.as_slice())?;
-                    }
-                    for (id, message) in &outbox {
-                        outbox_tx.insert(id.as_bytes(), message.as_slice())?;
-                    }
-                    for key in &inbox_remove {
-                        inbox.remove(key.as_slice())?;
-                    }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            );
-        settle(result)
-    }
-
-    /// Accepts inbound events: each `(dedupe key, record)` not seen before is
-    /// appended to the inbox, in order, and remembered; a duplicate is
-    /// dropped. Returns how many were new. Durable on return (flushed), so
-    /// the webhook may answer 200.
-    pub async fn accept_inbound(
-        &self,
-        events: &[(String, Vec<u8>)],
-    ) -> Result<usize, StorageError> {
-        let now = now_ms().to_be_bytes();
-        let mut ids = Vec::with_capacity(events.len());
-        for _ in events {
-            ids.push(self.db.generate_id()?.to_be_bytes());
-        }
-        let result: Result<usize, TransactionError<()>> =
-            (&self.seen, &self.inbox).transaction(|(seen, inbox)| {
-                let mut accepted = 0;
-                for ((key, record), id) in events.iter().zip(&ids) {
-                    if seen.get(key.as_bytes())?.is_some() {
-                        continue;
-                    }
-                    seen.insert(key.as_bytes(), &now[..])?;
-                    inbox.insert(&id[..], record.as_slice())?;
-                    accepted += 1;
-                }
-                Ok::<usize, ConflictableTransactionError<()>>(accepted)
-            });
-        let accepted = settle(result)?;
-        self.db.flush_async().await?;
-        Ok(accepted)
-    }
-
-    /// The oldest accepted events not yet handled: (hex key, record).
-    pub fn inbox(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        self.inbox
-            .iter()
-            .take(limit)
-            .map(|entry| {
-                entry
-                    .map(|(k, v)| (hex::encode(k), v.to_vec()))
-                    .map_err(StorageError::from)
-            })
-            .collect()
-    }
-
-    /// Removes a handled event that needed no turn (an echo, a read).
-    pub fn remove_from_inbox(&self, key: &str) -> Result<(), StorageError> {
-        if let Ok(key) = hex::decode(key) {
-            self.inbox.remove(key)?;
+    /// Writes a whole engine turn atomically and durably (see [`TurnCommit`]).
+    pub async fn commit_turn(&self, turn: TurnCommit, now_ms: u64) -> Result<(), StorageError> {
+        let queued = !turn.outbox.is_empty();
+        self.thread
+            .write(move |db| db.commit_turn(&turn, now_ms))
+            .await?;
+        if queued {
+            self.outbox_wake.notify_one();
         }
         Ok(())
     }
 
-    /// The customer's conversation (current session), if any.
-    pub fn conversation(&self, key: &str) -> Result<Option<ConversationState>, StorageError> {
-        self.conversations
-            .get(key.as_bytes())?
-            .map(|bytes| from_json(&bytes, &format!("conversation {key:?}")))
-            .transpose()
+    /// Applies what a successful plugin call changed, all or nothing.
+    pub async fn commit_effects(
+        &self,
+        conversation_id: &str,
+        effects: Effects,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        let turn = TurnCommit {
+            conversation_id: conversation_id.to_string(),
+            effects,
+            ..TurnCommit::default()
+        };
+        self.commit_turn(turn, now_ms).await
+    }
+
+    /// Accepts inbound events `(dedupe key, record)`: the new ones join the
+    /// inbox, duplicates are dropped. Durable on return, so the webhook may
+    /// answer 200. Returns how many were new.
+    pub async fn accept_inbound(
+        &self,
+        events: Vec<(String, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<usize, StorageError> {
+        self.thread
+            .write(move |db| db.accept_inbound(&events, now_ms))
+            .await
+    }
+
+    /// Forgets dedupe keys accepted before `cutoff_ms` (at most `limit`).
+    pub async fn expire_seen(&self, cutoff_ms: u64, limit: usize) -> Result<usize, StorageError> {
+        self.thread
+            .write(move |db| db.expire_seen(cutoff_ms, limit))
+            .await
+    }
+
+    /// How many dedupe keys are remembered.
+    pub async fn seen_count(&self) -> Result<usize, StorageError> {
+        self.thread.read(|db| Ok(db.seen_count())).await
+    }
+
+    /// Up to `limit` waiting inbound events after sequence `after`.
+    pub async fn inbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        self.thread.read(move |db| db.inbox(after, limit)).await
+    }
+
+    /// Removes a handled event that needed no turn.
+    pub async fn remove_from_inbox(&self, seq: u64) -> Result<(), StorageError> {
+        self.thread.write(move |db| db.remove_from_inbox(seq)).await
+    }
+
+    /// Sets aside an event whose turn kept failing.
+    pub async fn dead_letter(
+        &self,
+        seq: u64,
+        reason: String,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.thread
+            .write(move |db| db.dead_letter(seq, &reason, now_ms))
+            .await
+    }
+
+    /// Events set aside, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StorageError> {
+        self.thread.read(|db| db.dead_letters()).await
     }
 
     /// Timers due at or before `now_ms`, earliest first, with their keys.
-    pub fn due_timers(
+    pub async fn due_timers(
         &self,
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<(String, Timer)>, StorageError> {
-        let mut due = Vec::new();
-        for entry in self.timers.range(..(now_ms + 1).to_be_bytes().to_vec()) {
-            let (key, bytes) = entry?;
-            due.push((hex::encode(&key), from_json(&bytes, "timer")?));
-            if due.len() >= limit {
-                break;
-            }
-        }
-        Ok(due)
+        self.thread
+            .read(move |db| db.due_timers(now_ms, limit))
+            .await
     }
 
     /// When the next timer is due.
-    pub fn next_timer_due(&self) -> Result<Option<u64>, StorageError> {
-        Ok(self
-            .timers
-            .first()?
-            .map(|(key, _)| u64::from_be_bytes(key[..8].try_into().expect("8-byte prefix"))))
+    pub async fn next_timer_due(&self) -> Result<Option<u64>, StorageError> {
+        self.thread.read(|db| db.next_timer_due()).await
     }
 
-    /// Messages in the outbox, oldest first.
-    pub fn outbox(&self) -> Result<Vec<OutboxMessage>, StorageError> {
-        self.outbox
-            .iter()
-            .values()
-            .map(|bytes| from_json(&bytes?, "outbox message"))
-            .collect()
+    /// Up to `limit` messages in the outbox, oldest first.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StorageError> {
+        self.thread.read(move |db| db.outbox(limit)).await
     }
 
-    /// Records that the channel accepted one more part of an outbox
-    /// message (under `channel_id`); the message leaves the outbox with its
-    /// last part. One transaction, so a restart resumes after what was sent.
-    pub fn record_sent(
+    /// Records, durably, that the channel took one more part of `message`
+    /// under `channel_id`; the message leaves the outbox with its last part.
+    pub async fn record_sent(
         &self,
-        message: &OutboxMessage,
-        channel_id: &str,
+        message: OutboxMessage,
+        channel_id: String,
         parts: u32,
     ) -> Result<(), StorageError> {
-        let mut updated = message.clone();
-        updated.sent_parts += 1;
-        let done = updated.sent_parts >= parts;
-        let record = to_json(&updated);
-        let result: Result<(), TransactionError<()>> =
-            (&self.outbox, &self.sent).transaction(|(outbox, sent)| {
-                sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
-                if done {
-                    outbox.remove(message.id.as_bytes())?;
-                } else {
-                    outbox.insert(message.id.as_bytes(), record.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        settle(result)
+        self.thread
+            .write(move |db| db.record_sent(&message, &channel_id, parts))
+            .await
     }
 
     /// Moves a message the channel refused for good out of the outbox.
-    pub fn record_failed(&self, message: &OutboxMessage, reason: &str) -> Result<(), StorageError> {
-        let failed = to_json(&FailedMessage {
-            message: message.clone(),
-            reason: reason.to_string(),
-            at_ms: now_ms(),
-        });
-        let result: Result<(), TransactionError<()>> =
-            (&self.outbox, &self.failed).transaction(|(outbox, failed_tx)| {
-                outbox.remove(message.id.as_bytes())?;
-                failed_tx.insert(message.id.as_bytes(), failed.as_slice())?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        settle(result)
+    pub async fn record_failed(
+        &self,
+        message: OutboxMessage,
+        reason: String,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.thread
+            .write(move |db| db.record_failed(&message, &reason, now_ms))
+            .await
     }
 
     /// Notes, durably, that a send of `id` is about to start.
-    pub async fn mark_in_flight(&self, id: &str) -> Result<(), StorageError> {
-        self.in_flight
-            .insert(id.as_bytes(), &now_ms().to_be_bytes()[..])?;
-        self.db.flush_async().await?;
-        Ok(())
+    pub async fn mark_in_flight(&self, id: &str, now_ms: u64) -> Result<(), StorageError> {
+        let id = id.to_string();
+        self.thread
+            .write(move |db| db.mark_in_flight(&id, now_ms))
+            .await
     }
 
     /// The send of `id` ended without delivery (it will be retried).
-    pub fn clear_in_flight(&self, id: &str) -> Result<(), StorageError> {
-        self.in_flight.remove(id.as_bytes())?;
-        Ok(())
+    pub async fn clear_in_flight(&self, id: &str) -> Result<(), StorageError> {
+        let id = id.to_string();
+        self.thread.write(move |db| db.clear_in_flight(&id)).await
     }
 
     /// Sends that were under way when the process stopped.
-    pub fn in_flight(&self) -> Result<Vec<String>, StorageError> {
-        self.in_flight
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
-            .collect()
+    pub async fn in_flight(&self) -> Result<Vec<String>, StorageError> {
+        self.thread.read(|db| db.in_flight()).await
     }
 
     /// Messages the channel refused for good, oldest first.
-    pub fn failed_messages(&self) -> Result<Vec<FailedMessage>, StorageError> {
-        self.failed
-            .iter()
-            .values()
-            .map(|bytes| from_json(&bytes?, "failed message"))
-            .collect()
+    pub async fn failed_messages(&self) -> Result<Vec<FailedMessage>, StorageError> {
+        self.thread.read(|db| db.failed_messages()).await
     }
 
     /// Our outbox id of a message the channel knows as `channel_id`.
-    pub fn sent_as(&self, channel_id: &str) -> Result<Option<String>, StorageError> {
-        Ok(self
-            .sent
-            .get(channel_id.as_bytes())?
-            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    pub async fn sent_as(&self, channel_id: &str) -> Result<Option<String>, StorageError> {
+        let id = channel_id.to_string();
+        self.thread.read(move |db| db.sent_as(&id)).await
     }
 
-    pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {
-        self.tickets
-            .get(id.as_bytes())?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-                    key: format!("ticket {id}"),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+    pub async fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {
+        let id = id.to_string();
+        self.thread.read(move |db| db.ticket(&id)).await
     }
 
     /// Tickets of one conversation, oldest first.
-    pub fn tickets_of(&self, conversation_id: &str) -> Result<Vec<Ticket>, StorageError> {
-        let mut found = Vec::new();
-        for entry in self.tickets.iter() {
-            let (key, bytes) = entry?;
-            let ticket: Ticket =
-                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-                    key: format!("ticket {}", String::from_utf8_lossy(&key)),
-                    reason: e.to_string(),
-                })?;
-            if ticket.conversation_id == conversation_id {
-                found.push(ticket);
-            }
-        }
-        found.sort_by_key(|t| t.created_at_ms);
-        Ok(found)
+    pub async fn tickets_of(&self, conversation_id: &str) -> Result<Vec<Ticket>, StorageError> {
+        let id = conversation_id.to_string();
+        self.thread.read(move |db| db.tickets_of(&id)).await
     }
 
-    /// Writes everything to disk (before shutdown).
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
-        Ok(())
+    /// Bytes the database takes on disk.
+    pub async fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.thread.read(|db| db.size_on_disk()).await
     }
-}
 
-/// The storage key of a timer, hex-encoded for `TurnCommit::timers_remove`.
-pub fn timer_key_hex(timer: &Timer) -> String {
-    hex::encode(timer_key(timer))
-}
-
-fn timer_key(timer: &Timer) -> Vec<u8> {
-    let mut key = timer.due_ms.to_be_bytes().to_vec();
-    key.extend_from_slice(timer.id.as_bytes());
-    key
-}
-
-/// A transaction's result; ours never abort, so only storage errors remain.
-fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
-    result.map_err(|e| match e {
-        TransactionError::Storage(e) => StorageError::Sled(e),
-        TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-    })
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialise to JSON")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
-    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
-        key: what.to_string(),
-        reason: e.to_string(),
-    })
-}
-
-fn data_prefix(conversation_id: &str) -> Vec<u8> {
-    let mut prefix = conversation_id.as_bytes().to_vec();
-    prefix.push(0);
-    prefix
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// Makes everything written so far durable (before shutdown).
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.thread.write(|_| Ok(())).await
+    }
 }

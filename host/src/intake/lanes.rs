@@ -1,0 +1,234 @@
+//! Lanes: each conversation's events one after another, conversations
+//! independent of each other.
+//!
+//! A conversation with waiting events has a queue and one task that works
+//! through it; the task ends when the queue is empty. Nothing waits for a
+//! round: a slow turn holds up only its own conversation. Two bounds keep
+//! the work finite: `workers` (turns running at once; a lane takes a permit
+//! per turn, so busy lanes take turns fairly) and `held` (events taken out
+//! of storage and not yet finished; the dispatcher waits for room).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::InboxRecord;
+use crate::engine::state::Timer;
+use crate::engine::{Engine, EngineError};
+
+/// A failing turn is tried this many times before its event is set aside.
+const ATTEMPTS: u32 = 5;
+const RETRY_START: Duration = Duration::from_millis(200);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// Something that moves a conversation.
+pub enum LaneEvent {
+    /// A customer event from the inbox, by its sequence.
+    Inbound { seq: u64, record: InboxRecord },
+    /// A due timer, by its storage key.
+    Timer { key: String, timer: Timer },
+}
+
+impl LaneEvent {
+    /// When it happened, for ordering within a conversation.
+    fn at_ms(&self) -> u64 {
+        match self {
+            LaneEvent::Inbound { record, .. } => record.message.timestamp_ms,
+            LaneEvent::Timer { timer, .. } => timer.due_ms,
+        }
+    }
+}
+
+struct Queued {
+    event: LaneEvent,
+    /// Returned when the event is finished: room for another.
+    _held: OwnedSemaphorePermit,
+}
+
+pub struct Lanes {
+    engine: Arc<Engine>,
+    queues: std::sync::Mutex<HashMap<String, VecDeque<Queued>>>,
+    workers: Arc<Semaphore>,
+    worker_count: u32,
+    held: Arc<Semaphore>,
+    stopping: AtomicBool,
+    /// Called when a timer event is finished (so it may be dispatched again
+    /// if it is still due).
+    timer_done: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Lanes {
+    pub fn new(
+        engine: Arc<Engine>,
+        workers: usize,
+        held: usize,
+        timer_done: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Arc<Self> {
+        let workers = workers.max(1);
+        Arc::new(Lanes {
+            engine,
+            queues: Default::default(),
+            workers: Arc::new(Semaphore::new(workers)),
+            worker_count: workers as u32,
+            held: Arc::new(Semaphore::new(held.max(1))),
+            stopping: AtomicBool::new(false),
+            timer_done,
+        })
+    }
+
+    /// Queues `event` for `conversation`, waiting while too many events are
+    /// held; starts the conversation's lane if it has none.
+    pub async fn submit(self: &Arc<Self>, conversation: String, event: LaneEvent) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return; // it stays in storage for the next start
+        }
+        let held = self
+            .held
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let queued = Queued { event, _held: held };
+        let start = {
+            let mut queues = self.queues.lock().expect("lanes lock");
+            match queues.get_mut(&conversation) {
+                Some(queue) => {
+                    // In the channel's time order: Meta does not deliver in order.
+                    let at = queued.event.at_ms();
+                    let index = queue.partition_point(|q| q.event.at_ms() <= at);
+                    queue.insert(index, queued);
+                    false
+                }
+                None => {
+                    queues.insert(conversation.clone(), VecDeque::from([queued]));
+                    true
+                }
+            }
+        };
+        if start {
+            tokio::spawn(self.clone().run_lane(conversation));
+        }
+    }
+
+    /// Conversations with a lane right now.
+    pub fn active(&self) -> usize {
+        self.queues.lock().expect("lanes lock").len()
+    }
+
+    /// Stops starting turns and waits for the ones running to finish.
+    /// Events still queued stay in storage for the next start.
+    pub async fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _all = self
+            .workers
+            .acquire_many(self.worker_count)
+            .await
+            .expect("the semaphore is never closed");
+    }
+
+    async fn run_lane(self: Arc<Self>, conversation: String) {
+        loop {
+            let next = {
+                let mut queues = self.queues.lock().expect("lanes lock");
+                let queue = queues
+                    .get_mut(&conversation)
+                    .expect("a running lane has a queue");
+                match queue.pop_front() {
+                    Some(next) if !self.stopping.load(Ordering::SeqCst) => Some(next),
+                    _ => {
+                        queues.remove(&conversation);
+                        None
+                    }
+                }
+            };
+            let Some(queued) = next else { return };
+            self.run_event(&queued.event).await;
+            if let LaneEvent::Timer { key, .. } = &queued.event {
+                (self.timer_done)(key);
+            }
+        }
+    }
+
+    /// Runs one event's turn, retrying a failure with backoff; after the
+    /// last attempt an inbound event is set aside as a dead letter.
+    async fn run_event(&self, event: &LaneEvent) {
+        let mut delay = RETRY_START;
+        for attempt in 1..=ATTEMPTS {
+            let outcome = {
+                let _turn = self
+                    .workers
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                if self.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                self.turn(event).await
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(e) if attempt == ATTEMPTS => return self.give_up(event, e).await,
+                Err(e) => {
+                    tracing::warn!(attempt, "a turn failed; trying again in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_CAP);
+                }
+            }
+        }
+    }
+
+    async fn turn(&self, event: &LaneEvent) -> Result<(), EngineError> {
+        match event {
+            LaneEvent::Inbound { seq, record } => {
+                let result = self
+                    .engine
+                    .handle_inbound(
+                        &record.account,
+                        record.contact.clone(),
+                        record.message.clone(),
+                        *seq,
+                    )
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(EngineError::NoConnector(account)) => {
+                        tracing::warn!(
+                            account,
+                            "no connector takes this account's messages; event dropped"
+                        );
+                        Ok(self.engine.storage().remove_from_inbox(*seq).await?)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            LaneEvent::Timer { key, timer } => self
+                .engine
+                .handle_timer(key.clone(), timer.clone())
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn give_up(&self, event: &LaneEvent, error: EngineError) {
+        match event {
+            LaneEvent::Inbound { seq, .. } => {
+                tracing::error!(
+                    seq,
+                    "an inbound event failed {ATTEMPTS} times; set aside as a dead letter: {error}"
+                );
+                let reason = format!("failed {ATTEMPTS} times: {error}");
+                let now = self.engine.now_ms();
+                if let Err(e) = self.engine.storage().dead_letter(*seq, reason, now).await {
+                    tracing::error!(seq, "setting an event aside failed too: {e}");
+                }
+            }
+            LaneEvent::Timer { key, .. } => {
+                // It stays stored and is tried again when next due.
+                tracing::error!(key, "a timer's turn failed {ATTEMPTS} times: {error}");
+            }
+        }
+    }
+}

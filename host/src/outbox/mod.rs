@@ -1,0 +1,306 @@
+//! The sender: drains the outbox through each account's channel.
+//!
+//! Every reply was written to the outbox by the turn that produced it, and
+//! that commit wakes the sender (no polling delay). The sender gives each
+//! conversation with waiting messages its own task, which sends them in
+//! order; conversations and accounts go out concurrently (at most
+//! [`CONCURRENT_SENDS`] requests at once), each part counted against its
+//! account's sliding-second limit ([`rate`]). A message leaves the outbox
+//! (or each part of a long one is recorded) in the same transaction that
+//! records the channel's message id, so a restart resumes after the last
+//! part the channel accepted.
+//!
+//! 429 and 5xx answers and connection failures are retried with backoff
+//! ([`backoff`]), in the conversation's task, so only that conversation
+//! waits; after [`backoff::MAX_ATTEMPTS`] the message is failed with its
+//! last cause. Other refusals are final and recorded with their reason; so
+//! is a request that got no answer after it was sent (it may have been
+//! delivered). Instagram's 24-hour window (7 days for a human agent) is
+//! checked before anything is sent. A send under way is marked durably
+//! first; a crash in that moment leaves the message recorded as uncertain
+//! rather than sent twice (neither API has an idempotency key).
+
+mod backoff;
+mod deliver;
+pub mod rate;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::engine::clock::Clock;
+use crate::engine::state::OutboxMessage;
+use crate::storage::{Storage, StorageError};
+use deliver::{Attempt, Channels};
+pub use deliver::{Endpoint, cause_chain, endpoints};
+use rate::{RateLimits, SendClass};
+
+/// The error a bot reply outside the window gets.
+pub const OUTSIDE_WINDOW: &str =
+    "sending is only allowed within 24 hours of the customer's last message";
+/// The record of a send a crash interrupted.
+pub const UNCERTAIN: &str = "delivery uncertain: flowhost stopped while the channel was answering; not sent again, so that it is never sent twice";
+const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// A human agent's reply with the HUMAN_AGENT tag: 7 days.
+const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Requests to the channels under way at once.
+pub const CONCURRENT_SENDS: usize = 64;
+/// Outbox messages looked at per scan.
+const SCAN: usize = 4096;
+
+pub struct OutboxSender {
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    channels: Channels,
+    rate: RateLimits,
+    sends: Semaphore,
+    /// Conversations with a sending task.
+    busy: Mutex<HashSet<String>>,
+}
+
+impl OutboxSender {
+    pub fn new(
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        endpoints: std::collections::HashMap<String, Endpoint>,
+    ) -> Self {
+        OutboxSender {
+            storage,
+            clock,
+            channels: Channels::new(endpoints),
+            rate: RateLimits::default(),
+            sends: Semaphore::new(CONCURRENT_SENDS),
+            busy: Default::default(),
+        }
+    }
+
+    /// Settles the sends a crash interrupted: the channel may or may not
+    /// have taken them, so they are recorded as uncertain, not sent again.
+    pub async fn recover(&self) -> Result<usize, StorageError> {
+        let interrupted = self.storage.in_flight().await?;
+        if interrupted.is_empty() {
+            return Ok(0);
+        }
+        let outbox = self.storage.outbox(usize::MAX).await?;
+        for id in &interrupted {
+            match outbox.iter().find(|m| &m.id == id) {
+                Some(message) => {
+                    tracing::warn!(
+                        message = id,
+                        "a send was interrupted by a stop; not sending it again"
+                    );
+                    let now = self.clock.now_ms();
+                    self.storage
+                        .record_failed(message.clone(), UNCERTAIN.into(), now)
+                        .await?;
+                }
+                None => self.storage.clear_in_flight(id).await?,
+            }
+        }
+        Ok(interrupted.len())
+    }
+
+    /// Sends until `stop` turns true; a send under way when it does is
+    /// abandoned (and so recorded as uncertain at the next start).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if let Err(e) = self.recover().await {
+            tracing::error!("outbox recovery: {e}");
+        }
+        let wake = self.storage.outbox_wake();
+        let mut tasks = JoinSet::new();
+        while !*stop.borrow() {
+            match self.start_conversations(&mut tasks, &stop).await {
+                Ok(_) => {}
+                Err(e) => tracing::error!("reading the outbox: {e}"),
+            }
+            while tasks.try_join_next().is_some() {}
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    /// One scan and every send it starts, to the end; returns how many
+    /// messages left the outbox. (For tests and tools; `run` does not wait.)
+    pub async fn send_round(self: &Arc<Self>) -> Result<usize, StorageError> {
+        let (_keep, stop) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        self.start_conversations(&mut tasks, &stop).await?;
+        let mut done = 0;
+        while let Some(sent) = tasks.join_next().await {
+            done += sent.unwrap_or(0);
+        }
+        Ok(done)
+    }
+
+    /// Starts a task for every conversation with waiting messages that has
+    /// none yet.
+    async fn start_conversations(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<usize>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), StorageError> {
+        // Taken before the scan: only this loop starts tasks, so a
+        // conversation not busy now has no send under way during the scan,
+        // and the scan's view of its messages is current.
+        let busy = self.busy.lock().expect("busy lock").clone();
+        let mut waiting: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
+        for message in self.storage.outbox(SCAN).await? {
+            if !busy.contains(&message.conversation) {
+                waiting
+                    .entry(message.conversation.clone())
+                    .or_default()
+                    .push(message);
+            }
+        }
+        for (conversation, messages) in waiting {
+            self.busy
+                .lock()
+                .expect("busy lock")
+                .insert(conversation.clone());
+            let sender = self.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                let done = sender.send_conversation(messages, stop).await;
+                sender.busy.lock().expect("busy lock").remove(&conversation);
+                // Messages queued meanwhile were skipped by the scans.
+                sender.storage.outbox_wake().notify_one();
+                done
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends one conversation's messages in order; returns how many left
+    /// the outbox.
+    async fn send_conversation(
+        &self,
+        messages: Vec<OutboxMessage>,
+        mut stop: watch::Receiver<bool>,
+    ) -> usize {
+        let mut done = 0;
+        for message in messages {
+            let delivery = tokio::select! {
+                delivery = self.deliver(&message) => delivery,
+                _ = stop.wait_for(|stop| *stop) => return done,
+            };
+            match delivery {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    tracing::error!(message = message.id, "outbox: {e}");
+                    return done;
+                }
+            }
+        }
+        done
+    }
+
+    /// Sends a message's remaining parts, retrying what may be retried,
+    /// until it leaves the outbox (sent, or failed for good).
+    async fn deliver(&self, message: &OutboxMessage) -> Result<(), StorageError> {
+        if let Some(reason) = self.outside_window(message).await? {
+            tracing::warn!(message = message.id, "not sent: {reason}");
+            return self.fail(message, reason.into()).await;
+        }
+        let Some(bodies) = self.channels.bodies(message) else {
+            let reason = format!("account `{}` is not in the flow", message.account);
+            return self.fail(message, reason).await;
+        };
+        let parts = bodies.len() as u32;
+        if parts == 0 {
+            return self.fail(message, "the message is empty".into()).await;
+        }
+        let class = send_class(message);
+        let mut progress = message.clone();
+        for body in bodies.into_iter().skip(message.sent_parts as usize) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                self.rate.acquire(&message.account, class).await;
+                let outcome = {
+                    let _send = self.sends.acquire().await.expect("never closed");
+                    let now = self.clock.now_ms();
+                    self.storage.mark_in_flight(&message.id, now).await?;
+                    self.channels.send(message, &body).await
+                };
+                match outcome {
+                    Attempt::Sent(channel_id) => {
+                        self.storage
+                            .record_sent(progress.clone(), channel_id, parts)
+                            .await?;
+                        progress.sent_parts += 1;
+                        break;
+                    }
+                    Attempt::Failed(reason) => {
+                        tracing::warn!(message = message.id, "send failed for good: {reason}");
+                        return self.fail(&progress, reason).await;
+                    }
+                    Attempt::Retry(reason) if attempt >= backoff::MAX_ATTEMPTS => {
+                        let reason = format!("gave up after {attempt} attempts: {reason}");
+                        tracing::warn!(message = message.id, "{reason}");
+                        return self.fail(&progress, reason).await;
+                    }
+                    Attempt::Retry(reason) => {
+                        self.storage.clear_in_flight(&message.id).await?;
+                        let delay = backoff::delay(attempt);
+                        tracing::warn!(
+                            message = message.id,
+                            attempt,
+                            "send will be retried in {delay:?}: {reason}"
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, message: &OutboxMessage, reason: String) -> Result<(), StorageError> {
+        let now = self.clock.now_ms();
+        self.storage
+            .record_failed(message.clone(), reason, now)
+            .await
+    }
+
+    /// Why the channel's messaging window forbids this send, if it does.
+    async fn outside_window(
+        &self,
+        message: &OutboxMessage,
+    ) -> Result<Option<&'static str>, StorageError> {
+        let last_inbound = self
+            .storage
+            .conversation(&message.conversation)
+            .await?
+            .and_then(|c| c.last_inbound_ms)
+            .unwrap_or(0);
+        let age = self.clock.now_ms().saturating_sub(last_inbound);
+        Ok(if message.sender == "agent" {
+            (age > AGENT_WINDOW_MS).then_some(
+                "a human agent may only reply within 7 days of the customer's last message",
+            )
+        } else {
+            (age > BOT_WINDOW_MS).then_some(OUTSIDE_WINDOW)
+        })
+    }
+}
+
+/// Audio and video have their own, lower limit.
+fn send_class(message: &OutboxMessage) -> SendClass {
+    let media = message
+        .message
+        .attachments
+        .iter()
+        .any(|a| matches!(a.kind.as_str(), "audio" | "video"));
+    if media {
+        SendClass::AudioVideo
+    } else {
+        SendClass::Text
+    }
+}

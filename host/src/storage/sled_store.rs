@@ -1,0 +1,506 @@
+//! The embedded store: sled trees and their key layout. Everything here is
+//! synchronous and runs on the storage thread only (see the module above):
+//! sled 0.34 is never called from two threads at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{DeadLetter, FailedMessage, StorageError, Ticket, TurnCommit};
+use crate::engine::state::{ConversationState, OutboxMessage, Timer};
+
+/// The sled database and its trees.
+pub struct SledStore {
+    db: sled::Db,
+    /// `conversation id \0 key` -> JSON value (the "save data" store).
+    data: sled::Tree,
+    /// ticket id -> `Ticket` as JSON.
+    tickets: sled::Tree,
+    /// `account \0 customer` -> `ConversationState` as JSON.
+    conversations: sled::Tree,
+    /// due time (u64 big-endian) + timer id -> `Timer` as JSON, so a scan
+    /// from the start yields the due timers first.
+    timers: sled::Tree,
+    /// message id (UUIDv7, time-ordered) -> `OutboxMessage` as JSON.
+    outbox: sled::Tree,
+    /// arrival sequence (u64 big-endian) -> an accepted inbound event, until
+    /// the turn that handles it commits.
+    inbox: sled::Tree,
+    /// dedupe key of every accepted event -> arrival time (u64 big-endian),
+    /// so a redelivery (Meta retries for 36 hours) is dropped.
+    seen: sled::Tree,
+    /// arrival time (u64 big-endian) + dedupe key -> (), the same keys by
+    /// age, so expiring them is a range scan rather than a full one.
+    seen_by_time: sled::Tree,
+    /// the channel's id of a sent message -> our outbox id (echoes).
+    sent: sled::Tree,
+    /// outbox id -> `FailedMessage`: messages the channel refused for good.
+    failed: sled::Tree,
+    /// outbox ids whose send is under way: after a crash, these may or may
+    /// not have reached the customer.
+    in_flight: sled::Tree,
+    /// inbox key -> `DeadLetter`: events whose turn kept failing.
+    dead_letters: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        // sled's own background flusher is off: the group-commit flusher is
+        // the only thread that flushes (concurrent flushes deadlock sled
+        // 0.34, spacejam/sled#1308).
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        Ok(SledStore {
+            data: db.open_tree("conversation_data")?,
+            tickets: db.open_tree("tickets")?,
+            conversations: db.open_tree("conversations")?,
+            timers: db.open_tree("timers")?,
+            outbox: db.open_tree("outbox")?,
+            inbox: db.open_tree("inbox")?,
+            seen: db.open_tree("seen")?,
+            seen_by_time: db.open_tree("seen_by_time")?,
+            dead_letters: db.open_tree("dead_letters")?,
+            sent: db.open_tree("sent")?,
+            failed: db.open_tree("failed")?,
+            in_flight: db.open_tree("in_flight")?,
+            db,
+        })
+    }
+
+    /// A conversation's saved data.
+    pub fn load_data(
+        &self,
+        conversation_id: &str,
+    ) -> Result<BTreeMap<String, Value>, StorageError> {
+        let prefix = data_prefix(conversation_id);
+        let mut data = BTreeMap::new();
+        for entry in self.data.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let value = serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt {
+                key: format!("{conversation_id}/{name}"),
+                reason: e.to_string(),
+            })?;
+            data.insert(name, value);
+        }
+        Ok(data)
+    }
+
+    /// Writes a whole engine turn atomically (see [`TurnCommit`]).
+    pub fn commit_turn(&self, turn: &TurnCommit, now: u64) -> Result<(), StorageError> {
+        let tickets: Vec<(String, Vec<u8>)> = turn
+            .effects
+            .tickets
+            .iter()
+            .map(|draft| {
+                let ticket = Ticket {
+                    id: draft.id.clone(),
+                    conversation_id: turn.conversation_id.clone(),
+                    title: draft.title.clone(),
+                    category: draft.category.clone(),
+                    comment: draft.comment.clone(),
+                    created_at_ms: now,
+                };
+                (ticket.id.clone(), to_json(&ticket))
+            })
+            .collect();
+        let data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = turn
+            .effects
+            .data_changes
+            .iter()
+            .map(|(key, change)| {
+                let mut full_key = data_prefix(&turn.conversation_id);
+                full_key.extend_from_slice(key.as_bytes());
+                (full_key, change.as_ref().map(to_json))
+            })
+            .collect();
+        let state = turn.state.as_ref().map(|s| (s.key(), to_json(s)));
+        let outbox: Vec<(String, Vec<u8>)> = turn
+            .outbox
+            .iter()
+            .map(|m| (m.id.clone(), to_json(m)))
+            .collect();
+        let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
+            .timers_add
+            .iter()
+            .map(|t| (timer_key(t), to_json(t)))
+            .collect();
+        let timers_remove: Vec<Vec<u8>> = turn
+            .timers_remove
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .collect();
+        let inbox_remove: Vec<[u8; 8]> =
+            turn.inbox_remove.iter().map(|s| s.to_be_bytes()).collect();
+
+        let result: Result<(), TransactionError<()>> = (
+            &self.data,
+            &self.tickets,
+            &self.conversations,
+            &self.timers,
+            &self.outbox,
+            &self.inbox,
+        )
+            .transaction(
+                |(data, tickets_tx, conversations, timers, outbox_tx, inbox)| {
+                    for (key, value) in &data_changes {
+                        match value {
+                            Some(value) => data.insert(key.as_slice(), value.as_slice())?,
+                            None => data.remove(key.as_slice())?,
+                        };
+                    }
+                    for (id, ticket) in &tickets {
+                        tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
+                    }
+                    if let Some((key, state)) = &state {
+                        conversations.insert(key.as_bytes(), state.as_slice())?;
+                    }
+                    for key in &timers_remove {
+                        timers.remove(key.as_slice())?;
+                    }
+                    for (key, timer) in &timers_add {
+                        timers.insert(key.as_slice(), timer.as_slice())?;
+                    }
+                    for (id, message) in &outbox {
+                        outbox_tx.insert(id.as_bytes(), message.as_slice())?;
+                    }
+                    for key in &inbox_remove {
+                        inbox.remove(&key[..])?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        settle(result)
+    }
+
+    /// Accepts inbound events: each `(dedupe key, record)` not seen before is
+    /// appended to the inbox, in order, and remembered; a duplicate is
+    /// dropped. Returns how many were new.
+    pub fn accept_inbound(
+        &self,
+        events: &[(String, Vec<u8>)],
+        now_ms: u64,
+    ) -> Result<usize, StorageError> {
+        let now = now_ms.to_be_bytes();
+        let mut ids = Vec::with_capacity(events.len());
+        for _ in events {
+            ids.push(self.db.generate_id()?.to_be_bytes());
+        }
+        let result: Result<usize, TransactionError<()>> =
+            (&self.seen, &self.seen_by_time, &self.inbox).transaction(
+                |(seen, seen_by_time, inbox)| {
+                    let mut accepted = 0;
+                    for ((key, record), id) in events.iter().zip(&ids) {
+                        if seen.get(key.as_bytes())?.is_some() {
+                            continue;
+                        }
+                        seen.insert(key.as_bytes(), &now[..])?;
+                        seen_by_time.insert(aged_key(now_ms, key), &[][..])?;
+                        inbox.insert(&id[..], record.as_slice())?;
+                        accepted += 1;
+                    }
+                    Ok::<usize, ConflictableTransactionError<()>>(accepted)
+                },
+            );
+        settle(result)
+    }
+
+    /// Forgets dedupe keys accepted before `cutoff_ms`, at most `limit` of
+    /// them; returns how many. (A redelivery after that is taken as new.)
+    pub fn expire_seen(&self, cutoff_ms: u64, limit: usize) -> Result<usize, StorageError> {
+        let mut expired = 0;
+        for entry in self
+            .seen_by_time
+            .range(..cutoff_ms.to_be_bytes().to_vec())
+            .take(limit)
+        {
+            let (aged, _) = entry?;
+            self.seen.remove(&aged[8..])?;
+            self.seen_by_time.remove(&aged)?;
+            expired += 1;
+        }
+        Ok(expired)
+    }
+
+    /// How many dedupe keys are remembered.
+    pub fn seen_count(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The oldest accepted events not yet handled whose sequence is after
+    /// `after` (all of them with `None`): (sequence, record).
+    pub fn inbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let start = after.map_or(0, |seq| seq.saturating_add(1));
+        self.inbox
+            .range(start.to_be_bytes().to_vec()..)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((inbox_seq(&key), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Moves an event whose turn kept failing out of the inbox.
+    pub fn dead_letter(&self, seq: u64, reason: &str, now_ms: u64) -> Result<(), StorageError> {
+        let key = seq.to_be_bytes();
+        let result: Result<(), TransactionError<()>> = (&self.inbox, &self.dead_letters)
+            .transaction(|(inbox, dead)| {
+                if let Some(record) = inbox.remove(&key[..])? {
+                    let letter = DeadLetter {
+                        seq,
+                        record: String::from_utf8_lossy(&record).into_owned(),
+                        reason: reason.to_string(),
+                        at_ms: now_ms,
+                    };
+                    dead.insert(&key[..], to_json(&letter))?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// Events set aside because their turn kept failing, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StorageError> {
+        self.dead_letters
+            .iter()
+            .values()
+            .map(|bytes| from_json(&bytes?, "dead letter"))
+            .collect()
+    }
+
+    /// Removes a handled event that needed no turn (an echo, a read).
+    pub fn remove_from_inbox(&self, seq: u64) -> Result<(), StorageError> {
+        self.inbox.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The customer's conversation (current session), if any.
+    pub fn conversation(&self, key: &str) -> Result<Option<ConversationState>, StorageError> {
+        self.conversations
+            .get(key.as_bytes())?
+            .map(|bytes| from_json(&bytes, &format!("conversation {key:?}")))
+            .transpose()
+    }
+
+    /// Timers due at or before `now_ms`, earliest first, with their keys.
+    pub fn due_timers(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Timer)>, StorageError> {
+        let mut due = Vec::new();
+        for entry in self.timers.range(..(now_ms + 1).to_be_bytes().to_vec()) {
+            let (key, bytes) = entry?;
+            due.push((hex::encode(&key), from_json(&bytes, "timer")?));
+            if due.len() >= limit {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    /// When the next timer is due.
+    pub fn next_timer_due(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .timers
+            .first()?
+            .map(|(key, _)| u64::from_be_bytes(key[..8].try_into().expect("8-byte prefix"))))
+    }
+
+    /// Messages in the outbox, oldest first, at most `limit`.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StorageError> {
+        self.outbox
+            .iter()
+            .values()
+            .take(limit)
+            .map(|bytes| from_json(&bytes?, "outbox message"))
+            .collect()
+    }
+
+    /// Records that the channel accepted one more part of an outbox
+    /// message (under `channel_id`); the message leaves the outbox with its
+    /// last part. One transaction, so a restart resumes after what was sent.
+    pub fn record_sent(
+        &self,
+        message: &OutboxMessage,
+        channel_id: &str,
+        parts: u32,
+    ) -> Result<(), StorageError> {
+        let mut updated = message.clone();
+        updated.sent_parts += 1;
+        let done = updated.sent_parts >= parts;
+        let record = to_json(&updated);
+        let result: Result<(), TransactionError<()>> = (&self.outbox, &self.sent, &self.in_flight)
+            .transaction(|(outbox, sent, in_flight)| {
+                sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
+                in_flight.remove(message.id.as_bytes())?;
+                if done {
+                    outbox.remove(message.id.as_bytes())?;
+                } else {
+                    outbox.insert(message.id.as_bytes(), record.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// Moves a message the channel refused for good out of the outbox.
+    pub fn record_failed(
+        &self,
+        message: &OutboxMessage,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        let failed = to_json(&FailedMessage {
+            message: message.clone(),
+            reason: reason.to_string(),
+            at_ms: now_ms,
+        });
+        let result: Result<(), TransactionError<()>> =
+            (&self.outbox, &self.failed, &self.in_flight).transaction(
+                |(outbox, failed_tx, in_flight)| {
+                    outbox.remove(message.id.as_bytes())?;
+                    in_flight.remove(message.id.as_bytes())?;
+                    failed_tx.insert(message.id.as_bytes(), failed.as_slice())?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        settle(result)
+    }
+
+    /// Notes, durably, that a send of `id` is about to start.
+    pub fn mark_in_flight(&self, id: &str, now_ms: u64) -> Result<(), StorageError> {
+        self.in_flight
+            .insert(id.as_bytes(), &now_ms.to_be_bytes()[..])?;
+        Ok(())
+    }
+
+    /// The send of `id` ended without delivery (it will be retried).
+    pub fn clear_in_flight(&self, id: &str) -> Result<(), StorageError> {
+        self.in_flight.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Sends that were under way when the process stopped.
+    pub fn in_flight(&self) -> Result<Vec<String>, StorageError> {
+        self.in_flight
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
+    /// Messages the channel refused for good, oldest first.
+    pub fn failed_messages(&self) -> Result<Vec<FailedMessage>, StorageError> {
+        self.failed
+            .iter()
+            .values()
+            .map(|bytes| from_json(&bytes?, "failed message"))
+            .collect()
+    }
+
+    /// Our outbox id of a message the channel knows as `channel_id`.
+    pub fn sent_as(&self, channel_id: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .sent
+            .get(channel_id.as_bytes())?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
+    pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {
+        self.tickets
+            .get(id.as_bytes())?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                    key: format!("ticket {id}"),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Tickets of one conversation, oldest first.
+    pub fn tickets_of(&self, conversation_id: &str) -> Result<Vec<Ticket>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.tickets.iter() {
+            let (key, bytes) = entry?;
+            let ticket: Ticket =
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                    key: format!("ticket {}", String::from_utf8_lossy(&key)),
+                    reason: e.to_string(),
+                })?;
+            if ticket.conversation_id == conversation_id {
+                found.push(ticket);
+            }
+        }
+        found.sort_by_key(|t| t.created_at_ms);
+        Ok(found)
+    }
+
+    /// The database, for the flusher.
+    pub fn db(&self) -> sled::Db {
+        self.db.clone()
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// The storage key of a timer, hex-encoded for `TurnCommit::timers_remove`.
+pub fn timer_key_hex(timer: &Timer) -> String {
+    hex::encode(timer_key(timer))
+}
+
+/// The inbox sequence of an inbox key.
+fn inbox_seq(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[..8].try_into().expect("inbox keys are 8 bytes"))
+}
+
+/// `arrival time (big-endian) + dedupe key`.
+fn aged_key(at_ms: u64, key: &str) -> Vec<u8> {
+    let mut aged = at_ms.to_be_bytes().to_vec();
+    aged.extend_from_slice(key.as_bytes());
+    aged
+}
+
+fn timer_key(timer: &Timer) -> Vec<u8> {
+    let mut key = timer.due_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(timer.id.as_bytes());
+    key
+}
+
+/// A transaction's result; ours never abort, so only storage errors remain.
+fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
+    result.map_err(|e| match e {
+        TransactionError::Storage(e) => StorageError::Sled(e),
+        TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise to JSON")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        key: what.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn data_prefix(conversation_id: &str) -> Vec<u8> {
+    let mut prefix = conversation_id.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
