@@ -10,6 +10,8 @@ use flowhost::plugin::{
     ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
 };
 
+pub mod stress;
+
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }

@@ -1,0 +1,464 @@
+//! Load and stress scenarios shared by the stress tests and `flowhost-load`:
+//! a flow, the signed webhooks a channel would deliver for it, stand-ins
+//! of the channels' send APIs that record every reply, a slow service, and
+//! a driver that posts over many connections at once.
+//!
+//! Every customer sends `messages` texts one after another (the next once
+//! the previous is acknowledged, as a person types); the flow answers each
+//! with `got <text>`, so the replies a customer receives say exactly what
+//! was lost, doubled or reordered. Every `slow_every`-th customer writes
+//! `slow ...`, which makes the flow call the slow service first.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use flowhost::channels::connexease::expected_sign;
+use flowhost::channels::instagram::signature::sign;
+
+/// The channel a scenario talks through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Instagram,
+    Connexease,
+}
+
+/// Who writes what.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub channel: Channel,
+    pub accounts: usize,
+    pub conversations: usize,
+    pub messages: usize,
+    /// Every n-th conversation calls the slow service (0: none).
+    pub slow_every: usize,
+    /// Told apart from other runs on the same stand-ins (a restart).
+    pub run: String,
+}
+
+/// One webhook delivery: where, what and its headers.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub path: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Scenario {
+    pub fn customer(&self, c: usize) -> String {
+        format!("cust-{}-{c}", self.run)
+    }
+
+    pub fn is_slow(&self, c: usize) -> bool {
+        self.slow_every > 0 && c % self.slow_every == 0
+    }
+
+    pub fn text(&self, c: usize, i: usize) -> String {
+        if self.is_slow(c) {
+            format!("slow m{i}")
+        } else {
+            format!("m{i}")
+        }
+    }
+
+    /// The replies customer `c` must receive, in order.
+    pub fn expected(&self, c: usize) -> Vec<String> {
+        (0..self.messages)
+            .map(|i| format!("got {}", self.text(c, i)))
+            .collect()
+    }
+
+    fn ig_id(&self, account: usize) -> String {
+        format!("178415{account:011}")
+    }
+
+    fn cx_channel(&self, account: usize) -> String {
+        format!("cx-channel-{account}")
+    }
+
+    /// The flow: every message is answered `got <text>`; `slow` first asks
+    /// the slow service.
+    pub fn flow_yaml(&self, api_base: &str, slow_base: &str) -> String {
+        let mut accounts = String::new();
+        let mut connectors = String::new();
+        for a in 0..self.accounts {
+            match self.channel {
+                Channel::Instagram => accounts.push_str(&format!(
+                    "  acc{a}:\n    channel: instagram\n    ig_user_id: \"{}\"\n    access_token: token-{a}\n    app_secret: secret-{a}\n    verify_token: verify-{a}\n    api_base_url: {api_base}\n",
+                    self.ig_id(a)
+                )),
+                Channel::Connexease => accounts.push_str(&format!(
+                    "  acc{a}:\n    channel: connexease\n    channel_id: {}\n    username: bot{a}@example.test\n    password: pw-{a}\n    webhook_secret: cx-secret-{a}\n    api_base_url: {api_base}\n",
+                    self.cx_channel(a)
+                )),
+            }
+            connectors.push_str(&format!(
+                "  dm{a}: {{ title: DMs {a}, account: acc{a}, next: {{ decision_tree: echo }} }}\n"
+            ));
+        }
+        format!(
+            r#"vars:
+  slow: {slow_base}
+accounts:
+{accounts}connectors:
+{connectors}decision_trees:
+  echo:
+    title: Echo
+    start: answer
+    decisions:
+      answer:
+        actions:
+          - action: send-message
+            config: {{ text: "got {{{{ message.text }}}}" }}
+        targets:
+          - {{ id: slow, when: pattern, pattern: '^slow', go: {{ decision: slow }} }}
+          - {{ id: other, when: default, go: {{ decision: answer }} }}
+      slow:
+        actions:
+          - action: request
+            config: {{ method: GET, url: "{{{{ vars.slow }}}}/slow", name: slow_answer }}
+          - action: send-message
+            config: {{ text: "got {{{{ message.text }}}}" }}
+        targets:
+          - {{ id: slow, when: pattern, pattern: '^slow', go: {{ decision: slow }} }}
+          - {{ id: other, when: default, go: {{ decision: answer }} }}
+"#
+        )
+    }
+
+    /// The webhook the channel delivers for message `i` of customer `c`.
+    pub fn delivery(&self, c: usize, i: usize) -> Delivery {
+        let account = c % self.accounts;
+        let text = self.text(c, i);
+        let customer = self.customer(c);
+        match self.channel {
+            Channel::Instagram => {
+                let ig = self.ig_id(account);
+                // Distinct, increasing per customer: the order Meta stamps.
+                let timestamp = 1_800_000_000_000u64 + (c * self.messages + i) as u64;
+                let body = json!({"object": "instagram", "entry": [{"id": ig, "time": timestamp,
+                    "messaging": [{"sender": {"id": customer}, "recipient": {"id": ig},
+                        "timestamp": timestamp,
+                        "message": {"mid": format!("mid-{}-{c}-{i}", self.run), "text": text}}]}]})
+                .to_string()
+                .into_bytes();
+                let signature = sign(format!("secret-{account}").as_bytes(), &body);
+                Delivery {
+                    path: "/webhooks/instagram",
+                    body,
+                    headers: vec![("x-hub-signature-256", signature)],
+                }
+            }
+            Channel::Connexease => {
+                let channel = self.cx_channel(account);
+                let body = json!({"hook": "message.created", "channel": {"uuid": channel},
+                    "payload": {"uuid": format!("msg-{}-{c}-{i}", self.run), "content": text,
+                        "conversation_uuid": customer,
+                        "customer": {"name": format!("Customer {c}")}, "agent": null}})
+                .to_string()
+                .into_bytes();
+                let signature = expected_sign(&format!("cx-secret-{account}"), &channel);
+                Delivery {
+                    path: "/webhooks/connexease",
+                    body,
+                    headers: vec![("x-connexease-webhook-sign", signature)],
+                }
+            }
+        }
+    }
+}
+
+/// Stand-ins of the Graph API's Send API and of Connexease's login and
+/// messages API, recording every reply; and the slow service, which holds
+/// each request until its gate opens (or for a fixed delay).
+#[derive(Clone)]
+pub struct StandIns {
+    inner: Arc<Recorded>,
+}
+
+struct Recorded {
+    /// customer -> texts received, in arrival order.
+    replies: Mutex<BTreeMap<String, Vec<String>>>,
+    /// customer -> when their latest reply arrived.
+    last_reply: Mutex<BTreeMap<String, Instant>>,
+    count: AtomicUsize,
+    ids: AtomicU64,
+    gate: watch::Sender<bool>,
+    slow_delay: Mutex<Duration>,
+}
+
+impl StandIns {
+    /// Serves them on a loopback port; returns them and the base URL.
+    pub async fn start() -> (StandIns, String) {
+        let (gate, _) = watch::channel(false);
+        let stand_ins = StandIns {
+            inner: Arc::new(Recorded {
+                replies: Default::default(),
+                last_reply: Default::default(),
+                count: AtomicUsize::new(0),
+                ids: AtomicU64::new(0),
+                gate,
+                slow_delay: Mutex::new(Duration::ZERO),
+            }),
+        };
+        let router = axum::Router::new()
+            .route("/{version}/{ig_id}/messages", post(graph_send))
+            .route("/jwt/", post(connexease_login))
+            .route("/v2/messages/", post(connexease_reply))
+            .route("/slow", get(slow))
+            .with_state(stand_ins.clone());
+        let addr = crate::serve(router).await;
+        (stand_ins, format!("http://{addr}"))
+    }
+
+    /// Lets every held and future slow request through.
+    pub fn open_gate(&self) {
+        self.inner.gate.send_replace(true);
+    }
+
+    /// Makes the slow service answer after `delay` without a gate.
+    pub fn slow_for(&self, delay: Duration) {
+        *self.inner.slow_delay.lock().unwrap() = delay;
+        self.open_gate();
+    }
+
+    pub fn reply_count(&self) -> usize {
+        self.inner.count.load(Ordering::SeqCst)
+    }
+
+    pub fn replies(&self) -> BTreeMap<String, Vec<String>> {
+        self.inner.replies.lock().unwrap().clone()
+    }
+
+    pub fn last_reply_at(&self, customer: &str) -> Option<Instant> {
+        self.inner.last_reply.lock().unwrap().get(customer).copied()
+    }
+
+    fn record(&self, customer: &str, text: &str) -> u64 {
+        self.inner
+            .replies
+            .lock()
+            .unwrap()
+            .entry(customer.to_string())
+            .or_default()
+            .push(text.to_string());
+        self.inner
+            .last_reply
+            .lock()
+            .unwrap()
+            .insert(customer.to_string(), Instant::now());
+        self.inner.count.fetch_add(1, Ordering::SeqCst);
+        self.inner.ids.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Waits until `n` replies arrived or `deadline` passed.
+    pub async fn wait_for_replies(&self, n: usize, deadline: Instant) -> usize {
+        while self.reply_count() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.reply_count()
+    }
+}
+
+async fn graph_send(
+    State(stand_ins): State<StandIns>,
+    Path((_version, _ig)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let customer = body["recipient"]["id"].as_str().unwrap_or_default();
+    let text = body["message"]["text"].as_str().unwrap_or_default();
+    let id = stand_ins.record(customer, text);
+    Json(json!({"recipient_id": customer, "message_id": format!("m_{id}")}))
+}
+
+async fn connexease_login(Json(body): Json<Value>) -> Json<Value> {
+    let user = body["username"].as_str().unwrap_or_default();
+    Json(json!({"token": format!("jwt-{user}"), "account": {"uuid": "acc"}}))
+}
+
+async fn connexease_reply(
+    State(stand_ins): State<StandIns>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let conversation = body["uuid"].as_str().unwrap_or_default();
+    let text = body["messages"][0]["content"].as_str().unwrap_or_default();
+    let id = stand_ins.record(conversation, text);
+    (
+        StatusCode::CREATED,
+        Json(json!({"uuid": format!("cx-{id}")})),
+    )
+}
+
+async fn slow(State(stand_ins): State<StandIns>) -> Json<Value> {
+    let mut gate = stand_ins.inner.gate.subscribe();
+    let _ = gate.wait_for(|open| *open).await;
+    let delay = *stand_ins.inner.slow_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    Json(json!({"slow": true}))
+}
+
+/// What the driver saw.
+#[derive(Debug, Default)]
+pub struct DriveReport {
+    /// Deliveries answered 2xx.
+    pub acknowledged: usize,
+    /// Answers other than 2xx, and failed connections, each retried.
+    pub refused: usize,
+    /// Acknowledgement latencies, one per acknowledged delivery.
+    pub ack_latencies: Vec<Duration>,
+    /// When each delivery was acknowledged: (customer, message) -> time.
+    pub acked_at: BTreeMap<(usize, usize), Instant>,
+}
+
+/// Posts every customer's messages over `connections` connections at once;
+/// each customer's messages go one after another. A refused or failed
+/// delivery is retried (Meta does) until `deadline`.
+pub async fn drive(
+    base: &str,
+    scenario: &Scenario,
+    customers: Vec<usize>,
+    connections: usize,
+    deadline: Instant,
+) -> DriveReport {
+    let queue = Arc::new(Mutex::new(VecDeque::from(customers)));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let queue = queue.clone();
+        let scenario = scenario.clone();
+        let base = base.to_string();
+        workers.spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let mut report = DriveReport::default();
+            loop {
+                let Some(c) = queue.lock().unwrap().pop_front() else {
+                    return report;
+                };
+                for i in 0..scenario.messages {
+                    let delivery = scenario.delivery(c, i);
+                    if !post_until_acknowledged(&client, &base, &delivery, &mut report, deadline)
+                        .await
+                    {
+                        return report;
+                    }
+                    report.acked_at.insert((c, i), Instant::now());
+                }
+            }
+        });
+    }
+    let mut total = DriveReport::default();
+    while let Some(report) = workers.join_next().await {
+        let report = report.expect("a driver task");
+        total.acknowledged += report.acknowledged;
+        total.refused += report.refused;
+        total.ack_latencies.extend(report.ack_latencies);
+        total.acked_at.extend(report.acked_at);
+    }
+    total
+}
+
+async fn post_until_acknowledged(
+    client: &reqwest::Client,
+    base: &str,
+    delivery: &Delivery,
+    report: &mut DriveReport,
+    deadline: Instant,
+) -> bool {
+    while Instant::now() < deadline {
+        let mut request = client
+            .post(format!("{base}{}", delivery.path))
+            .header("content-type", "application/json")
+            .body(delivery.body.clone());
+        for (name, value) in &delivery.headers {
+            request = request.header(*name, value);
+        }
+        let started = Instant::now();
+        match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                report.acknowledged += 1;
+                report.ack_latencies.push(started.elapsed());
+                return true;
+            }
+            _ => {
+                report.refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    false
+}
+
+/// Polls `/healthz` every 100 ms until stopped; counts the probes that
+/// failed or took over 2 s.
+pub struct HealthWatch {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<(usize, usize)>,
+}
+
+impl HealthWatch {
+    pub fn start(base: &str) -> HealthWatch {
+        let (stop, mut stopped) = watch::channel(false);
+        let url = format!("{base}/healthz");
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let (mut probes, mut failures) = (0, 0);
+            while !*stopped.borrow() {
+                probes += 1;
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {}
+                    _ => failures += 1,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            (probes, failures)
+        });
+        HealthWatch { stop, task }
+    }
+
+    /// Stops; returns (probes, failed probes).
+    pub async fn finish(self) -> (usize, usize) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap()
+    }
+}
+
+/// Checks every customer got exactly the replies expected, in order:
+/// returns a description of each difference (empty when all is right).
+pub fn differences(
+    scenario: &Scenario,
+    customers: impl Iterator<Item = usize>,
+    replies: &BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for c in customers {
+        let expected = scenario.expected(c);
+        let got = replies
+            .get(&scenario.customer(c))
+            .cloned()
+            .unwrap_or_default();
+        if got != expected {
+            wrong.push(format!(
+                "{}: expected {expected:?}, got {got:?}",
+                scenario.customer(c)
+            ));
+        }
+    }
+    wrong
+}
