@@ -58,7 +58,7 @@ impl Scenario {
     }
 
     pub fn is_slow(&self, c: usize) -> bool {
-        self.slow_every > 0 && c % self.slow_every == 0
+        self.slow_every > 0 && c.is_multiple_of(self.slow_every)
     }
 
     pub fn text(&self, c: usize, i: usize) -> String {
