@@ -292,3 +292,40 @@ async fn instagram_killed_mid_load_loses_and_doubles_nothing() {
         uncertain.len()
     );
 }
+
+/// `flowhost-load` as the README runs it, on a small load: it starts the
+/// server and the ceiling, counts every reply and writes its JSON report.
+#[test]
+fn the_load_tool_reports_every_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_flowhost-load"))
+        .args([
+            "--conversations",
+            "20",
+            "--messages",
+            "3",
+            "--connections",
+            "4",
+        ])
+        .args(["--accounts", "2", "--slow-every", "5", "--slow-ms", "10"])
+        .arg("--server-bin")
+        .arg(flowhost_binary())
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success(), "flowhost-load failed: {status}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "flowhost and the ceiling");
+    for run in runs {
+        assert_eq!(run["messages"], 60);
+        assert_eq!(run["missing"], 0, "{run}");
+        assert_eq!(run["duplicated"], 0, "{run}");
+        assert!(run["cpu_us_per_message"].as_f64().unwrap() > 0.0, "{run}");
+    }
+    assert_eq!(runs[0]["name"], "flowhost");
+    assert_eq!(runs[0]["out_of_order"], 0);
+    assert!(runs[0]["data_bytes"].as_u64().unwrap() > 0);
+}

@@ -76,7 +76,8 @@ impl Scenario {
             .collect()
     }
 
-    fn ig_id(&self, account: usize) -> String {
+    /// The Instagram account id of account number `account`.
+    pub fn ig_id(&self, account: usize) -> String {
         format!("178415{account:011}")
     }
 
@@ -187,8 +188,8 @@ pub struct StandIns {
 struct Recorded {
     /// customer -> texts received, in arrival order.
     replies: Mutex<BTreeMap<String, Vec<String>>>,
-    /// customer -> when their latest reply arrived.
-    last_reply: Mutex<BTreeMap<String, Instant>>,
+    /// customer -> when each of their replies arrived.
+    arrivals: Mutex<BTreeMap<String, Vec<Instant>>>,
     count: AtomicUsize,
     ids: AtomicU64,
     gate: watch::Sender<bool>,
@@ -202,7 +203,7 @@ impl StandIns {
         let stand_ins = StandIns {
             inner: Arc::new(Recorded {
                 replies: Default::default(),
-                last_reply: Default::default(),
+                arrivals: Default::default(),
                 count: AtomicUsize::new(0),
                 ids: AtomicU64::new(0),
                 gate,
@@ -238,8 +239,9 @@ impl StandIns {
         self.inner.replies.lock().unwrap().clone()
     }
 
-    pub fn last_reply_at(&self, customer: &str) -> Option<Instant> {
-        self.inner.last_reply.lock().unwrap().get(customer).copied()
+    /// customer -> when each of their replies arrived, in order.
+    pub fn arrivals(&self) -> BTreeMap<String, Vec<Instant>> {
+        self.inner.arrivals.lock().unwrap().clone()
     }
 
     fn record(&self, customer: &str, text: &str) -> u64 {
@@ -251,10 +253,12 @@ impl StandIns {
             .or_default()
             .push(text.to_string());
         self.inner
-            .last_reply
+            .arrivals
             .lock()
             .unwrap()
-            .insert(customer.to_string(), Instant::now());
+            .entry(customer.to_string())
+            .or_default()
+            .push(Instant::now());
         self.inner.count.fetch_add(1, Ordering::SeqCst);
         self.inner.ids.fetch_add(1, Ordering::SeqCst)
     }
@@ -314,8 +318,8 @@ pub struct DriveReport {
     pub refused: usize,
     /// Acknowledgement latencies, one per acknowledged delivery.
     pub ack_latencies: Vec<Duration>,
-    /// When each delivery was acknowledged: (customer, message) -> time.
-    pub acked_at: BTreeMap<(usize, usize), Instant>,
+    /// When each delivery was first posted: (customer, message) -> time.
+    pub sent_at: BTreeMap<(usize, usize), Instant>,
 }
 
 /// Posts every customer's messages over `connections` connections at once;
@@ -347,12 +351,12 @@ pub async fn drive(
                 };
                 for i in 0..scenario.messages {
                     let delivery = scenario.delivery(c, i);
+                    report.sent_at.insert((c, i), Instant::now());
                     if !post_until_acknowledged(&client, &base, &delivery, &mut report, deadline)
                         .await
                     {
                         return report;
                     }
-                    report.acked_at.insert((c, i), Instant::now());
                 }
             }
         });
@@ -363,12 +367,13 @@ pub async fn drive(
         total.acknowledged += report.acknowledged;
         total.refused += report.refused;
         total.ack_latencies.extend(report.ack_latencies);
-        total.acked_at.extend(report.acked_at);
+        total.sent_at.extend(report.sent_at);
     }
     total
 }
 
-async fn post_until_acknowledged(
+/// Posts `delivery` until it is acknowledged or `deadline` passes.
+pub async fn post_until_acknowledged(
     client: &reqwest::Client,
     base: &str,
     delivery: &Delivery,

@@ -1,0 +1,522 @@
+//! `flowhost-load`: drives a real `flowhost serve` with signed Instagram
+//! webhooks and reports throughput, latencies, CPU per message, memory and
+//! disk, and every reply missing or doubled. In the same invocation it
+//! measures the ceiling: a minimal axum service that checks the same
+//! signatures and makes the one Send API call a reply needs, nothing else;
+//! flowhost's figures are also given as ratios of it.
+//!
+//!   cargo build --release -p flowhost -p flowhost-tests
+//!   target/release/flowhost-load --conversations 500 --messages 10 --connections 64
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use clap::{Args, Parser, Subcommand};
+use flowhost_tests::stress::{
+    Channel, DriveReport, Scenario, StandIns, drive, post_until_acknowledged,
+};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "flowhost-load", about = "Load and measure a flowhost server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// (internal) the ceiling service, run as its own process.
+    Ceiling {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        graph: String,
+        #[arg(long)]
+        accounts: usize,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Customers, each writing --messages texts one after another.
+    #[arg(long, default_value_t = 500)]
+    conversations: usize,
+    #[arg(long, default_value_t = 10)]
+    messages: usize,
+    /// Instagram accounts the customers are spread over.
+    #[arg(long, default_value_t = 40)]
+    accounts: usize,
+    /// Closed loop: this many connections, each posting as soon as the
+    /// previous delivery is acknowledged.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Open loop instead: this many messages per second, whatever the answers.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Every n-th conversation calls a slow service (0: none).
+    #[arg(long, default_value_t = 0)]
+    slow_every: usize,
+    /// How long the slow service takes.
+    #[arg(long, default_value_t = 200)]
+    slow_ms: u64,
+    /// The flowhost binary (default: beside this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Skip the ceiling run.
+    #[arg(long)]
+    no_ceiling: bool,
+    /// Give up on missing replies after this long.
+    #[arg(long, default_value_t = 300)]
+    timeout_seconds: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Sub::Ceiling {
+            listen,
+            graph,
+            accounts,
+        }) => runtime.block_on(ceiling(listen, graph, accounts)),
+        None => runtime.block_on(run(cli.run)),
+    }
+}
+
+/// The figures of one measured run.
+struct Measured {
+    name: &'static str,
+    messages: usize,
+    seconds: f64,
+    ack: Vec<Duration>,
+    reply: Vec<Duration>,
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    data_bytes: u64,
+    missing: usize,
+    duplicated: usize,
+    /// Conversations whose replies all came, not in the order written.
+    out_of_order: usize,
+    /// Deliveries refused or failed (each retried).
+    errors: usize,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let scenario = Scenario {
+        channel: Channel::Instagram,
+        accounts: args.accounts,
+        conversations: args.conversations,
+        messages: args.messages,
+        slow_every: args.slow_every,
+        run: "load".into(),
+    };
+    let flowhost = measure_flowhost(&args, &scenario).await?;
+    let ceiling = if args.no_ceiling {
+        None
+    } else {
+        Some(measure_ceiling(&args, &scenario).await?)
+    };
+    let mut rows = vec![report_json(&flowhost)];
+    print_row(&flowhost);
+    if let Some(ceiling) = &ceiling {
+        print_row(ceiling);
+        rows.push(report_json(ceiling));
+        let throughput = (flowhost.messages as f64 / flowhost.seconds)
+            / (ceiling.messages as f64 / ceiling.seconds);
+        let cpu = (flowhost.cpu_seconds / flowhost.messages as f64)
+            / (ceiling.cpu_seconds / ceiling.messages as f64);
+        println!("flowhost / ceiling: throughput {throughput:.2}x, CPU per message {cpu:.2}x");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&json!({"runs": rows}))?)?;
+    }
+    if flowhost.missing + flowhost.duplicated + flowhost.out_of_order > 0 {
+        anyhow::bail!(
+            "flowhost: {} replies missing, {} duplicated, {} conversations out of order",
+            flowhost.missing,
+            flowhost.duplicated,
+            flowhost.out_of_order
+        );
+    }
+    Ok(())
+}
+
+async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Measured> {
+    let (stand_ins, api) = StandIns::start().await;
+    stand_ins.slow_for(Duration::from_millis(args.slow_ms));
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let config = json!({
+        "listen": format!("127.0.0.1:{port}"),
+        "data_dir": dir.path().join("data"),
+        "flow": write(dir.path(), "flow.yaml", &scenario.flow_yaml(&api, &api))?,
+        "admin_token": "load-test-admin-token-0123456789abcdef",
+        "runtime": {"max_concurrent_calls": 96},
+        "intake": {"max_turns": 96},
+        "plugins": {"request": {
+            "http": {"allowed_hosts": ["127.0.0.1"], "allow_private_networks": true}}},
+    });
+    let config = write(dir.path(), "flowhost.json", &config.to_string())?;
+    let bin = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| beside_me("flowhost"));
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
+    measure(
+        "flowhost",
+        args,
+        scenario,
+        child,
+        port,
+        &stand_ins,
+        Some(dir.path()),
+    )
+    .await
+}
+
+async fn measure_ceiling(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Measured> {
+    let (stand_ins, api) = StandIns::start().await;
+    let port = free_port();
+    let child = Command::new(std::env::current_exe()?)
+        .args(["ceiling", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--graph",
+            &api,
+            "--accounts",
+            &scenario.accounts.to_string(),
+        ])
+        .spawn()?;
+    let plain = Scenario {
+        slow_every: 0,
+        ..scenario.clone()
+    };
+    measure("ceiling", args, &plain, child, port, &stand_ins, None).await
+}
+
+/// Drives `child` (listening on `port`) and measures it, then stops it.
+async fn measure(
+    name: &'static str,
+    args: &RunArgs,
+    scenario: &Scenario,
+    mut child: Child,
+    port: u16,
+    stand_ins: &StandIns,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Measured> {
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await?;
+    let pid = child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let total = scenario.conversations * scenario.messages;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    let started = Instant::now();
+    let report = match args.rate {
+        None => {
+            let customers = (0..scenario.conversations).collect();
+            drive(&base, scenario, customers, args.connections, deadline).await
+        }
+        Some(rate) => open_loop(&base, scenario, rate, deadline).await,
+    };
+    stand_ins.wait_for_replies(total, deadline).await;
+    let seconds = started.elapsed().as_secs_f64();
+    // A moment for anything sent twice to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let peak_rss_kib = peak_rss_kib(pid)?;
+    let data_bytes = data_dir
+        .map(|d| du(&d.join("data").join("db")))
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let replies = stand_ins.replies();
+    let arrivals = stand_ins.arrivals();
+    let mut reply_latencies = Vec::new();
+    for ((c, i), sent) in &report.sent_at {
+        if let Some(at) = arrivals.get(&scenario.customer(*c)).and_then(|a| a.get(*i)) {
+            reply_latencies.push(at.saturating_duration_since(*sent));
+        }
+    }
+    let received: usize = replies.values().map(Vec::len).sum();
+    let out_of_order = (0..scenario.conversations)
+        .filter(|c| {
+            let got = replies
+                .get(&scenario.customer(*c))
+                .cloned()
+                .unwrap_or_default();
+            let mut expected = scenario.expected(*c);
+            let mut sorted = got.clone();
+            sorted.sort();
+            expected.sort();
+            sorted == expected && got != scenario.expected(*c)
+        })
+        .count();
+    Ok(Measured {
+        name,
+        messages: total,
+        seconds,
+        ack: report.ack_latencies,
+        reply: reply_latencies,
+        cpu_seconds: cpu,
+        peak_rss_kib,
+        data_bytes,
+        missing: total.saturating_sub(received),
+        duplicated: received.saturating_sub(total),
+        out_of_order,
+        errors: report.refused,
+    })
+}
+
+/// Posts message k at k / rate seconds: customer k mod N, its next message.
+async fn open_loop(base: &str, scenario: &Scenario, rate: u64, deadline: Instant) -> DriveReport {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let total = scenario.conversations * scenario.messages;
+    let gap = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(4096));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..total {
+        tokio::time::sleep_until(start + gap * k as u32).await;
+        let (c, i) = (k % scenario.conversations, k / scenario.conversations);
+        let delivery = scenario.delivery(c, i);
+        let (client, base) = (client.clone(), base.to_string());
+        let permit = in_flight.clone().acquire_owned().await.expect("open");
+        tasks.spawn(async move {
+            let _permit = permit;
+            let mut report = DriveReport::default();
+            report.sent_at.insert((c, i), Instant::now());
+            post_until_acknowledged(&client, &base, &delivery, &mut report, deadline).await;
+            report
+        });
+    }
+    let mut total_report = DriveReport::default();
+    while let Some(Ok(report)) = tasks.join_next().await {
+        total_report.acknowledged += report.acknowledged;
+        total_report.refused += report.refused;
+        total_report.ack_latencies.extend(report.ack_latencies);
+        total_report.sent_at.extend(report.sent_at);
+    }
+    total_report
+}
+
+// ---- the ceiling service ----
+
+struct CeilingState {
+    graph: String,
+    secrets: Vec<(String, Vec<u8>)>,
+    client: reqwest::Client,
+}
+
+async fn ceiling(
+    listen: std::net::SocketAddr,
+    graph: String,
+    accounts: usize,
+) -> anyhow::Result<()> {
+    let scenario = Scenario {
+        channel: Channel::Instagram,
+        accounts,
+        conversations: 0,
+        messages: 0,
+        slow_every: 0,
+        run: String::new(),
+    };
+    let secrets = (0..accounts)
+        .map(|a| (scenario.ig_id(a), format!("secret-{a}").into_bytes()))
+        .collect();
+    let state = Arc::new(CeilingState {
+        graph,
+        secrets,
+        client: reqwest::Client::new(),
+    });
+    let router = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .route("/webhooks/instagram", axum::routing::post(ceiling_webhook))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+async fn ceiling_webhook(
+    State(state): State<Arc<CeilingState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let entry = &event["entry"][0];
+    let account = entry["id"].as_str().unwrap_or_default();
+    let Some((_, secret)) = state.secrets.iter().find(|(id, _)| id == account) else {
+        return StatusCode::FORBIDDEN;
+    };
+    let header = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if flowhost::channels::instagram::signature::verify(secret, &body, header).is_err() {
+        return StatusCode::FORBIDDEN;
+    }
+    let item = &entry["messaging"][0];
+    let reply = json!({"recipient": {"id": item["sender"]["id"]},
+        "message": {"text": format!("got {}", item["message"]["text"].as_str().unwrap_or_default())}});
+    let url = format!("{}/v23.0/{account}/messages", state.graph);
+    let client = state.client.clone();
+    // Answered at once, the reply sent after: as flowhost does.
+    tokio::spawn(async move {
+        let _ = client.post(url).json(&reply).send().await;
+    });
+    StatusCode::OK
+}
+
+// ---- measuring processes ----
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: 0 kB");
+    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+}
+
+fn du(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn beside_me(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+            && r.status() == 200
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{base} did not become ready")
+}
+
+// ---- the report ----
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+fn latencies(values: &[Duration]) -> [f64; 3] {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    [0.50, 0.99, 0.999].map(|p| percentile(&sorted, p))
+}
+
+fn report_json(m: &Measured) -> Value {
+    let [a50, a99, a999] = latencies(&m.ack);
+    let [r50, r99, r999] = latencies(&m.reply);
+    json!({
+        "name": m.name,
+        "messages": m.messages,
+        "seconds": m.seconds,
+        "messages_per_second": m.messages as f64 / m.seconds,
+        "ack_ms": {"p50": a50, "p99": a99, "p99_9": a999},
+        "reply_ms": {"p50": r50, "p99": r99, "p99_9": r999},
+        "cpu_us_per_message": m.cpu_seconds * 1e6 / m.messages as f64,
+        "peak_rss_kib": m.peak_rss_kib,
+        "data_bytes": m.data_bytes,
+        "data_bytes_per_message": m.data_bytes as f64 / m.messages as f64,
+        "errors": m.errors,
+        "missing": m.missing,
+        "duplicated": m.duplicated,
+        "out_of_order": m.out_of_order,
+    })
+}
+
+fn print_row(m: &Measured) {
+    let r = report_json(m);
+    println!(
+        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg | peak RSS {} MiB | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
+        m.name,
+        m.messages,
+        r["messages_per_second"].as_f64().unwrap_or(0.0),
+        r["ack_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+        r["ack_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+        r["ack_ms"]["p99_9"].as_f64().unwrap_or(f64::NAN),
+        r["reply_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+        r["reply_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+        r["reply_ms"]["p99_9"].as_f64().unwrap_or(f64::NAN),
+        r["cpu_us_per_message"].as_f64().unwrap_or(0.0),
+        m.peak_rss_kib / 1024,
+        r["data_bytes_per_message"].as_f64().unwrap_or(0.0),
+        m.errors,
+        m.missing,
+        m.duplicated,
+        m.out_of_order,
+    );
+}
