@@ -23,6 +23,7 @@ fn scenario(channel: Channel) -> Scenario {
         messages: MESSAGES,
         slow_every: 10,
         run: "stress".into(),
+        settle_by_echo_seconds: None,
     }
 }
 
@@ -168,13 +169,25 @@ async fn wait_ready(base: &str) {
 }
 
 /// The same load with a SIGKILL in the middle and a restart on the same
-/// data: no reply is doubled or reordered; a reply that never arrived is
-/// one recorded as uncertain (its send was under way at the kill), never
-/// one silently lost.
+/// data: no reply is doubled or reordered. With echoes (the Graph stand-in
+/// echoes every send back as Meta does for an app subscribed to
+/// `message_echoes`), none is missing either: the sends the kill left in
+/// doubt are settled by their echoes or sent again. Without echoes, a reply
+/// that never arrived is one recorded as uncertain, never one silently lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instagram_killed_mid_load_loses_and_doubles_nothing() {
+async fn instagram_killed_mid_load_with_echoes_loses_and_doubles_nothing() {
+    killed_mid_load(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instagram_killed_mid_load_without_echoes_doubles_nothing() {
+    killed_mid_load(false).await;
+}
+
+async fn killed_mid_load(echoes: bool) {
     let scenario = Scenario {
-        run: "crash".into(),
+        run: format!("crash-{echoes}"),
+        settle_by_echo_seconds: echoes.then_some(2),
         ..scenario(Channel::Instagram)
     };
     let (stand_ins, api) = StandIns::start().await;
@@ -190,6 +203,9 @@ async fn instagram_killed_mid_load_loses_and_doubles_nothing() {
     let config_path = dir.path().join("flowhost.json");
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    if echoes {
+        stand_ins.echo_to(&base, &scenario);
+    }
 
     let mut server = spawn_server(&config_path);
     wait_ready(&base).await;
@@ -221,10 +237,11 @@ async fn instagram_killed_mid_load_loses_and_doubles_nothing() {
         "every webhook is acknowledged in the end"
     );
     // Everything answerable is answered: wait until all replies arrived,
-    // or none arrived for three seconds (the rest are uncertain sends).
+    // or none arrived for five seconds (longer than the echo grace period;
+    // the rest are uncertain sends).
     let mut quiet = 0;
     let mut last = 0;
-    while quiet < 3 && Instant::now() < deadline {
+    while quiet < 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = stand_ins.reply_count();
         quiet = if now == last { quiet + 1 } else { 0 };
@@ -286,8 +303,12 @@ async fn instagram_killed_mid_load_loses_and_doubles_nothing() {
             );
         }
     }
+    if echoes {
+        assert_eq!(missing, 0, "with echoes every reply arrives");
+        assert!(uncertain.is_empty(), "with echoes nothing stays uncertain");
+    }
     eprintln!(
-        "{at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
+        "echoes {echoes}: {at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
         stand_ins.reply_count(),
         uncertain.len()
     );

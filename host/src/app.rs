@@ -139,6 +139,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                 Arc::new(SystemClock),
                 crate::outbox::endpoints(&compiled.flow),
             ));
+            let interrupted = sender.recover().await?;
+            if interrupted > 0 {
+                tracing::warn!("{interrupted} sends were interrupted by the last stop");
+            }
             workers.push(tokio::spawn(sender.run(stopped.clone())));
             let settings = EngineSettings {
                 callback_base_url: config

@@ -42,6 +42,8 @@ pub struct Scenario {
     pub slow_every: usize,
     /// Told apart from other runs on the same stand-ins (a restart).
     pub run: String,
+    /// The accounts' `settle_by_echo_seconds` (Instagram).
+    pub settle_by_echo_seconds: Option<u64>,
 }
 
 /// One webhook delivery: where, what and its headers.
@@ -92,10 +94,15 @@ impl Scenario {
         let mut connectors = String::new();
         for a in 0..self.accounts {
             match self.channel {
-                Channel::Instagram => accounts.push_str(&format!(
-                    "  acc{a}:\n    channel: instagram\n    ig_user_id: \"{}\"\n    access_token: token-{a}\n    app_secret: secret-{a}\n    verify_token: verify-{a}\n    api_base_url: {api_base}\n",
-                    self.ig_id(a)
-                )),
+                Channel::Instagram => {
+                    accounts.push_str(&format!(
+                        "  acc{a}:\n    channel: instagram\n    ig_user_id: \"{}\"\n    access_token: token-{a}\n    app_secret: secret-{a}\n    verify_token: verify-{a}\n    api_base_url: {api_base}\n",
+                        self.ig_id(a)
+                    ));
+                    if let Some(seconds) = self.settle_by_echo_seconds {
+                        accounts.push_str(&format!("    settle_by_echo_seconds: {seconds}\n"));
+                    }
+                }
                 Channel::Connexease => accounts.push_str(&format!(
                     "  acc{a}:\n    channel: connexease\n    channel_id: {}\n    username: bot{a}@example.test\n    password: pw-{a}\n    webhook_secret: cx-secret-{a}\n    api_base_url: {api_base}\n",
                     self.cx_channel(a)
@@ -133,6 +140,24 @@ accounts:
           - {{ id: other, when: default, go: {{ decision: answer }} }}
 "#
         )
+    }
+
+    /// The echo Meta delivers for our send `mid` of `text` to `customer`
+    /// from Instagram account `ig`.
+    pub fn echo(&self, ig: &str, customer: &str, text: &str, mid: &str) -> Delivery {
+        let account: usize = ig[6..].parse().expect("an id from ig_id");
+        let body = json!({"object": "instagram", "entry": [{"id": ig, "time": 1_800_000_000_000u64,
+            "messaging": [{"sender": {"id": ig}, "recipient": {"id": customer},
+                "timestamp": 1_800_000_000_000u64,
+                "message": {"mid": mid, "text": text, "is_echo": true}}]}]})
+        .to_string()
+        .into_bytes();
+        let signature = sign(format!("secret-{account}").as_bytes(), &body);
+        Delivery {
+            path: "/webhooks/instagram",
+            body,
+            headers: vec![("x-hub-signature-256", signature)],
+        }
     }
 
     /// The webhook the channel delivers for message `i` of customer `c`.
@@ -194,6 +219,9 @@ struct Recorded {
     ids: AtomicU64,
     gate: watch::Sender<bool>,
     slow_delay: Mutex<Duration>,
+    /// Where to post the echo of every Instagram send, as Meta does for an
+    /// app subscribed to `message_echoes`.
+    echo: Mutex<Option<(String, Scenario)>>,
 }
 
 impl StandIns {
@@ -208,6 +236,7 @@ impl StandIns {
                 ids: AtomicU64::new(0),
                 gate,
                 slow_delay: Mutex::new(Duration::ZERO),
+                echo: Mutex::new(None),
             }),
         };
         let router = axum::Router::new()
@@ -229,6 +258,12 @@ impl StandIns {
     pub fn slow_for(&self, delay: Duration) {
         *self.inner.slow_delay.lock().unwrap() = delay;
         self.open_gate();
+    }
+
+    /// Echoes every Send API message back to `base` as `scenario`'s signed
+    /// webhook (retried until it is taken, as Meta retries).
+    pub fn echo_to(&self, base: &str, scenario: &Scenario) {
+        *self.inner.echo.lock().unwrap() = Some((base.to_string(), scenario.clone()));
     }
 
     pub fn reply_count(&self) -> usize {
@@ -274,13 +309,23 @@ impl StandIns {
 
 async fn graph_send(
     State(stand_ins): State<StandIns>,
-    Path((_version, _ig)): Path<(String, String)>,
+    Path((_version, ig)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
     let customer = body["recipient"]["id"].as_str().unwrap_or_default();
     let text = body["message"]["text"].as_str().unwrap_or_default();
-    let id = stand_ins.record(customer, text);
-    Json(json!({"recipient_id": customer, "message_id": format!("m_{id}")}))
+    let id = format!("m_{}", stand_ins.record(customer, text));
+    let echo = stand_ins.inner.echo.lock().unwrap().clone();
+    if let Some((base, scenario)) = echo {
+        let delivery = scenario.echo(&ig, customer, text, &id);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut report = DriveReport::default();
+            post_until_acknowledged(&client, &base, &delivery, &mut report, deadline).await;
+        });
+    }
+    Json(json!({"recipient_id": customer, "message_id": id}))
 }
 
 async fn connexease_login(Json(body): Json<Value>) -> Json<Value> {

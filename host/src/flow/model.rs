@@ -144,6 +144,14 @@ pub enum Account {
         api_base_url: Option<String>,
         #[serde(default)]
         api_version: Option<String>,
+        /// Set when the app's webhook subscription includes
+        /// `message_echoes`: a send whose outcome is unknown (flowhost
+        /// stopped, or Meta did not answer in time) waits this many seconds
+        /// for its echo; confirmed by the echo it counts as sent, otherwise
+        /// it is sent again. Unset: such a send is recorded as uncertain and
+        /// never sent again (never twice).
+        #[serde(default)]
+        settle_by_echo_seconds: Option<u64>,
     },
     Connexease {
         channel_id: String,

@@ -43,6 +43,9 @@ const TIMER_BATCH: usize = 256;
 const TIMER_TICK: Duration = Duration::from_millis(250);
 /// Dedupe keys are kept this long (Meta retries for 36 hours).
 pub const DEDUPE_RETENTION_MS: u64 = 48 * 3600 * 1000;
+/// Echoes that confirmed nothing are kept this long (a send in doubt is
+/// settled within minutes of its echo).
+const ECHO_RETENTION_MS: u64 = 3600 * 1000;
 /// How often expired dedupe keys are swept, and how many per sweep.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_LIMIT: usize = 10_000;
@@ -114,6 +117,11 @@ impl Intake {
             self.wake.notify_one();
         }
         Ok(accepted)
+    }
+
+    /// The engine's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.engine.now_ms()
     }
 
     /// Conversations being worked on right now.
@@ -217,6 +225,10 @@ impl Intake {
                 Ok(n) if n > 0 => tracing::info!("forgot {n} dedupe keys older than 48 h"),
                 Ok(_) => {}
                 Err(e) => tracing::error!("expiring dedupe keys: {e}"),
+            }
+            let echo_cutoff = self.engine.now_ms().saturating_sub(ECHO_RETENTION_MS);
+            if let Err(e) = self.storage.expire_echoes(echo_cutoff).await {
+                tracing::error!("expiring kept echoes: {e}");
             }
             tokio::select! {
                 _ = tokio::time::sleep(SWEEP_EVERY) => {}

@@ -21,6 +21,9 @@ pub enum Endpoint {
         access_token: Option<String>,
         api_base_url: String,
         api_version: String,
+        /// How long an uncertain send waits for its echo (see the flow's
+        /// `settle_by_echo_seconds`); `None`: never resent.
+        echo_grace_ms: Option<u64>,
     },
     Connexease {
         api_base_url: String,
@@ -42,8 +45,10 @@ pub fn endpoints(flow: &Flow) -> HashMap<String, Endpoint> {
                     access_token,
                     api_base_url,
                     api_version,
+                    settle_by_echo_seconds,
                     ..
                 } => Endpoint::Instagram {
+                    echo_grace_ms: settle_by_echo_seconds.map(|s| s.saturating_mul(1000)),
                     ig_user_id: ig_user_id.clone(),
                     access_token: resolve_secret(access_token),
                     api_base_url: api_base_url
@@ -78,6 +83,8 @@ pub enum Attempt {
     /// The channel took it, under this id.
     Sent(String),
     Retry(String),
+    /// Sent, with no answer: the channel may or may not have taken it.
+    Uncertain(String),
     Failed(String),
 }
 
@@ -88,7 +95,7 @@ fn failed_request(error: reqwest::Error) -> Attempt {
     if error.is_connect() {
         Attempt::Retry(cause_chain(&error))
     } else {
-        Attempt::Failed(format!("{} ({})", super::UNCERTAIN, cause_chain(&error)))
+        Attempt::Uncertain(cause_chain(&error))
     }
 }
 
@@ -146,6 +153,22 @@ impl Channels {
         })
     }
 
+    /// How long an uncertain send of `account` may wait for its echo.
+    pub fn echo_grace_ms(&self, account: &str) -> Option<u64> {
+        match self.endpoints.get(account)? {
+            Endpoint::Instagram { echo_grace_ms, .. } => *echo_grace_ms,
+            Endpoint::Connexease { .. } => None,
+        }
+    }
+
+    /// The text part `part` of `message` goes out with (what its echo
+    /// carries back).
+    pub fn part_text(&self, message: &OutboxMessage, part: u32) -> Option<String> {
+        let bodies = self.bodies(message)?;
+        let body = bodies.get(part as usize)?;
+        body["message"]["text"].as_str().map(String::from)
+    }
+
     /// One attempt to send one body of `message`.
     pub async fn send(&self, message: &OutboxMessage, body: &Value) -> Attempt {
         match self.endpoints.get(&message.account) {
@@ -165,6 +188,7 @@ impl Channels {
             access_token,
             api_base_url,
             api_version,
+            ..
         } = endpoint
         else {
             unreachable!("called for Instagram endpoints")

@@ -16,9 +16,16 @@
 //! last cause. Other refusals are final and recorded with their reason; so
 //! is a request that got no answer after it was sent (it may have been
 //! delivered). Instagram's 24-hour window (7 days for a human agent) is
-//! checked before anything is sent. A send under way is marked durably
-//! first; a crash in that moment leaves the message recorded as uncertain
-//! rather than sent twice (neither API has an idempotency key).
+//! checked before anything is sent.
+//!
+//! A send under way is marked durably first. A send whose outcome is
+//! unknown (a crash while the channel answered, or no answer in time) is
+//! *settled* where the channel can tell us: an Instagram
+//! account subscribed to `message_echoes` waits for the echo of that text
+//! to that customer and counts it as sent, or sends it again once the grace
+//! period passes without one. Where nothing can be known (Connexease, or an
+//! account without echoes) it is recorded as uncertain and not sent again:
+//! never twice (neither API has an idempotency key).
 
 mod backoff;
 mod deliver;
@@ -33,7 +40,7 @@ use tokio::task::JoinSet;
 
 use crate::engine::clock::Clock;
 use crate::engine::state::OutboxMessage;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Settling, Storage, StorageError};
 use deliver::{Attempt, Channels};
 pub use deliver::{Endpoint, cause_chain, endpoints};
 use rate::{RateLimits, SendClass};
@@ -42,7 +49,7 @@ use rate::{RateLimits, SendClass};
 pub const OUTSIDE_WINDOW: &str =
     "sending is only allowed within 24 hours of the customer's last message";
 /// The record of a send a crash interrupted.
-pub const UNCERTAIN: &str = "delivery uncertain: flowhost stopped while the channel was answering; not sent again, so that it is never sent twice";
+pub const UNCERTAIN: &str = "delivery uncertain: the channel may or may not have taken this message, and nothing can tell; not sent again, so that it is never sent twice";
 const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// A human agent's reply with the HUMAN_AGENT tag: 7 days.
 const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -88,14 +95,8 @@ impl OutboxSender {
         for id in &interrupted {
             match outbox.iter().find(|m| &m.id == id) {
                 Some(message) => {
-                    tracing::warn!(
-                        message = id,
-                        "a send was interrupted by a stop; not sending it again"
-                    );
-                    let now = self.clock.now_ms();
-                    self.storage
-                        .record_failed(message.clone(), UNCERTAIN.into(), now)
-                        .await?;
+                    let reason = "a send was interrupted by a stop";
+                    self.in_doubt(message, message.sent_parts, reason).await?;
                 }
                 None => self.storage.clear_in_flight(id).await?,
             }
@@ -105,10 +106,9 @@ impl OutboxSender {
 
     /// Sends until `stop` turns true; a send under way when it does is
     /// abandoned (and so recorded as uncertain at the next start).
+    /// Call [`OutboxSender::recover`] first, before webhooks are taken (an
+    /// echo may settle what it finds).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        if let Err(e) = self.recover().await {
-            tracing::error!("outbox recovery: {e}");
-        }
         let wake = self.storage.outbox_wake();
         let mut tasks = JoinSet::new();
         while !*stop.borrow() {
@@ -150,9 +150,15 @@ impl OutboxSender {
         // conversation not busy now has no send under way during the scan,
         // and the scan's view of its messages is current.
         let busy = self.busy.lock().expect("busy lock").clone();
+        let in_doubt = self.settle_due().await?;
+        let mut held: HashSet<String> = HashSet::new();
         let mut waiting: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
         for message in self.storage.outbox(SCAN).await? {
-            if !busy.contains(&message.conversation) {
+            // A send in doubt holds its conversation's later messages too.
+            if in_doubt.contains(&message.id) {
+                held.insert(message.conversation.clone());
+            }
+            if !busy.contains(&message.conversation) && !held.contains(&message.conversation) {
                 waiting
                     .entry(message.conversation.clone())
                     .or_default()
@@ -191,7 +197,8 @@ impl OutboxSender {
                 _ = stop.wait_for(|stop| *stop) => return done,
             };
             match delivery {
-                Ok(()) => done += 1,
+                Ok(Delivered::Done) => done += 1,
+                Ok(Delivered::InDoubt) => return done,
                 Err(e) => {
                     tracing::error!(message = message.id, "outbox: {e}");
                     return done;
@@ -203,7 +210,7 @@ impl OutboxSender {
 
     /// Sends a message's remaining parts, retrying what may be retried,
     /// until it leaves the outbox (sent, or failed for good).
-    async fn deliver(&self, message: &OutboxMessage) -> Result<(), StorageError> {
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivered, StorageError> {
         if let Some(reason) = self.outside_window(message).await? {
             tracing::warn!(message = message.id, "not sent: {reason}");
             return self.fail(message, reason.into()).await;
@@ -241,6 +248,10 @@ impl OutboxSender {
                         tracing::warn!(message = message.id, "send failed for good: {reason}");
                         return self.fail(&progress, reason).await;
                     }
+                    Attempt::Uncertain(reason) => {
+                        let reason = format!("the channel did not answer: {reason}");
+                        return self.in_doubt(&progress, progress.sent_parts, &reason).await;
+                    }
                     Attempt::Retry(reason) if attempt >= backoff::MAX_ATTEMPTS => {
                         let reason = format!("gave up after {attempt} attempts: {reason}");
                         tracing::warn!(message = message.id, "{reason}");
@@ -259,14 +270,78 @@ impl OutboxSender {
                 }
             }
         }
-        Ok(())
+        Ok(Delivered::Done)
     }
 
-    async fn fail(&self, message: &OutboxMessage, reason: String) -> Result<(), StorageError> {
+    async fn fail(
+        &self,
+        message: &OutboxMessage,
+        reason: String,
+    ) -> Result<Delivered, StorageError> {
         let now = self.clock.now_ms();
         self.storage
             .record_failed(message.clone(), reason, now)
-            .await
+            .await?;
+        Ok(Delivered::Done)
+    }
+
+    /// Part `part` of `message` may or may not have reached the customer:
+    /// wait for its echo where the account has echoes, else record it as
+    /// uncertain (never sent twice).
+    async fn in_doubt(
+        &self,
+        message: &OutboxMessage,
+        part: u32,
+        reason: &str,
+    ) -> Result<Delivered, StorageError> {
+        let grace = self.channels.echo_grace_ms(&message.account);
+        let text = self.channels.part_text(message, part);
+        let parts = self.channels.bodies(message).map_or(0, |b| b.len() as u32);
+        match (grace, text) {
+            (Some(grace), Some(text)) => {
+                tracing::warn!(
+                    message = message.id,
+                    "{reason}; waiting {grace} ms for its echo before sending it again"
+                );
+                let settling = Settling {
+                    message_id: message.id.clone(),
+                    account: message.account.clone(),
+                    recipient: message.recipient.clone(),
+                    text,
+                    part,
+                    parts,
+                    deadline_ms: self.clock.now_ms().saturating_add(grace),
+                };
+                if self.storage.begin_settling(settling).await? {
+                    tracing::info!(message = message.id, "its echo had come already: sent");
+                    return Ok(Delivered::Done);
+                }
+                Ok(Delivered::InDoubt)
+            }
+            _ => {
+                tracing::warn!(message = message.id, "{reason}; not sending it again");
+                self.fail(message, format!("{UNCERTAIN} ({reason})")).await
+            }
+        }
+    }
+
+    /// Sends in doubt still waiting for their echo; those past their grace
+    /// period are released to be sent again.
+    async fn settle_due(&self) -> Result<HashSet<String>, StorageError> {
+        let now = self.clock.now_ms();
+        let mut waiting = HashSet::new();
+        for settling in self.storage.settling().await? {
+            if now >= settling.deadline_ms {
+                tracing::warn!(
+                    message = settling.message_id,
+                    "no echo confirmed a send in doubt; sending it again"
+                );
+                self.storage.end_settling(&settling.message_id).await?;
+            } else {
+                waiting.insert(settling.message_id);
+            }
+        }
+        Ok(waiting)
     }
 
     /// Why the channel's messaging window forbids this send, if it does.
@@ -289,6 +364,14 @@ impl OutboxSender {
             (age > BOT_WINDOW_MS).then_some(OUTSIDE_WINDOW)
         })
     }
+}
+
+/// What became of one outbox message.
+enum Delivered {
+    /// It left the outbox: sent, or failed for good.
+    Done,
+    /// A part's outcome is unknown; it waits for its echo.
+    InDoubt,
 }
 
 /// Audio and video have their own, lower limit.

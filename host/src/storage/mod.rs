@@ -91,6 +91,43 @@ pub struct DeadLetter {
     pub at_ms: u64,
 }
 
+/// A send whose outcome is unknown (flowhost stopped, or the channel did not
+/// answer), waiting for the channel's echo of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settling {
+    /// The outbox message.
+    pub message_id: String,
+    pub account: String,
+    pub recipient: String,
+    /// The text of the part in doubt, as its echo carries it back.
+    pub text: String,
+    /// Which part of the message is in doubt, and how many it has.
+    pub part: u32,
+    pub parts: u32,
+    /// Past this without an echo, the part is sent again.
+    pub deadline_ms: u64,
+}
+
+/// The echo of one of our own messages, as the channel reported it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Echo {
+    pub account: String,
+    pub recipient: String,
+    pub text: String,
+    pub at_ms: u64,
+}
+
+/// What an echo told us.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EchoOutcome {
+    /// The send was already recorded.
+    Known,
+    /// It confirmed this outbox message's send in doubt.
+    Settled(String),
+    /// Kept: its send is still under way (or in doubt later).
+    Kept,
+}
+
 /// Everything one engine turn changes, written in one transaction: the
 /// conversation's new state, saved data, tickets, outgoing messages and
 /// timers. A crash before it leaves the turn undone (and its event to be
@@ -298,6 +335,59 @@ impl Storage {
     /// Sends that were under way when the process stopped.
     pub async fn in_flight(&self) -> Result<Vec<String>, StorageError> {
         self.thread.read(|db| db.in_flight()).await
+    }
+
+    /// Holds a send in doubt until its echo arrives or its deadline passes;
+    /// if its echo came already, records it as sent and returns true.
+    pub async fn begin_settling(&self, settling: Settling) -> Result<bool, StorageError> {
+        self.thread
+            .write(move |db| db.begin_settling(&settling))
+            .await
+    }
+
+    /// Sends waiting for their echo.
+    pub async fn settling(&self) -> Result<Vec<Settling>, StorageError> {
+        self.thread.read(|db| db.settling()).await
+    }
+
+    /// Gives up waiting for `message_id`'s echo: the part is sent again.
+    pub async fn end_settling(&self, message_id: &str) -> Result<(), StorageError> {
+        let id = message_id.to_string();
+        self.thread.write(move |db| db.end_settling(&id)).await
+    }
+
+    /// An echo of our own message, known to the channel as `channel_id`.
+    /// A send we recorded: nothing to do (a read). Otherwise, durably: it
+    /// settles the matching send in doubt, or is kept for the send under
+    /// way that it may confirm if that send ends in doubt.
+    pub async fn note_echo(
+        &self,
+        echo: Echo,
+        channel_id: &str,
+    ) -> Result<EchoOutcome, StorageError> {
+        let id = channel_id.to_string();
+        let known = {
+            let id = id.clone();
+            self.thread.read(move |db| db.is_known_send(&id)).await?
+        };
+        if known {
+            return Ok(EchoOutcome::Known);
+        }
+        let outcome = self
+            .thread
+            .write(move |db| db.note_echo(&echo, &id))
+            .await?;
+        if matches!(outcome, EchoOutcome::Settled(_)) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// Forgets kept echoes received before `cutoff_ms`.
+    pub async fn expire_echoes(&self, cutoff_ms: u64) -> Result<usize, StorageError> {
+        self.thread
+            .write(move |db| db.expire_echoes(cutoff_ms))
+            .await
     }
 
     /// Messages the channel refused for good, oldest first.

@@ -10,7 +10,9 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{DeadLetter, FailedMessage, StorageError, Ticket, TurnCommit};
+use super::{
+    DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, Ticket, TurnCommit,
+};
 use crate::engine::state::{ConversationState, OutboxMessage, Timer};
 
 /// The sled database and its trees.
@@ -45,6 +47,12 @@ pub struct SledStore {
     in_flight: sled::Tree,
     /// inbox key -> `DeadLetter`: events whose turn kept failing.
     dead_letters: sled::Tree,
+    /// outbox id -> `Settling`: sends in doubt, waiting for their echo.
+    settling: sled::Tree,
+    /// channel id -> `Echo`: echoes that came before we knew the send was
+    /// made (Meta may echo before the Send API answers), kept until the
+    /// send is recorded or a send in doubt claims them.
+    echoes: sled::Tree,
 }
 
 impl SledStore {
@@ -64,6 +72,8 @@ impl SledStore {
             seen: db.open_tree("seen")?,
             seen_by_time: db.open_tree("seen_by_time")?,
             dead_letters: db.open_tree("dead_letters")?,
+            settling: db.open_tree("settling")?,
+            echoes: db.open_tree("echoes")?,
             sent: db.open_tree("sent")?,
             failed: db.open_tree("failed")?,
             in_flight: db.open_tree("in_flight")?,
@@ -339,17 +349,20 @@ impl SledStore {
         updated.sent_parts += 1;
         let done = updated.sent_parts >= parts;
         let record = to_json(&updated);
-        let result: Result<(), TransactionError<()>> = (&self.outbox, &self.sent, &self.in_flight)
-            .transaction(|(outbox, sent, in_flight)| {
-                sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
-                in_flight.remove(message.id.as_bytes())?;
-                if done {
-                    outbox.remove(message.id.as_bytes())?;
-                } else {
-                    outbox.insert(message.id.as_bytes(), record.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
+        let result: Result<(), TransactionError<()>> =
+            (&self.outbox, &self.sent, &self.in_flight, &self.echoes).transaction(
+                |(outbox, sent, in_flight, echoes)| {
+                    sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
+                    in_flight.remove(message.id.as_bytes())?;
+                    echoes.remove(channel_id.as_bytes())?;
+                    if done {
+                        outbox.remove(message.id.as_bytes())?;
+                    } else {
+                        outbox.insert(message.id.as_bytes(), record.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
         settle(result)
     }
 
@@ -397,6 +410,140 @@ impl SledStore {
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
             .collect()
+    }
+
+    /// Holds a send in doubt, unless an echo of it already came: then it is
+    /// recorded as sent at once. Returns whether it was settled so.
+    pub fn begin_settling(&self, settling: &Settling) -> Result<bool, StorageError> {
+        if let Some(mid) = self.kept_echo_for(settling)? {
+            self.apply_echo(settling, &mid)?;
+            return Ok(true);
+        }
+        self.hold(settling)?;
+        Ok(false)
+    }
+
+    fn kept_echo_for(&self, settling: &Settling) -> Result<Option<String>, StorageError> {
+        for entry in self.echoes.iter() {
+            let (mid, bytes) = entry?;
+            let echo: Echo = from_json(&bytes, "echo")?;
+            if echo.account == settling.account
+                && echo.recipient == settling.recipient
+                && echo.text == settling.text
+                && !self.sent.contains_key(&mid)?
+            {
+                return Ok(Some(String::from_utf8_lossy(&mid).into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn hold(&self, settling: &Settling) -> Result<(), StorageError> {
+        let id = settling.message_id.as_bytes();
+        let record = to_json(settling);
+        let result: Result<(), TransactionError<()>> = (&self.settling, &self.in_flight)
+            .transaction(|(settling_tx, in_flight)| {
+                settling_tx.insert(id, record.as_slice())?;
+                in_flight.remove(id)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    pub fn settling(&self) -> Result<Vec<Settling>, StorageError> {
+        self.settling
+            .iter()
+            .values()
+            .map(|bytes| from_json(&bytes?, "settling send"))
+            .collect()
+    }
+
+    pub fn end_settling(&self, message_id: &str) -> Result<(), StorageError> {
+        self.settling.remove(message_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// The send in doubt an echo to `recipient` with `text` confirms.
+    pub fn settling_for(
+        &self,
+        account: &str,
+        recipient: &str,
+        text: &str,
+    ) -> Result<Option<Settling>, StorageError> {
+        Ok(self
+            .settling()?
+            .into_iter()
+            .find(|s| s.account == account && s.recipient == recipient && s.text == text))
+    }
+
+    /// Whether the channel's message `channel_id` is one we recorded sending.
+    pub fn is_known_send(&self, channel_id: &str) -> Result<bool, StorageError> {
+        Ok(self.sent.contains_key(channel_id.as_bytes())?)
+    }
+
+    /// An echo of our own message (see `Storage::note_echo`).
+    pub fn note_echo(&self, echo: &Echo, channel_id: &str) -> Result<EchoOutcome, StorageError> {
+        if self.is_known_send(channel_id)? {
+            return Ok(EchoOutcome::Known);
+        }
+        if let Some(settling) = self.settling_for(&echo.account, &echo.recipient, &echo.text)? {
+            self.apply_echo(&settling, channel_id)?;
+            return Ok(EchoOutcome::Settled(settling.message_id));
+        }
+        self.echoes.insert(channel_id.as_bytes(), to_json(echo))?;
+        Ok(EchoOutcome::Kept)
+    }
+
+    /// Records the part in doubt as sent under `channel_id`, its echo's id.
+    fn apply_echo(&self, settling: &Settling, channel_id: &str) -> Result<(), StorageError> {
+        let id = settling.message_id.as_bytes();
+        let message = match self.outbox.get(id)? {
+            Some(bytes) => Some(from_json::<OutboxMessage>(&bytes, "outbox message")?),
+            None => None,
+        };
+        let updated = message.map(|mut m| {
+            m.sent_parts = settling.part + 1;
+            (m.sent_parts >= settling.parts, to_json(&m))
+        });
+        let result: Result<(), TransactionError<()>> = (
+            &self.outbox,
+            &self.sent,
+            &self.settling,
+            &self.echoes,
+            &self.in_flight,
+        )
+            .transaction(|(outbox, sent, settling_tx, echoes, in_flight)| {
+                settling_tx.remove(id)?;
+                echoes.remove(channel_id.as_bytes())?;
+                in_flight.remove(id)?;
+                match &updated {
+                    None => {}
+                    Some((true, _)) => {
+                        sent.insert(channel_id.as_bytes(), id)?;
+                        outbox.remove(id)?;
+                    }
+                    Some((false, record)) => {
+                        sent.insert(channel_id.as_bytes(), id)?;
+                        outbox.insert(id, record.as_slice())?;
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// Forgets kept echoes received before `cutoff_ms`; returns how many.
+    pub fn expire_echoes(&self, cutoff_ms: u64) -> Result<usize, StorageError> {
+        let mut expired = 0;
+        for entry in self.echoes.iter() {
+            let (mid, bytes) = entry?;
+            let echo: Echo = from_json(&bytes, "echo")?;
+            if echo.at_ms < cutoff_ms {
+                self.echoes.remove(mid)?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
     }
 
     /// Messages the channel refused for good, oldest first.

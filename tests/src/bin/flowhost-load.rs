@@ -122,6 +122,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         messages: args.messages,
         slow_every: args.slow_every,
         run: "load".into(),
+        settle_by_echo_seconds: None,
     };
     let flowhost = measure_flowhost(&args, &scenario).await?;
     let ceiling = if args.no_ceiling {
@@ -342,6 +343,7 @@ async fn ceiling(
         messages: 0,
         slow_every: 0,
         run: String::new(),
+        settle_by_echo_seconds: None,
     };
     let secrets = (0..accounts)
         .map(|a| (scenario.ig_id(a), format!("secret-{a}").into_bytes()))

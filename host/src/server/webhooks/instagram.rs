@@ -14,6 +14,7 @@ use crate::intake::InboxRecord;
 use crate::plugin::{Attachment, Contact, InboundMessage};
 use crate::server::AppState;
 use crate::server::auth::same_secret;
+use crate::storage::{Echo, EchoOutcome};
 
 /// The Instagram accounts of the flow, by their IG user id.
 #[derive(Default)]
@@ -127,6 +128,7 @@ pub(super) async fn receive(
     };
 
     let mut records = Vec::new();
+    let mut echoes = Vec::new();
     for event in events {
         let Some(account) = state.instagram.by_ig_id.get(&event.account_id) else {
             tracing::warn!(
@@ -170,6 +172,21 @@ pub(super) async fn receive(
                 attachments: Vec::new(),
                 timestamp_ms: event.timestamp_ms,
             },
+            // An echo may confirm a send in doubt (see `outbox`).
+            EventKind::Message {
+                is_echo: true,
+                mid,
+                text: Some(text),
+                ..
+            } => {
+                echoes.push((
+                    account.key.clone(),
+                    event.customer().to_string(),
+                    text.clone(),
+                    mid.clone(),
+                ));
+                continue;
+            }
             // Echoes of our own sends never re-enter the flow; reads,
             // reactions, edits, deletions and unknown kinds are noted only.
             other => {
@@ -190,6 +207,29 @@ pub(super) async fn receive(
                 message,
             },
         ));
+    }
+    let storage = &state.runner.storage;
+    let now_ms = intake.now_ms();
+    for (account, recipient, text, mid) in echoes {
+        let echo = Echo {
+            account,
+            recipient,
+            text,
+            at_ms: now_ms,
+        };
+        match storage.note_echo(echo, &mid).await {
+            Ok(EchoOutcome::Settled(message)) => {
+                tracing::info!(message, "an echo confirmed a send in doubt")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("keeping an echo: {e}");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage failed; deliver again",
+                );
+            }
+        }
     }
     match intake.accept(&records).await {
         Ok(_) => (StatusCode::OK, "EVENT_RECEIVED"),
