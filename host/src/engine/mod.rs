@@ -328,6 +328,7 @@ impl Engine {
                     &previous.language,
                     now,
                 );
+                next.history_len = previous.history_len;
                 next.note(
                     now,
                     "note",
@@ -338,13 +339,17 @@ impl Engine {
                 );
                 next
             }
-            Some(previous) => ConversationState::new(
-                account,
-                contact.clone(),
-                previous.session + 1,
-                &previous.language,
-                now,
-            ),
+            Some(previous) => {
+                let mut next = ConversationState::new(
+                    account,
+                    contact.clone(),
+                    previous.session + 1,
+                    &previous.language,
+                    now,
+                );
+                next.history_len = previous.history_len;
+                next
+            }
             None => {
                 ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
             }
@@ -766,6 +771,12 @@ impl Engine {
             ending: state.ending.clone(),
             notes,
         };
+        let mut state = state;
+        commit.history = std::mem::take(&mut state.history);
+        commit.history_from = state.history_len;
+        if !commit.history.is_empty() {
+            state.history_len += 1;
+        }
         commit.state = Some(state);
         self.storage
             .commit_turn(commit, self.clock.now_ms())

@@ -48,8 +48,10 @@ pub struct HistoryEntry {
     pub text: String,
 }
 
-/// History kept per conversation; older lines are dropped.
+/// History lines one turn keeps in memory (a routing loop cannot grow it).
 pub const HISTORY_LIMIT: usize = 200;
+/// Turns of history kept per customer (all sessions); older ones are dropped.
+pub const HISTORY_TURNS: u64 = 100;
 
 /// A conversation: one customer of one account, in its current session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,7 +71,15 @@ pub struct ConversationState {
     pub last_message: Option<InboundMessage>,
     /// When the customer last wrote (for the 24-hour window).
     pub last_inbound_ms: Option<u64>,
+    /// Lines this turn added to the history. The history itself is stored
+    /// apart, line by line (`Storage::history`), so a turn writes only its
+    /// own lines rather than rewriting the whole history.
+    #[serde(skip)]
     pub history: Vec<HistoryEntry>,
+    /// Turns that wrote history for this customer (all sessions): the
+    /// number of the next one.
+    #[serde(default)]
+    pub history_len: u64,
     pub ending: Option<Ending>,
 }
 
@@ -87,6 +97,7 @@ impl ConversationState {
             last_message: None,
             last_inbound_ms: None,
             history: Vec::new(),
+            history_len: 0,
             ending: None,
         }
     }

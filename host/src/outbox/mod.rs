@@ -31,7 +31,7 @@ mod backoff;
 mod deliver;
 pub mod rate;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +55,11 @@ const BOT_WINDOW_MS: u64 = 24 * 3600 * 1000;
 const AGENT_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Requests to the channels under way at once.
 pub const CONCURRENT_SENDS: usize = 64;
-/// Outbox messages looked at per scan.
-const SCAN: usize = 4096;
+/// One conversation's messages read at a time.
+const BATCH: usize = 16;
+/// How often every conversation with waiting messages is looked at, for
+/// retries and released doubts (new messages wake the sender at once).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 pub struct OutboxSender {
     storage: Storage,
@@ -111,27 +114,48 @@ impl OutboxSender {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let wake = self.storage.outbox_wake();
         let mut tasks = JoinSet::new();
+        let mut dirty: HashSet<String> = HashSet::new();
+        let mut next_scan = tokio::time::Instant::now();
         while !*stop.borrow() {
-            match self.start_conversations(&mut tasks, &stop).await {
-                Ok(_) => {}
-                Err(e) => tracing::error!("reading the outbox: {e}"),
+            dirty.extend(self.storage.take_queued());
+            if tokio::time::Instant::now() >= next_scan {
+                // Retries, released doubts and anything a wake missed.
+                match self.storage.outbox_conversations().await {
+                    Ok(all) => dirty.extend(all),
+                    Err(e) => tracing::error!("reading the outbox: {e}"),
+                }
+                next_scan = tokio::time::Instant::now() + FULL_SCAN_EVERY;
+            }
+            if let Err(e) = self
+                .start_conversations(&mut dirty, &mut tasks, &stop)
+                .await
+            {
+                tracing::error!("outbox: {e}");
             }
             while tasks.try_join_next().is_some() {}
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep_until(next_scan) => {}
                 _ = stop.changed() => {}
             }
         }
         tasks.shutdown().await;
     }
 
-    /// One scan and every send it starts, to the end; returns how many
-    /// messages left the outbox. (For tests and tools; `run` does not wait.)
+    /// Every conversation with waiting messages, sent to the end; returns
+    /// how many messages left the outbox. (For tests and tools.)
     pub async fn send_round(self: &Arc<Self>) -> Result<usize, StorageError> {
         let (_keep, stop) = watch::channel(false);
+        let mut dirty: HashSet<String> = self
+            .storage
+            .outbox_conversations()
+            .await?
+            .into_iter()
+            .collect();
+        self.storage.take_queued();
         let mut tasks = JoinSet::new();
-        self.start_conversations(&mut tasks, &stop).await?;
+        self.start_conversations(&mut dirty, &mut tasks, &stop)
+            .await?;
         let mut done = 0;
         while let Some(sent) = tasks.join_next().await {
             done += sent.unwrap_or(0);
@@ -139,43 +163,35 @@ impl OutboxSender {
         Ok(done)
     }
 
-    /// Starts a task for every conversation with waiting messages that has
-    /// none yet.
+    /// Starts a task for each `dirty` conversation that has none and no
+    /// send in doubt. A busy one stays dirty: its task may have looked at
+    /// the outbox before the new messages came.
     async fn start_conversations(
         self: &Arc<Self>,
+        dirty: &mut HashSet<String>,
         tasks: &mut JoinSet<usize>,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), StorageError> {
-        // Taken before the scan: only this loop starts tasks, so a
-        // conversation not busy now has no send under way during the scan,
-        // and the scan's view of its messages is current.
-        let busy = self.busy.lock().expect("busy lock").clone();
         let in_doubt = self.settle_due().await?;
-        let mut held: HashSet<String> = HashSet::new();
-        let mut waiting: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
-        for message in self.storage.outbox(SCAN).await? {
-            // A send in doubt holds its conversation's later messages too.
-            if in_doubt.contains(&message.id) {
-                held.insert(message.conversation.clone());
+        let mut busy = self.busy.lock().expect("busy lock");
+        let mut start = Vec::new();
+        dirty.retain(|conversation| {
+            if in_doubt.contains(conversation) {
+                false // back with the scan after its doubt is settled
+            } else if busy.contains(conversation) {
+                true
+            } else {
+                start.push(conversation.clone());
+                false
             }
-            if !busy.contains(&message.conversation) && !held.contains(&message.conversation) {
-                waiting
-                    .entry(message.conversation.clone())
-                    .or_default()
-                    .push(message);
-            }
-        }
-        for (conversation, messages) in waiting {
-            self.busy
-                .lock()
-                .expect("busy lock")
-                .insert(conversation.clone());
+        });
+        for conversation in start {
+            busy.insert(conversation.clone());
             let sender = self.clone();
             let stop = stop.clone();
             tasks.spawn(async move {
-                let done = sender.send_conversation(messages, stop).await;
+                let done = sender.send_conversation(&conversation, stop).await;
                 sender.busy.lock().expect("busy lock").remove(&conversation);
-                // Messages queued meanwhile were skipped by the scans.
                 sender.storage.outbox_wake().notify_one();
                 done
             });
@@ -183,29 +199,43 @@ impl OutboxSender {
         Ok(())
     }
 
-    /// Sends one conversation's messages in order; returns how many left
-    /// the outbox.
+    /// Sends one conversation's waiting messages in order until none is
+    /// left (or one is in doubt); returns how many left the outbox.
     async fn send_conversation(
         &self,
-        messages: Vec<OutboxMessage>,
+        conversation: &str,
         mut stop: watch::Receiver<bool>,
     ) -> usize {
         let mut done = 0;
-        for message in messages {
-            let delivery = tokio::select! {
-                delivery = self.deliver(&message) => delivery,
-                _ = stop.wait_for(|stop| *stop) => return done,
-            };
-            match delivery {
-                Ok(Delivered::Done) => done += 1,
-                Ok(Delivered::InDoubt) => return done,
+        loop {
+            let messages = match self.storage.outbox_of(conversation, BATCH).await {
+                Ok(messages) if !messages.is_empty() => messages,
+                Ok(_) => return done,
                 Err(e) => {
-                    tracing::error!(message = message.id, "outbox: {e}");
+                    tracing::error!(conversation, "outbox: {e}");
                     return done;
                 }
+            };
+            let last_batch = messages.len() < BATCH;
+            for message in messages {
+                let delivery = tokio::select! {
+                    delivery = self.deliver(&message) => delivery,
+                    _ = stop.wait_for(|stop| *stop) => return done,
+                };
+                match delivery {
+                    Ok(Delivered::Done) => done += 1,
+                    Ok(Delivered::InDoubt) => return done,
+                    Err(e) => {
+                        tracing::error!(message = message.id, "outbox: {e}");
+                        return done;
+                    }
+                }
+            }
+            if last_batch {
+                // Messages queued meanwhile marked the conversation dirty.
+                return done;
             }
         }
-        done
     }
 
     /// Sends a message's remaining parts, retrying what may be retried,
@@ -305,6 +335,7 @@ impl OutboxSender {
                 );
                 let settling = Settling {
                     message_id: message.id.clone(),
+                    conversation: message.conversation.clone(),
                     account: message.account.clone(),
                     recipient: message.recipient.clone(),
                     text,
@@ -325,8 +356,8 @@ impl OutboxSender {
         }
     }
 
-    /// Sends in doubt still waiting for their echo; those past their grace
-    /// period are released to be sent again.
+    /// Conversations with a send in doubt still waiting for its echo; those
+    /// past their grace period are released to be sent again.
     async fn settle_due(&self) -> Result<HashSet<String>, StorageError> {
         let now = self.clock.now_ms();
         let mut waiting = HashSet::new();
@@ -338,7 +369,7 @@ impl OutboxSender {
                 );
                 self.storage.end_settling(&settling.message_id).await?;
             } else {
-                waiting.insert(settling.message_id);
+                waiting.insert(settling.conversation);
             }
         }
         Ok(waiting)

@@ -29,22 +29,30 @@
 //!   mode (its background flusher does the same).
 //!
 //! Reads see every write made before them (one thread applies both in
-//! order); a write is visible to later reads before it is durable, which is
-//! safe because nothing leaves the process (a reply, an acknowledgement)
-//! before the write it depends on is durable.
+//! order). Only two kinds of write wait for a flush, because only they
+//! guard something that leaves the process: accepting a webhook's events
+//! (the 2xx tells the channel not to deliver again) and marking a send in
+//! flight (the request tells the customer). Every other write (a turn, a
+//! recorded send) is *applied*: visible at once, durable with the next
+//! flush. That is safe because a flush makes durable everything applied
+//! before it: a reply is sent only after its in-flight mark is flushed, and
+//! so after the turn that queued it. A crash loses only applied writes
+//! whose effects never left: their events are still in the inbox and run
+//! again, and a send whose record was lost is still marked in flight and
+//! settled as a send in doubt.
 
 mod sled_store;
 mod thread;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::engine::state::{ConversationState, OutboxMessage, Timer};
+use crate::engine::state::{ConversationState, HistoryEntry, OutboxMessage, Timer};
 use crate::plugin::Effects;
 pub use sled_store::{SledStore, timer_key_hex};
 pub use thread::CommitStats;
@@ -95,8 +103,9 @@ pub struct DeadLetter {
 /// answer), waiting for the channel's echo of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settling {
-    /// The outbox message.
+    /// The outbox message, and its conversation.
     pub message_id: String,
+    pub conversation: String,
     pub account: String,
     pub recipient: String,
     /// The text of the part in doubt, as its echo carries it back.
@@ -144,14 +153,21 @@ pub struct TurnCommit {
     pub timers_remove: Vec<String>,
     /// Inbox sequences of the events this turn handled.
     pub inbox_remove: Vec<u64>,
+    /// Lines the turn adds to the conversation's history, numbered from
+    /// `history_from` (lines older than the last `HISTORY_LIMIT` go).
+    pub history: Vec<HistoryEntry>,
+    pub history_from: u64,
 }
 
 /// The handle every part of flowhost uses; cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     thread: thread::StorageThread,
-    /// Woken when a durable write put messages in the outbox.
+    /// Woken when a write put messages in the outbox (or settled one).
     outbox_wake: Arc<Notify>,
+    /// The conversations those messages are for, until the sender takes
+    /// them (at most one entry per conversation with waiting messages).
+    queued: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Storage {
@@ -161,6 +177,7 @@ impl Storage {
         Ok(Storage {
             thread: thread::StorageThread::start(store)?,
             outbox_wake: Arc::new(Notify::new()),
+            queued: Default::default(),
         })
     }
 
@@ -189,13 +206,15 @@ impl Storage {
         self.thread.read(move |db| db.conversation(&key)).await
     }
 
-    /// Writes a whole engine turn atomically and durably (see [`TurnCommit`]).
+    /// Applies a whole engine turn atomically (see [`TurnCommit`]); durable
+    /// with the next flush (see the module docs).
     pub async fn commit_turn(&self, turn: TurnCommit, now_ms: u64) -> Result<(), StorageError> {
-        let queued = !turn.outbox.is_empty();
+        let queued: Vec<String> = turn.outbox.iter().map(|m| m.conversation.clone()).collect();
         self.thread
-            .write(move |db| db.commit_turn(&turn, now_ms))
+            .apply(move |db| db.commit_turn(&turn, now_ms))
             .await?;
-        if queued {
+        if !queued.is_empty() {
+            self.queued.lock().expect("queued lock").extend(queued);
             self.outbox_wake.notify_one();
         }
         Ok(())
@@ -252,7 +271,7 @@ impl Storage {
 
     /// Removes a handled event that needed no turn.
     pub async fn remove_from_inbox(&self, seq: u64) -> Result<(), StorageError> {
-        self.thread.write(move |db| db.remove_from_inbox(seq)).await
+        self.thread.apply(move |db| db.remove_from_inbox(seq)).await
     }
 
     /// Sets aside an event whose turn kept failing.
@@ -270,6 +289,12 @@ impl Storage {
     /// Events set aside, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StorageError> {
         self.thread.read(|db| db.dead_letters()).await
+    }
+
+    /// The last lines of a customer's history (all sessions), oldest first.
+    pub async fn history(&self, conversation: &str) -> Result<Vec<HistoryEntry>, StorageError> {
+        let conversation = conversation.to_string();
+        self.thread.read(move |db| db.history(&conversation)).await
     }
 
     /// Timers due at or before `now_ms`, earliest first, with their keys.
@@ -293,8 +318,32 @@ impl Storage {
         self.thread.read(move |db| db.outbox(limit)).await
     }
 
-    /// Records, durably, that the channel took one more part of `message`
-    /// under `channel_id`; the message leaves the outbox with its last part.
+    /// Up to `limit` of one conversation's waiting messages, oldest first.
+    pub async fn outbox_of(
+        &self,
+        conversation: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StorageError> {
+        let conversation = conversation.to_string();
+        self.thread
+            .read(move |db| db.outbox_of(&conversation, limit))
+            .await
+    }
+
+    /// Conversations with waiting messages.
+    pub async fn outbox_conversations(&self) -> Result<Vec<String>, StorageError> {
+        self.thread.read(|db| db.outbox_conversations()).await
+    }
+
+    /// Conversations that got new outbox messages since the last call.
+    pub fn take_queued(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.queued.lock().expect("queued lock"))
+    }
+
+    /// Records that the channel took one more part of `message` under
+    /// `channel_id`; the message leaves the outbox with its last part.
+    /// Applied, not waited for: lost in a crash, the send is still marked
+    /// in flight and is settled as a send in doubt.
     pub async fn record_sent(
         &self,
         message: OutboxMessage,
@@ -302,7 +351,7 @@ impl Storage {
         parts: u32,
     ) -> Result<(), StorageError> {
         self.thread
-            .write(move |db| db.record_sent(&message, &channel_id, parts))
+            .apply(move |db| db.record_sent(&message, &channel_id, parts))
             .await
     }
 
@@ -420,5 +469,51 @@ impl Storage {
     /// Makes everything written so far durable (before shutdown).
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.thread.write(|_| Ok(())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::HISTORY_TURNS;
+    use crate::plugin::Contact;
+
+    fn line(n: u64) -> HistoryEntry {
+        HistoryEntry {
+            at_ms: n,
+            kind: "in".into(),
+            text: format!("line {n}"),
+        }
+    }
+
+    /// Each turn writes only its own lines; the last `HISTORY_TURNS` turns
+    /// stay, in order, across sessions.
+    #[tokio::test]
+    async fn history_is_appended_per_turn_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let contact = Contact {
+            id: "c".into(),
+            ..Default::default()
+        };
+        let mut state = ConversationState::new("a", contact, 1, "en", 0);
+        let turns = HISTORY_TURNS + 40;
+        for turn in 0..turns {
+            let commit = TurnCommit {
+                history_from: turn,
+                history: (0..3).map(|i| line(turn * 3 + i)).collect(),
+                state: Some(state.clone()),
+                ..TurnCommit::default()
+            };
+            state.history_len = turn + 1;
+            if turn == 40 {
+                state.session += 1;
+            }
+            storage.commit_turn(commit, 0).await.unwrap();
+        }
+        let history = storage.history(&state.key()).await.unwrap();
+        let first = (turns - HISTORY_TURNS) * 3;
+        let expected: Vec<HistoryEntry> = (first..turns * 3).map(line).collect();
+        assert_eq!(history, expected);
     }
 }

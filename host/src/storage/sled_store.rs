@@ -13,7 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::{
     DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, Ticket, TurnCommit,
 };
-use crate::engine::state::{ConversationState, OutboxMessage, Timer};
+use crate::engine::state::{ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Timer};
 
 /// The sled database and its trees.
 pub struct SledStore {
@@ -24,10 +24,15 @@ pub struct SledStore {
     tickets: sled::Tree,
     /// `account \0 customer` -> `ConversationState` as JSON.
     conversations: sled::Tree,
+    /// `account \0 customer \0 turn (u64 big-endian)` -> that turn's
+    /// history lines as JSON: one write per turn (sled's cost is per key);
+    /// the last `HISTORY_TURNS` turns of each customer are kept.
+    history: sled::Tree,
     /// due time (u64 big-endian) + timer id -> `Timer` as JSON, so a scan
     /// from the start yields the due timers first.
     timers: sled::Tree,
-    /// message id (UUIDv7, time-ordered) -> `OutboxMessage` as JSON.
+    /// `conversation \0 message id` -> `OutboxMessage` as JSON: one
+    /// conversation's messages are a prefix, in order (UUIDv7 ids).
     outbox: sled::Tree,
     /// arrival sequence (u64 big-endian) -> an accepted inbound event, until
     /// the turn that handles it commits.
@@ -62,10 +67,11 @@ impl SledStore {
         // the only thread that flushes (concurrent flushes deadlock sled
         // 0.34, spacejam/sled#1308).
         let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
-        Ok(SledStore {
+        SledStore {
             data: db.open_tree("conversation_data")?,
             tickets: db.open_tree("tickets")?,
             conversations: db.open_tree("conversations")?,
+            history: db.open_tree("history")?,
             timers: db.open_tree("timers")?,
             outbox: db.open_tree("outbox")?,
             inbox: db.open_tree("inbox")?,
@@ -78,7 +84,23 @@ impl SledStore {
             failed: db.open_tree("failed")?,
             in_flight: db.open_tree("in_flight")?,
             db,
-        })
+        }
+        .with_outbox_keyed_by_conversation()
+    }
+
+    /// Moves outbox messages stored under their bare id (before the outbox
+    /// was keyed by conversation) to their `conversation \0 id` key.
+    fn with_outbox_keyed_by_conversation(self) -> Result<Self, StorageError> {
+        for entry in self.outbox.iter() {
+            let (key, bytes) = entry?;
+            if !key.contains(&0) {
+                let message: OutboxMessage = from_json(&bytes, "outbox message")?;
+                self.outbox
+                    .insert(outbox_key(&message.conversation, &message.id), bytes)?;
+                self.outbox.remove(key)?;
+            }
+        }
+        Ok(self)
     }
 
     /// A conversation's saved data.
@@ -129,10 +151,24 @@ impl SledStore {
             })
             .collect();
         let state = turn.state.as_ref().map(|s| (s.key(), to_json(s)));
-        let outbox: Vec<(String, Vec<u8>)> = turn
+        // This turn's lines under its number; the turn `HISTORY_TURNS`
+        // before it goes.
+        let (history, history_drop) = match &turn.state {
+            Some(state) if !turn.history.is_empty() => (
+                Some((
+                    history_key(&state.key(), turn.history_from),
+                    to_json(&turn.history),
+                )),
+                turn.history_from
+                    .checked_sub(HISTORY_TURNS)
+                    .map(|old| history_key(&state.key(), old)),
+            ),
+            _ => (None, None),
+        };
+        let outbox: Vec<(Vec<u8>, Vec<u8>)> = turn
             .outbox
             .iter()
-            .map(|m| (m.id.clone(), to_json(m)))
+            .map(|m| (outbox_key(&m.conversation, &m.id), to_json(m)))
             .collect();
         let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
             .timers_add
@@ -154,9 +190,16 @@ impl SledStore {
             &self.timers,
             &self.outbox,
             &self.inbox,
+            &self.history,
         )
             .transaction(
-                |(data, tickets_tx, conversations, timers, outbox_tx, inbox)| {
+                |(data, tickets_tx, conversations, timers, outbox_tx, inbox, history_tx)| {
+                    if let Some((key, lines)) = &history {
+                        history_tx.insert(key.as_slice(), lines.as_slice())?;
+                    }
+                    if let Some(key) = &history_drop {
+                        history_tx.remove(key.as_slice())?;
+                    }
                     for (key, value) in &data_changes {
                         match value {
                             Some(value) => data.insert(key.as_slice(), value.as_slice())?,
@@ -175,8 +218,8 @@ impl SledStore {
                     for (key, timer) in &timers_add {
                         timers.insert(key.as_slice(), timer.as_slice())?;
                     }
-                    for (id, message) in &outbox {
-                        outbox_tx.insert(id.as_bytes(), message.as_slice())?;
+                    for (key, message) in &outbox {
+                        outbox_tx.insert(key.as_slice(), message.as_slice())?;
                     }
                     for key in &inbox_remove {
                         inbox.remove(&key[..])?;
@@ -301,6 +344,20 @@ impl SledStore {
             .transpose()
     }
 
+    /// The last turns' lines of a customer's history, oldest first.
+    pub fn history(&self, conversation: &str) -> Result<Vec<HistoryEntry>, StorageError> {
+        let mut lines = Vec::new();
+        for turn in self
+            .history
+            .scan_prefix(history_key(conversation, 0)[..conversation.len() + 1].to_vec())
+            .values()
+        {
+            let turn: Vec<HistoryEntry> = from_json(&turn?, "history")?;
+            lines.extend(turn);
+        }
+        Ok(lines)
+    }
+
     /// Timers due at or before `now_ms`, earliest first, with their keys.
     pub fn due_timers(
         &self,
@@ -326,7 +383,8 @@ impl SledStore {
             .map(|(key, _)| u64::from_be_bytes(key[..8].try_into().expect("8-byte prefix"))))
     }
 
-    /// Messages in the outbox, oldest first, at most `limit`.
+    /// Messages in the outbox, by conversation and oldest first in each, at
+    /// most `limit`.
     pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StorageError> {
         self.outbox
             .iter()
@@ -334,6 +392,34 @@ impl SledStore {
             .take(limit)
             .map(|bytes| from_json(&bytes?, "outbox message"))
             .collect()
+    }
+
+    /// One conversation's waiting messages, oldest first, at most `limit`.
+    pub fn outbox_of(
+        &self,
+        conversation: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StorageError> {
+        self.outbox
+            .scan_prefix(outbox_key(conversation, ""))
+            .values()
+            .take(limit)
+            .map(|bytes| from_json(&bytes?, "outbox message"))
+            .collect()
+    }
+
+    /// The conversations with waiting messages, read from the keys alone.
+    pub fn outbox_conversations(&self) -> Result<Vec<String>, StorageError> {
+        let mut conversations: Vec<String> = Vec::new();
+        for key in self.outbox.iter().keys() {
+            let key = key?;
+            let cut = key.iter().rposition(|b| *b == 0).unwrap_or(key.len());
+            let conversation = String::from_utf8_lossy(&key[..cut]);
+            if conversations.last().map(String::as_str) != Some(&conversation) {
+                conversations.push(conversation.into_owned());
+            }
+        }
+        Ok(conversations)
     }
 
     /// Records that the channel accepted one more part of an outbox
@@ -349,16 +435,21 @@ impl SledStore {
         updated.sent_parts += 1;
         let done = updated.sent_parts >= parts;
         let record = to_json(&updated);
+        let key = outbox_key(&message.conversation, &message.id);
+        // An early echo is rare: no tombstone write when there is none.
+        let kept_echo = self.echoes.contains_key(channel_id.as_bytes())?;
         let result: Result<(), TransactionError<()>> =
             (&self.outbox, &self.sent, &self.in_flight, &self.echoes).transaction(
                 |(outbox, sent, in_flight, echoes)| {
                     sent.insert(channel_id.as_bytes(), message.id.as_bytes())?;
                     in_flight.remove(message.id.as_bytes())?;
-                    echoes.remove(channel_id.as_bytes())?;
+                    if kept_echo {
+                        echoes.remove(channel_id.as_bytes())?;
+                    }
                     if done {
-                        outbox.remove(message.id.as_bytes())?;
+                        outbox.remove(key.as_slice())?;
                     } else {
-                        outbox.insert(message.id.as_bytes(), record.as_slice())?;
+                        outbox.insert(key.as_slice(), record.as_slice())?;
                     }
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },
@@ -381,7 +472,7 @@ impl SledStore {
         let result: Result<(), TransactionError<()>> =
             (&self.outbox, &self.failed, &self.in_flight).transaction(
                 |(outbox, failed_tx, in_flight)| {
-                    outbox.remove(message.id.as_bytes())?;
+                    outbox.remove(outbox_key(&message.conversation, &message.id))?;
                     in_flight.remove(message.id.as_bytes())?;
                     failed_tx.insert(message.id.as_bytes(), failed.as_slice())?;
                     Ok::<(), ConflictableTransactionError<()>>(())
@@ -497,7 +588,8 @@ impl SledStore {
     /// Records the part in doubt as sent under `channel_id`, its echo's id.
     fn apply_echo(&self, settling: &Settling, channel_id: &str) -> Result<(), StorageError> {
         let id = settling.message_id.as_bytes();
-        let message = match self.outbox.get(id)? {
+        let key = outbox_key(&settling.conversation, &settling.message_id);
+        let message = match self.outbox.get(&key)? {
             Some(bytes) => Some(from_json::<OutboxMessage>(&bytes, "outbox message")?),
             None => None,
         };
@@ -520,11 +612,11 @@ impl SledStore {
                     None => {}
                     Some((true, _)) => {
                         sent.insert(channel_id.as_bytes(), id)?;
-                        outbox.remove(id)?;
+                        outbox.remove(key.as_slice())?;
                     }
                     Some((false, record)) => {
                         sent.insert(channel_id.as_bytes(), id)?;
-                        outbox.insert(id, record.as_slice())?;
+                        outbox.insert(key.as_slice(), record.as_slice())?;
                     }
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
@@ -607,6 +699,22 @@ impl SledStore {
 /// The storage key of a timer, hex-encoded for `TurnCommit::timers_remove`.
 pub fn timer_key_hex(timer: &Timer) -> String {
     hex::encode(timer_key(timer))
+}
+
+/// `conversation \0 turn (big-endian)`.
+fn history_key(conversation: &str, seq: u64) -> Vec<u8> {
+    let mut key = conversation.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `conversation \0 message id`.
+fn outbox_key(conversation: &str, id: &str) -> Vec<u8> {
+    let mut key = conversation.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 /// The inbox sequence of an inbox key.

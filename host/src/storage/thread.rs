@@ -118,6 +118,17 @@ impl StorageThread {
         answered.await.map_err(|_| StorageError::Stopped)?
     }
 
+    /// Runs a write on the storage thread and returns at once, before it is
+    /// durable: later reads see it, and the next durable write's flush
+    /// covers it (one thread applies both in order).
+    pub async fn apply<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SledStore) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.read(f).await
+    }
+
     /// Runs `f` on the storage thread and returns its result once a flush
     /// has made it durable (a failed `f` is answered at once).
     pub async fn write<T, F>(&self, f: F) -> Result<T, StorageError>

@@ -1,0 +1,218 @@
+//! The pieces every message goes through, one at a time: the webhook's
+//! signature check and parse, matching an answer (a regex and similar
+//! words), rendering a template, committing a turn, and accepting an inbox
+//! event under group commit with 1, 8 and 64 concurrent writers.
+//! Run with `cargo bench -p flowhost --bench hot_paths`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flowhost::channels::instagram::{events, signature};
+use flowhost::engine::matcher::WordList;
+use flowhost::engine::state::{ConversationState, OutboxMessage};
+use flowhost::plugin::{Contact, InboundMessage, OutgoingMessage};
+use flowhost::storage::{Storage, TurnCommit};
+use serde_json::json;
+
+fn webhook() -> Vec<u8> {
+    json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": 1_800_000_000_000u64,
+        "messaging": [{"sender": {"id": "1234567890123456"}, "recipient": {"id": "17841400000000001"},
+            "timestamp": 1_800_000_000_000u64,
+            "message": {"mid": "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMDAwMDAwMDAx", "text": "Where is my order 123456?"}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn intake(c: &mut Criterion) {
+    let body = webhook();
+    let header = signature::sign(b"app-secret", &body);
+    c.bench_function("webhook: signature check + parse", |b| {
+        b.iter(|| {
+            signature::verify(b"app-secret", &body, Some(&header)).unwrap();
+            events::parse(&body).unwrap()
+        })
+    });
+}
+
+fn matching(c: &mut Criterion) {
+    let pattern = regex::Regex::new(r"^\s*\d{6}\s*$").unwrap();
+    let words = WordList::parse("agent, human, representative, real person, müşteri hizmetleri");
+    c.bench_function("match: regex target", |b| {
+        b.iter(|| pattern.is_match(" 123456 "))
+    });
+    c.bench_function("match: similar words (one typo)", |b| {
+        b.iter(|| words.matches("I want to talk to a reprsentative please"))
+    });
+}
+
+fn templates(c: &mut Criterion) {
+    let context = json!({"contact": {"name": "Ada"}, "data": {"order": "123456"},
+        "order": {"body": {"status": "shipped", "items": [{"name": "Mug", "quantity": 2}]}}});
+    c.bench_function("template: send-message text", |b| {
+        b.iter(|| {
+            flowhost::templates::render(
+                "Hi {{ contact.name or 'there' }}! Order {{ data.order }} is {{ order.body.status }}.",
+                &context,
+            )
+            .unwrap()
+        })
+    });
+}
+
+fn state(customer: &str) -> ConversationState {
+    let contact = Contact {
+        id: customer.into(),
+        name: Some("Ada".into()),
+        username: None,
+    };
+    let mut state = ConversationState::new("shop-ig", contact, 1, "en", 1);
+    for i in 0..20 {
+        state.note(i, "in", format!("message {i}"));
+    }
+    state.last_message = Some(InboundMessage {
+        id: "mid".into(),
+        text: Some("Where is my order?".into()),
+        ..Default::default()
+    });
+    state
+}
+
+fn storage(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+
+    let state = state("IGSID-1");
+    c.bench_function("storage: turn commit (state, 1 reply, inbox entry)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let reply = OutboxMessage {
+                id: uuid::Uuid::now_v7().to_string(),
+                conversation: state.key(),
+                conversation_id: state.id(),
+                account: "shop-ig".into(),
+                recipient: "IGSID-1".into(),
+                message: OutgoingMessage {
+                    text: Some("Order 123456 is shipped.".into()),
+                    ..Default::default()
+                },
+                created_ms: 1,
+                sender: "bot".into(),
+                sent_parts: 0,
+            };
+            let turn = TurnCommit {
+                state: Some(state.clone()),
+                conversation_id: state.id(),
+                outbox: vec![reply],
+                inbox_remove: vec![1],
+                ..TurnCommit::default()
+            };
+            storage.commit_turn(turn, 1).await.unwrap()
+        })
+    });
+
+    let mut group = c.benchmark_group("storage: inbox write with group commit");
+    for writers in [1usize, 8, 64] {
+        group.throughput(Throughput::Elements(writers as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(writers),
+            &writers,
+            |b, &writers| {
+                b.to_async(&runtime).iter_custom(|rounds| {
+                    let storage = storage.clone();
+                    async move { concurrent_accepts(&storage, writers, rounds).await }
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// `writers` tasks each accepting one event, `rounds` times; the time of
+/// all of it (criterion divides by rounds; throughput counts the writers).
+async fn concurrent_accepts(storage: &Storage, writers: usize, rounds: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            let storage = storage.clone();
+            tasks.spawn(async move {
+                let key = format!("instagram:bench:message:{}", uuid::Uuid::now_v7());
+                let record = br#"{"account":"shop-ig","contact":{"id":"IGSID"},"message":{"id":"m","text":"hi"}}"#;
+                storage
+                    .accept_inbound(vec![(key, record.to_vec())], 1)
+                    .await
+                    .unwrap()
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+    started.elapsed()
+}
+
+/// sled itself, on this thread: what a multi-tree transaction costs next
+/// to an atomic batch on one tree (the storage thread runs one of these
+/// per write).
+fn sled_alone(c: &mut Criterion) {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let (a, b, t) = (
+        db.open_tree("a").unwrap(),
+        db.open_tree("b").unwrap(),
+        db.open_tree("c").unwrap(),
+    );
+    let value = vec![7u8; 300];
+    let mut n = 0u64;
+    c.bench_function(
+        "sled: transaction over 3 trees (get + 3 inserts)",
+        |bench| {
+            bench.iter(|| {
+                n += 1;
+                let key = n.to_be_bytes();
+                (&a, &b, &t)
+                    .transaction(|(a, b, t)| {
+                        a.get(key)?;
+                        a.insert(&key[..], &value[..])?;
+                        b.insert(&key[..], &value[..])?;
+                        t.insert(&key[..], &value[..])?;
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .unwrap()
+            })
+        },
+    );
+    c.bench_function(
+        "sled: batch of 3 inserts on one tree (get first)",
+        |bench| {
+            bench.iter(|| {
+                n += 1;
+                let key = n.to_be_bytes();
+                a.get(key).unwrap();
+                let mut batch = sled::Batch::default();
+                for prefix in [1u8, 2, 3] {
+                    let mut k = vec![prefix];
+                    k.extend_from_slice(&key);
+                    batch.insert(k, &value[..]);
+                }
+                a.apply_batch(batch).unwrap()
+            })
+        },
+    );
+    c.bench_function("sled: one insert", |bench| {
+        bench.iter(|| {
+            n += 1;
+            b.insert(n.to_be_bytes(), &value[..]).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, intake, matching, templates, storage, sled_alone);
+criterion_main!(benches);
