@@ -349,7 +349,7 @@ impl SledStore {
         let mut lines = Vec::new();
         for turn in self
             .history
-            .scan_prefix(history_key(conversation, 0)[..conversation.len() + 1].to_vec())
+            .scan_prefix(data_prefix(conversation))
             .values()
         {
             let turn: Vec<HistoryEntry> = from_json(&turn?, "history")?;
