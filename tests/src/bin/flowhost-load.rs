@@ -103,6 +103,8 @@ struct Measured {
     seconds: f64,
     ack: Vec<Duration>,
     reply: Vec<Duration>,
+    /// Replies to conversations that never call the slow service.
+    reply_fast: Vec<Duration>,
     cpu_seconds: f64,
     peak_rss_kib: u64,
     data_bytes: u64,
@@ -253,9 +255,14 @@ async fn measure(
     let replies = stand_ins.replies();
     let arrivals = stand_ins.arrivals();
     let mut reply_latencies = Vec::new();
+    let mut reply_fast = Vec::new();
     for ((c, i), sent) in &report.sent_at {
         if let Some(at) = arrivals.get(&scenario.customer(*c)).and_then(|a| a.get(*i)) {
-            reply_latencies.push(at.saturating_duration_since(*sent));
+            let latency = at.saturating_duration_since(*sent);
+            reply_latencies.push(latency);
+            if !scenario.is_slow(*c) {
+                reply_fast.push(latency);
+            }
         }
     }
     let received: usize = replies.values().map(Vec::len).sum();
@@ -278,6 +285,7 @@ async fn measure(
         seconds,
         ack: report.ack_latencies,
         reply: reply_latencies,
+        reply_fast,
         cpu_seconds: cpu,
         peak_rss_kib,
         data_bytes,
@@ -482,6 +490,7 @@ fn latencies(values: &[Duration]) -> [f64; 3] {
 fn report_json(m: &Measured) -> Value {
     let [a50, a99, a999] = latencies(&m.ack);
     let [r50, r99, r999] = latencies(&m.reply);
+    let [f50, f99, f999] = latencies(&m.reply_fast);
     json!({
         "name": m.name,
         "messages": m.messages,
@@ -489,6 +498,7 @@ fn report_json(m: &Measured) -> Value {
         "messages_per_second": m.messages as f64 / m.seconds,
         "ack_ms": {"p50": a50, "p99": a99, "p99_9": a999},
         "reply_ms": {"p50": r50, "p99": r99, "p99_9": r999},
+        "reply_ms_without_slow_service": {"p50": f50, "p99": f99, "p99_9": f999},
         "cpu_us_per_message": m.cpu_seconds * 1e6 / m.messages as f64,
         "peak_rss_kib": m.peak_rss_kib,
         "data_bytes": m.data_bytes,
@@ -502,6 +512,15 @@ fn report_json(m: &Measured) -> Value {
 
 fn print_row(m: &Measured) {
     let r = report_json(m);
+    if m.reply_fast.len() < m.reply.len() {
+        println!(
+            "{:<9} replies to conversations that never call the slow service: p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms",
+            m.name,
+            r["reply_ms_without_slow_service"]["p50"].as_f64().unwrap_or(f64::NAN),
+            r["reply_ms_without_slow_service"]["p99"].as_f64().unwrap_or(f64::NAN),
+            r["reply_ms_without_slow_service"]["p99_9"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
     println!(
         "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg | peak RSS {} MiB | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
         m.name,
