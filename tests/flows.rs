@@ -13,7 +13,7 @@ use flowhost::engine::clock::FixedClock;
 use flowhost::engine::state::Position;
 use flowhost::engine::{Engine, EngineSettings, TurnReport};
 use flowhost::flow::{CompiledFlow, Flow, PluginCatalog};
-use flowhost::plugin::{Contact, HttpPolicy, InboundMessage, PluginSettings};
+use flowhost::plugin::{Contact, InboundMessage};
 use flowhost::registry::PluginRegistry;
 use flowhost::storage::Storage;
 use flowhost_tests::{runtime, serve};
@@ -26,16 +26,7 @@ const MONDAY_10_ISTANBUL: u64 = 1_795_417_200_000;
 
 async fn registry() -> (Arc<flowhost::plugin::PluginRuntime>, Arc<PluginRegistry>) {
     let runtime = Arc::new(runtime());
-    let settings = BTreeMap::from([(
-        "request".to_string(),
-        PluginSettings {
-            http: HttpPolicy {
-                allowed_hosts: vec!["127.0.0.1".into()],
-                allow_private_networks: true,
-            },
-            ..Default::default()
-        },
-    )]);
+    let settings = BTreeMap::from([("request".to_string(), flowhost_tests::loopback_request())]);
     let registry = PluginRegistry::load(&runtime, None, &settings)
         .await
         .expect("plugins load");

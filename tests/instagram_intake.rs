@@ -13,7 +13,6 @@ use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::instagram::signature::sign;
 use flowhost::engine::state::{Position, conversation_key};
-use flowhost::plugin::{HttpPolicy, PluginSettings};
 use serde_json::{Value, json};
 
 const IG_ID: &str = "17841400000000001";
@@ -125,16 +124,9 @@ async fn start_with(
             &format!("access_token: graph-token\n    api_base_url: {graph}"),
         );
     let mut config = flowhost_tests::server_config(dir, &flow);
-    config.plugins.insert(
-        "request".into(),
-        PluginSettings {
-            http: HttpPolicy {
-                allowed_hosts: vec!["127.0.0.1".into()],
-                allow_private_networks: true,
-            },
-            ..Default::default()
-        },
-    );
+    config
+        .plugins
+        .insert("request".into(), flowhost_tests::loopback_request());
     flowhost::app::start(config)
         .await
         .expect("the server starts")

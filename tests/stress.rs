@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowhost::plugin::{HttpPolicy, Limits, PluginSettings};
+use flowhost::plugin::{Limits, PluginSettings};
 use flowhost_tests::stress::{Channel, HealthWatch, Scenario, StandIns, differences, drive};
 
 const CONVERSATIONS: usize = 500;
@@ -33,20 +33,15 @@ pub fn stress_config(dir: &std::path::Path, flow: &str) -> flowhost::config::Ser
     let mut config = flowhost_tests::server_config(dir, flow);
     config.runtime.max_concurrent_calls = 96;
     config.intake.max_turns = 96;
-    config.plugins.insert(
-        "request".into(),
-        PluginSettings {
-            http: HttpPolicy {
-                allowed_hosts: vec!["127.0.0.1".into()],
-                allow_private_networks: true,
-            },
-            limits: Limits {
-                call_timeout_ms: 600_000,
-                http_timeout_ms: 600_000,
-                ..Limits::default()
-            },
+    let request = PluginSettings {
+        limits: Limits {
+            call_timeout_ms: 600_000,
+            http_timeout_ms: 600_000,
+            ..Limits::default()
         },
-    );
+        ..flowhost_tests::loopback_request()
+    };
+    config.plugins.insert("request".into(), request);
     config
 }
 

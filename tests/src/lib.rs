@@ -102,6 +102,17 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// Settings that let the `request` plugin reach stand-ins on loopback.
+pub fn loopback_request() -> flowhost::plugin::PluginSettings {
+    flowhost::plugin::PluginSettings {
+        http: flowhost::plugin::HttpPolicy {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            allow_private_networks: true,
+        },
+        ..Default::default()
+    }
+}
+
 /// A server configuration for tests: `flow` (YAML text) written into `dir`,
 /// an ephemeral loopback port, data in `dir`, the shared plugin cache.
 pub fn server_config(dir: &std::path::Path, flow: &str) -> ServerConfig {

@@ -152,12 +152,7 @@ accounts:
                 "message": {"mid": mid, "text": text, "is_echo": true}}]}]})
         .to_string()
         .into_bytes();
-        let signature = sign(format!("secret-{account}").as_bytes(), &body);
-        Delivery {
-            path: "/webhooks/instagram",
-            body,
-            headers: vec![("x-hub-signature-256", signature)],
-        }
+        instagram_delivery(account, body)
     }
 
     /// The webhook the channel delivers for message `i` of customer `c`.
@@ -176,12 +171,7 @@ accounts:
                         "message": {"mid": format!("mid-{}-{c}-{i}", self.run), "text": text}}]}]})
                 .to_string()
                 .into_bytes();
-                let signature = sign(format!("secret-{account}").as_bytes(), &body);
-                Delivery {
-                    path: "/webhooks/instagram",
-                    body,
-                    headers: vec![("x-hub-signature-256", signature)],
-                }
+                instagram_delivery(account, body)
             }
             Channel::Connexease => {
                 let channel = self.cx_channel(account);
@@ -199,6 +189,16 @@ accounts:
                 }
             }
         }
+    }
+}
+
+/// `body` as Meta delivers it for account number `account`, signed.
+fn instagram_delivery(account: usize, body: Vec<u8>) -> Delivery {
+    let signature = sign(format!("secret-{account}").as_bytes(), &body);
+    Delivery {
+        path: "/webhooks/instagram",
+        body,
+        headers: vec![("x-hub-signature-256", signature)],
     }
 }
 

@@ -321,14 +321,7 @@ impl Engine {
                 previous
             }
             Some(previous) if previous.position != Position::Ended => {
-                let mut next = ConversationState::new(
-                    account,
-                    contact.clone(),
-                    previous.session + 1,
-                    &previous.language,
-                    now,
-                );
-                next.history_len = previous.history_len;
+                let mut next = previous.next_session(contact.clone(), now);
                 next.note(
                     now,
                     "note",
@@ -339,17 +332,7 @@ impl Engine {
                 );
                 next
             }
-            Some(previous) => {
-                let mut next = ConversationState::new(
-                    account,
-                    contact.clone(),
-                    previous.session + 1,
-                    &previous.language,
-                    now,
-                );
-                next.history_len = previous.history_len;
-                next
-            }
+            Some(previous) => previous.next_session(contact.clone(), now),
             None => {
                 ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
             }

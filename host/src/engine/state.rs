@@ -102,6 +102,20 @@ impl ConversationState {
         }
     }
 
+    /// The customer's next session: a fresh start in the same language,
+    /// its history continuing this one's.
+    pub fn next_session(&self, contact: Contact, now_ms: u64) -> Self {
+        let mut next = Self::new(
+            &self.account,
+            contact,
+            self.session + 1,
+            &self.language,
+            now_ms,
+        );
+        next.history_len = self.history_len;
+        next
+    }
+
     /// The storage key of the customer's conversation (all sessions).
     pub fn key(&self) -> String {
         conversation_key(&self.account, &self.customer)

@@ -347,11 +347,7 @@ impl SledStore {
     /// The last turns' lines of a customer's history, oldest first.
     pub fn history(&self, conversation: &str) -> Result<Vec<HistoryEntry>, StorageError> {
         let mut lines = Vec::new();
-        for turn in self
-            .history
-            .scan_prefix(data_prefix(conversation))
-            .values()
-        {
+        for turn in self.history.scan_prefix(data_prefix(conversation)).values() {
             let turn: Vec<HistoryEntry> = from_json(&turn?, "history")?;
             lines.extend(turn);
         }

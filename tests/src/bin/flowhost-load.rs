@@ -516,9 +516,15 @@ fn print_row(m: &Measured) {
         println!(
             "{:<9} replies to conversations that never call the slow service: p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms",
             m.name,
-            r["reply_ms_without_slow_service"]["p50"].as_f64().unwrap_or(f64::NAN),
-            r["reply_ms_without_slow_service"]["p99"].as_f64().unwrap_or(f64::NAN),
-            r["reply_ms_without_slow_service"]["p99_9"].as_f64().unwrap_or(f64::NAN),
+            r["reply_ms_without_slow_service"]["p50"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            r["reply_ms_without_slow_service"]["p99"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            r["reply_ms_without_slow_service"]["p99_9"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
         );
     }
     println!(
