@@ -640,3 +640,40 @@ async fn an_echo_settles_a_send_in_doubt_and_an_unconfirmed_one_is_sent_again() 
     assert!(storage.failed_messages().await.unwrap().is_empty());
     server.stop().await.unwrap();
 }
+
+/// A stop never hangs: with the Graph API unreachable, the sender retries
+/// in the background, and a stop still ends, within its deadline, with the
+/// reply left in the outbox for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_while_sends_are_being_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: every send is refused and retried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let server = start(dir.path(), &unreachable).await;
+    let body = webhook(vec![message(
+        "IGSID-R",
+        "mid.r",
+        now_ms(),
+        json!({"text": "hello"}),
+    )]);
+    assert_eq!(deliver(&server, &body, signed(&body)).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.storage.outbox(1).await.unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let a retry or two happen.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let storage = server.storage.clone();
+    tokio::time::timeout(Duration::from_secs(60), server.stop())
+        .await
+        .expect("the stop ended")
+        .unwrap();
+    assert_eq!(
+        storage.outbox(10).await.unwrap().len(),
+        1,
+        "the reply waits for the next start"
+    );
+    assert!(storage.failed_messages().await.unwrap().is_empty());
+}

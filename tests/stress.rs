@@ -345,3 +345,53 @@ fn the_load_tool_reports_every_reply() {
     assert_eq!(runs[0]["out_of_order"], 0);
     assert!(runs[0]["data_bytes"].as_u64().unwrap() > 0);
 }
+
+/// One customer stuck on the held service keeps writing; with a small
+/// budget of events in memory, their lane spills to the inbox instead of
+/// taking the whole budget, so everyone else is still dispatched and
+/// answered; after the service answers, the stuck customer gets every
+/// reply, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_conversation_does_not_stall_the_others() {
+    let scenario = Scenario {
+        conversations: 21,
+        messages: 30,
+        slow_every: 21, // customer 0 only
+        run: "flood".into(),
+        ..scenario(Channel::Instagram)
+    };
+    let (stand_ins, api) = StandIns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    config.intake.max_held_events = 16;
+    let server = flowhost::app::start(config)
+        .await
+        .expect("the server starts");
+    let base = format!("http://{}", server.addr);
+    let deadline = Instant::now() + Duration::from_secs(120);
+
+    let all: Vec<usize> = (0..scenario.conversations).collect();
+    let report = drive(&base, &scenario, all.clone(), 8, deadline).await;
+    assert_eq!(
+        report.acknowledged,
+        scenario.conversations * scenario.messages
+    );
+    let others: Vec<usize> = (1..scenario.conversations).collect();
+    stand_ins
+        .wait_for_replies(others.len() * scenario.messages + 1, deadline)
+        .await;
+    let wrong = differences(&scenario, others.iter().copied(), &stand_ins.replies());
+    assert!(
+        wrong.is_empty(),
+        "{} others wrong, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+
+    stand_ins.open_gate();
+    let total = scenario.conversations * scenario.messages;
+    stand_ins.wait_for_replies(total, deadline).await;
+    let wrong = differences(&scenario, all.into_iter(), &stand_ins.replies());
+    assert!(wrong.is_empty(), "{wrong:?}");
+    server.stop().await.unwrap();
+}

@@ -3,10 +3,15 @@
 //!
 //! A conversation with waiting events has a queue and one task that works
 //! through it; the task ends when the queue is empty. Nothing waits for a
-//! round: a slow turn holds up only its own conversation. Two bounds keep
-//! the work finite: `workers` (turns running at once; a lane takes a permit
-//! per turn, so busy lanes take turns fairly) and `held` (events taken out
-//! of storage and not yet finished; the dispatcher waits for room).
+//! round: a slow turn holds up only its own conversation. Bounds keep the
+//! work finite and fair: `workers` (turns running at once; a lane takes a
+//! permit per turn, so busy lanes take turns fairly), `held` (events taken
+//! out of storage and not yet finished; the dispatcher waits for room), and
+//! a cap per lane: past it a conversation's further inbound events are kept
+//! only as their inbox sequence (*spilled*) and read back from storage when
+//! the lane reaches them, so one conversation flooded with events (or stuck
+//! on a slow service) cannot take the whole `held` budget and stall the
+//! dispatch of everyone else.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,9 +53,26 @@ struct Queued {
     _held: OwnedSemaphorePermit,
 }
 
+/// One conversation's waiting events.
+struct Lane {
+    /// In memory, in the channel's time order.
+    held: VecDeque<Queued>,
+    /// Inbox sequences of inbound events past the lane's cap, in arrival
+    /// order; they come after every held one.
+    spilled: VecDeque<u64>,
+}
+
+/// What a lane runs next.
+enum Next {
+    Held(Queued),
+    Spilled(u64),
+}
+
 pub struct Lanes {
     engine: Arc<Engine>,
-    queues: std::sync::Mutex<HashMap<String, VecDeque<Queued>>>,
+    queues: std::sync::Mutex<HashMap<String, Lane>>,
+    /// Events one lane may hold in memory.
+    lane_cap: usize,
     workers: Arc<Semaphore>,
     worker_count: u32,
     held: Arc<Semaphore>,
@@ -71,6 +93,7 @@ impl Lanes {
         Arc::new(Lanes {
             engine,
             queues: Default::default(),
+            lane_cap: (held / 8).clamp(1, 64),
             workers: Arc::new(Semaphore::new(workers)),
             worker_count: workers as u32,
             held: Arc::new(Semaphore::new(held.max(1))),
@@ -85,6 +108,11 @@ impl Lanes {
         if self.stopping.load(Ordering::SeqCst) {
             return; // it stays in storage for the next start
         }
+        if let LaneEvent::Inbound { seq, .. } = &event
+            && self.spill_if_full(&conversation, *seq)
+        {
+            return;
+        }
         let held = self
             .held
             .clone()
@@ -95,21 +123,46 @@ impl Lanes {
         let start = {
             let mut queues = self.queues.lock().expect("lanes lock");
             match queues.get_mut(&conversation) {
-                Some(queue) => {
+                Some(lane) if !lane.spilled.is_empty() => {
+                    // Behind events already spilled: keep arrival order.
+                    match queued.event {
+                        LaneEvent::Inbound { seq, .. } => lane.spilled.push_back(seq),
+                        LaneEvent::Timer { .. } => lane.held.push_back(queued),
+                    }
+                    false
+                }
+                Some(lane) => {
                     // In the channel's time order: Meta does not deliver in order.
                     let at = queued.event.at_ms();
-                    let index = queue.partition_point(|q| q.event.at_ms() <= at);
-                    queue.insert(index, queued);
+                    let index = lane.held.partition_point(|q| q.event.at_ms() <= at);
+                    lane.held.insert(index, queued);
                     false
                 }
                 None => {
-                    queues.insert(conversation.clone(), VecDeque::from([queued]));
+                    let lane = Lane {
+                        held: VecDeque::from([queued]),
+                        spilled: VecDeque::new(),
+                    };
+                    queues.insert(conversation.clone(), lane);
                     true
                 }
             }
         };
         if start {
             tokio::spawn(self.clone().run_lane(conversation));
+        }
+    }
+
+    /// Keeps only the sequence of an inbound event for a lane at its cap
+    /// (or already spilling, to keep arrival order).
+    fn spill_if_full(&self, conversation: &str, seq: u64) -> bool {
+        let mut queues = self.queues.lock().expect("lanes lock");
+        match queues.get_mut(conversation) {
+            Some(lane) if lane.held.len() >= self.lane_cap || !lane.spilled.is_empty() => {
+                lane.spilled.push_back(seq);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -133,10 +186,14 @@ impl Lanes {
         loop {
             let next = {
                 let mut queues = self.queues.lock().expect("lanes lock");
-                let queue = queues
+                let lane = queues
                     .get_mut(&conversation)
                     .expect("a running lane has a queue");
-                match queue.pop_front() {
+                let next = match lane.held.pop_front() {
+                    Some(queued) => Some(Next::Held(queued)),
+                    None => lane.spilled.pop_front().map(Next::Spilled),
+                };
+                match next {
                     Some(next) if !self.stopping.load(Ordering::SeqCst) => Some(next),
                     _ => {
                         queues.remove(&conversation);
@@ -144,10 +201,36 @@ impl Lanes {
                     }
                 }
             };
-            let Some(queued) = next else { return };
-            self.run_event(&queued.event).await;
-            if let LaneEvent::Timer { key, .. } = &queued.event {
-                (self.timer_done)(key);
+            match next {
+                None => return,
+                Some(Next::Held(queued)) => {
+                    self.run_event(&queued.event).await;
+                    if let LaneEvent::Timer { key, .. } = &queued.event {
+                        (self.timer_done)(key);
+                    }
+                }
+                Some(Next::Spilled(seq)) => {
+                    if let Some(event) = self.read_spilled(seq).await {
+                        self.run_event(&event).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A spilled event, read back from the inbox (`None` if it is gone or
+    /// unreadable; an unreadable one was already set aside by the
+    /// dispatcher, which read it first).
+    async fn read_spilled(&self, seq: u64) -> Option<LaneEvent> {
+        match self.engine.storage().inbox_record(seq).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .ok()
+                .map(|record| LaneEvent::Inbound { seq, record }),
+            Ok(None) => None,
+            Err(e) => {
+                // Left in the inbox: it runs again after a restart.
+                tracing::error!(seq, "reading a spilled event: {e}");
+                None
             }
         }
     }

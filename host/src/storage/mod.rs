@@ -269,6 +269,11 @@ impl Storage {
         self.thread.read(move |db| db.inbox(after, limit)).await
     }
 
+    /// One waiting inbound event, by its sequence.
+    pub async fn inbox_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.thread.read(move |db| db.inbox_record(seq)).await
+    }
+
     /// Removes a handled event that needed no turn.
     pub async fn remove_from_inbox(&self, seq: u64) -> Result<(), StorageError> {
         self.thread.apply(move |db| db.remove_from_inbox(seq)).await

@@ -302,6 +302,10 @@ impl SledStore {
             .collect()
     }
 
+    pub fn inbox_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.inbox.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
     /// Moves an event whose turn kept failing out of the inbox.
     pub fn dead_letter(&self, seq: u64, reason: &str, now_ms: u64) -> Result<(), StorageError> {
         let key = seq.to_be_bytes();
