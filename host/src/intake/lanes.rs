@@ -62,7 +62,9 @@ struct Lane {
     spilled: VecDeque<u64>,
 }
 
-/// What a lane runs next.
+/// What a lane runs next. Lives on the stack for one step of the loop,
+/// so the size difference of its variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Held(Queued),
     Spilled(u64),
