@@ -168,11 +168,6 @@ impl Lanes {
         }
     }
 
-    /// Conversations with a lane right now.
-    pub fn active(&self) -> usize {
-        self.queues.lock().expect("lanes lock").len()
-    }
-
     /// Stops starting turns and waits for the ones running to finish.
     /// Events still queued stay in storage for the next start.
     pub async fn stop(&self) {

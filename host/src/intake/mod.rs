@@ -124,11 +124,6 @@ impl Intake {
         self.engine.now_ms()
     }
 
-    /// Conversations being worked on right now.
-    pub fn active_lanes(&self) -> usize {
-        self.lanes.active()
-    }
-
     /// Dispatches inbox events and due timers until `stop` turns true, then
     /// lets the turns under way finish.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {

@@ -255,11 +255,6 @@ impl Storage {
             .await
     }
 
-    /// How many dedupe keys are remembered.
-    pub async fn seen_count(&self) -> Result<usize, StorageError> {
-        self.thread.read(|db| Ok(db.seen_count())).await
-    }
-
     /// Up to `limit` waiting inbound events after sequence `after`.
     pub async fn inbox(
         &self,
@@ -464,11 +459,6 @@ impl Storage {
     pub async fn tickets_of(&self, conversation_id: &str) -> Result<Vec<Ticket>, StorageError> {
         let id = conversation_id.to_string();
         self.thread.read(move |db| db.tickets_of(&id)).await
-    }
-
-    /// Bytes the database takes on disk.
-    pub async fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.thread.read(|db| db.size_on_disk()).await
     }
 
     /// Makes everything written so far durable (before shutdown).

@@ -279,11 +279,6 @@ impl SledStore {
         Ok(expired)
     }
 
-    /// How many dedupe keys are remembered.
-    pub fn seen_count(&self) -> usize {
-        self.seen.len()
-    }
-
     /// The oldest accepted events not yet handled whose sequence is after
     /// `after` (all of them with `None`): (sequence, record).
     pub fn inbox(
@@ -688,11 +683,6 @@ impl SledStore {
     /// The database, for the flusher.
     pub fn db(&self) -> sled::Db {
         self.db.clone()
-    }
-
-    /// Bytes the database takes on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        Ok(self.db.size_on_disk()?)
     }
 }
 
