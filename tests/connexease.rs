@@ -25,7 +25,7 @@ accounts:
     webhook_secret: cx-webhook-secret
     api_base_url: API_BASE
 connectors:
-  cx: { title: Connexease, account: shop-cx, next: { decision_tree: help } }
+  cx: { title: Connexease, account: shop-cx, attachments: from_customer, next: { decision_tree: help } }
 decision_trees:
   help:
     decisions:
@@ -189,6 +189,20 @@ async fn a_wrong_or_missing_connexease_signature_stores_nothing() {
         hook(&server, &message, Some(&expected_sign("other", CHANNEL))).await,
         403
     );
+    // Issue 8, item 15: a channel that is not configured gets the same
+    // answers, so they tell nothing about which channels exist.
+    let mut elsewhere = message.clone();
+    elsewhere["channel"]["uuid"] = json!("not-a-channel");
+    assert_eq!(hook(&server, &elsewhere, None).await, 401);
+    assert_eq!(
+        hook(
+            &server,
+            &elsewhere,
+            Some(&expected_sign(SECRET, "not-a-channel"))
+        )
+        .await,
+        403
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(server.storage.inbox(None, 10).await.unwrap().is_empty());
     assert!(
@@ -200,6 +214,36 @@ async fn a_wrong_or_missing_connexease_signature_stores_nothing() {
             .await
             .unwrap()
             .is_none()
+    );
+    server.stop().await.unwrap();
+}
+
+/// Issue 8, item 20: an image-only message reaches the flow with its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connexease_attachment_reaches_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cx, api) = connexease().await;
+    let server = start(dir.path(), &api).await;
+    let mut message = customer_message("m-img", "", Value::Null);
+    message["payload"]["content"] = Value::Null;
+    message["payload"]["attachments"] =
+        json!([{"type": "image", "url": "https://cdn.example/p.jpg"}]);
+    let sign = expected_sign(SECRET, CHANNEL);
+    assert_eq!(hook(&server, &message, Some(&sign)).await, 200);
+    let key = flowhost::engine::state::conversation_key("shop-cx", "conv-42");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let state = server.storage.conversation(&key).await.unwrap();
+        if state.is_some() || Instant::now() > deadline {
+            break state.expect("the message reached the flow");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let attachments = state.last_message.expect("the message is kept").attachments;
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(
+        (attachments[0].kind.as_str(), attachments[0].url.as_str()),
+        ("image", "https://cdn.example/p.jpg")
     );
     server.stop().await.unwrap();
 }

@@ -677,3 +677,138 @@ async fn a_stop_ends_while_sends_are_being_retried() {
     );
     assert!(storage.failed_messages().await.unwrap().is_empty());
 }
+
+const OTHER_ID: &str = "17841400000000002";
+const OTHER_SECRET: &str = "other-app-secret";
+
+/// The example flow with a second account, of another app (its own secret).
+async fn start_two_accounts(dir: &std::path::Path, graph: &str) -> Server {
+    let flow = include_str!("../examples/shop-support.yaml")
+        .replace(
+            "next: { time_condition: business-hours }",
+            "next: { decision_tree: support }",
+        )
+        .replace("env:SHOP_IG_APP_SECRET", SECRET)
+        .replace("env:SHOP_IG_VERIFY_TOKEN", "verify-me")
+        .replace(
+            "access_token: env:SHOP_IG_ACCESS_TOKEN",
+            &format!("access_token: graph-token\n    api_base_url: {graph}"),
+        )
+        .replace(
+            "\nconnectors:\n",
+            &format!(
+                "  other-ig:\n    channel: instagram\n    ig_user_id: \"{OTHER_ID}\"\n    access_token: other-token\n    api_base_url: {graph}\n    app_secret: {OTHER_SECRET}\n\nconnectors:\n  other-dm:\n    title: Other DMs\n    account: other-ig\n    next: {{ decision_tree: support }}\n"
+            ),
+        );
+    let config = flowhost_tests::server_config(dir, &flow);
+    flowhost::app::start(config)
+        .await
+        .expect("the server starts")
+}
+
+fn entry(account: &Value, items: Vec<Value>) -> Value {
+    json!({"id": account, "time": now_ms(), "messaging": items})
+}
+
+fn batch_of(entries: Vec<Value>) -> Vec<u8> {
+    json!({"object": "instagram", "entry": entries})
+        .to_string()
+        .into_bytes()
+}
+
+/// Issue 8, items 1, 4, 8, 15 and 18: each hostile or malformed delivery
+/// gets its own clear answer and reaches no flow; a good one still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_malformed_webhooks_reach_no_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start(0).await;
+    let server = start_two_accounts(dir.path(), &graph_url).await;
+    let hello = |customer: &str, mid: &str| {
+        message(
+            customer,
+            mid,
+            now_ms(),
+            json!({"text": "hello, I need some help"}),
+        )
+    };
+
+    // Unsigned: the same 401 for a configured account and an unknown one.
+    let known = batch_of(vec![entry(&json!(IG_ID), vec![hello("C-1", "m.1")])]);
+    let unknown = batch_of(vec![entry(&json!("999"), vec![hello("C-1", "m.1")])]);
+    assert_eq!(deliver(&server, &known, None).await, 401);
+    assert_eq!(deliver(&server, &unknown, None).await, 401);
+    assert_eq!(
+        deliver(&server, &unknown, Some(sign(SECRET.as_bytes(), &unknown))).await,
+        403
+    );
+
+    // The other app's secret signs a body with an entry for our account
+    // (numeric id, as Meta sometimes writes them): only the other
+    // account's own entry is taken.
+    let cross = batch_of(vec![
+        entry(&json!(OTHER_ID), vec![hello("C-2", "m.2")]),
+        entry(&json!(17841400000000001u64), vec![hello("C-3", "m.3")]),
+    ]);
+    assert_eq!(
+        deliver(&server, &cross, Some(sign(OTHER_SECRET.as_bytes(), &cross))).await,
+        200
+    );
+
+    // Many entries: more than Meta ever batches is refused outright, and a
+    // thousand copies of one account id with a wrong signature are refused.
+    let too_many = batch_of(vec![json!({"id": IG_ID}); 1_001]);
+    assert_eq!(
+        deliver(&server, &too_many, Some(sign(b"x", &too_many))).await,
+        413
+    );
+    let copies = batch_of(vec![json!({"id": IG_ID}); 1_000]);
+    assert_eq!(
+        deliver(&server, &copies, Some(sign(b"x", &copies))).await,
+        403
+    );
+
+    // Signed but not a webhook: 400, not "bad signature".
+    for body in [&b"not json"[..], br#"{"object":"instagram"}"#] {
+        assert_eq!(deliver(&server, body, signed(body)).await, 400);
+    }
+
+    // Standby (another app owns the thread), no mid, no sender: taken with
+    // a 200 and never answered.
+    let no_sender = json!({"recipient": {"id": IG_ID}, "timestamp": now_ms(), "message": {"mid": "m.6", "text": "hi"}});
+    let mut no_mid = hello("C-5", "m.5");
+    no_mid["message"].as_object_mut().unwrap().remove("mid");
+    let odd = batch_of(vec![
+        json!({"id": IG_ID, "time": now_ms(), "standby": [hello("C-4", "m.4")]}),
+        entry(&json!(IG_ID), vec![no_mid, no_sender]),
+    ]);
+    assert_eq!(deliver(&server, &odd, signed(&odd)).await, 200);
+
+    // A good delivery after all that is answered, and only it and the
+    // other account's own entry were.
+    let good = batch_of(vec![entry(&json!(IG_ID), vec![hello("C-9", "m.9")])]);
+    assert_eq!(deliver(&server, &good, signed(&good)).await, 200);
+    assert_eq!(graph.wait_for("C-9", 1).await.len(), 1);
+    assert_eq!(graph.wait_for("C-2", 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for customer in ["C-1", "C-3", "C-4", "C-5", ""] {
+        assert!(
+            graph.texts_to(customer).is_empty(),
+            "{customer:?} was answered"
+        );
+        assert!(
+            server
+                .storage
+                .conversation(&conversation_key("shop-ig", customer))
+                .await
+                .unwrap()
+                .is_none(),
+            "{customer:?} reached the flow"
+        );
+    }
+    let requests = graph.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests.iter().any(|(target, body)| target
+        == &format!("{OTHER_ID} Bearer other-token")
+        && body["recipient"]["id"] == "C-2"));
+    server.stop().await.unwrap();
+}

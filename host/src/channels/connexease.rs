@@ -38,6 +38,8 @@ pub struct CustomerMessage {
     pub message_id: String,
     pub text: Option<String>,
     pub customer_name: Option<String>,
+    /// Media the customer sent: `(kind, url)`.
+    pub attachments: Vec<(String, String)>,
 }
 
 /// What a webhook body is.
@@ -79,8 +81,36 @@ pub fn parse(body: &[u8]) -> Option<(String, Hook)> {
             message_id,
             text: payload["content"].as_str().map(String::from),
             customer_name: payload["customer"]["name"].as_str().map(String::from),
+            attachments: attachments(payload),
         }),
     ))
+}
+
+/// Media of a message. Connexease's field names are not publicly
+/// documented, so the shapes public integrations show are all read:
+/// `attachments[]` (objects or bare URLs) and a single `attachment`, each
+/// with its URL under `url`, `link`, `file`, `file_url` or `media_url` and
+/// its kind under `type`, `content_type` or `mime_type` (`image/png` is
+/// read as `image`).
+fn attachments(payload: &Value) -> Vec<(String, String)> {
+    let listed = payload["attachments"].as_array().into_iter().flatten();
+    listed
+        .chain(std::iter::once(&payload["attachment"]))
+        .filter_map(|item| {
+            let url = match item {
+                Value::String(url) => Some(url.as_str()),
+                _ => ["url", "link", "file", "file_url", "media_url"]
+                    .iter()
+                    .find_map(|k| item[k].as_str()),
+            }?;
+            let kind = ["type", "content_type", "mime_type"]
+                .iter()
+                .find_map(|k| item[k].as_str())
+                .map(|k| k.split('/').next().unwrap_or(k))
+                .unwrap_or("file");
+            Some((kind.to_string(), url.to_string()))
+        })
+        .collect()
 }
 
 /// The reply body: `{"uuid": conversation, "messages": [{"type": "text", "content": ...}]}`.
@@ -159,7 +189,8 @@ mod tests {
                 conversation: "conv-1".into(),
                 message_id: "m1".into(),
                 text: Some("hello".into()),
-                customer_name: Some("Ada".into())
+                customer_name: Some("Ada".into()),
+                attachments: Vec::new(),
             })
         );
         let agent = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m2","content":"hi","conversation_uuid":"conv-1","agent":{"name":"Bo"}}}"#;
@@ -177,6 +208,25 @@ mod tests {
             }
         );
         assert_eq!(parse(b"nope"), None);
+    }
+
+    #[test]
+    fn media_is_read_in_every_shape_integrations_show() {
+        let body = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m3","content":null,"conversation_uuid":"c","agent":null,
+            "attachments":[{"type":"image","url":"https://cdn/a.jpg"},{"content_type":"video/mp4","link":"https://cdn/b.mp4"},"https://cdn/c.pdf"],
+            "attachment":{"mime_type":"audio/ogg","file_url":"https://cdn/d.ogg"}}}"#;
+        let Hook::Message(message) = parse(body).unwrap().1 else {
+            panic!("a customer message")
+        };
+        assert_eq!(
+            message.attachments,
+            [
+                ("image".to_string(), "https://cdn/a.jpg".to_string()),
+                ("video".into(), "https://cdn/b.mp4".into()),
+                ("file".into(), "https://cdn/c.pdf".into()),
+                ("audio".into(), "https://cdn/d.ogg".into()),
+            ]
+        );
     }
 
     #[test]

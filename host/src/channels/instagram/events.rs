@@ -119,6 +119,23 @@ impl Event {
         }
     }
 
+    /// Why this event cannot be taken in, if it cannot: a message or
+    /// postback without `mid` would share one dedupe key with every other,
+    /// and one without a customer id could not be answered.
+    pub fn refusal(&self) -> Option<&'static str> {
+        let mid = match &self.kind {
+            EventKind::Message { mid, .. } | EventKind::Postback { mid, .. } => mid,
+            _ => return None,
+        };
+        if mid.is_empty() {
+            Some("it has no `mid`")
+        } else if self.customer().is_empty() {
+            Some("it names no customer (`sender.id`, or `recipient.id` for an echo)")
+        } else {
+            None
+        }
+    }
+
     /// The customer's id: the sender, or for an echo the recipient.
     pub fn customer(&self) -> &str {
         match &self.kind {
@@ -128,6 +145,9 @@ impl Event {
     }
 }
 
+/// Meta batches at most 1,000 updates into one delivery; more is not Meta.
+pub const MAX_ENTRIES: usize = 1_000;
+
 /// Why a webhook body was refused as a whole.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
@@ -135,6 +155,71 @@ pub enum ParseError {
     NotJson(String),
     #[error("`object` is {0:?}, not \"instagram\"")]
     NotInstagram(String),
+    #[error("the body has no `entry` list")]
+    NoEntries,
+    #[error("the body has more than {MAX_ENTRIES} entries")]
+    TooManyEntries,
+}
+
+/// The account ids a body's entries name, read without building the rest
+/// of the body: this runs before the signature is checked, so it must stay
+/// cheap for whatever an unauthenticated client sends.
+pub fn claimed_accounts(body: &[u8]) -> Result<Vec<String>, ParseError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        object: Option<String>,
+        #[serde(default)]
+        entry: Option<Entries>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().contains(TOO_MANY) {
+            ParseError::TooManyEntries
+        } else {
+            ParseError::NotJson(e.to_string())
+        }
+    })?;
+    let object = envelope.object.unwrap_or_default();
+    if object != "instagram" {
+        return Err(ParseError::NotInstagram(object));
+    }
+    Ok(envelope.entry.ok_or(ParseError::NoEntries)?.0)
+}
+
+const TOO_MANY: &str = "too many entries";
+
+/// `entry[].id` of at most [`MAX_ENTRIES`] entries, ids as text.
+struct Entries(Vec<String>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Entries, A::Error> {
+                #[derive(Deserialize)]
+                struct Entry {
+                    #[serde(default)]
+                    id: Value,
+                }
+                let mut ids = Vec::new();
+                while let Some(entry) = seq.next_element::<Entry>()? {
+                    if ids.len() == MAX_ENTRIES {
+                        return Err(serde::de::Error::custom(TOO_MANY));
+                    }
+                    ids.push(text(&entry.id).unwrap_or_default());
+                }
+                Ok(Entries(ids))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
+    }
 }
 
 /// Parses a webhook body into its events, in the order received.
@@ -145,8 +230,12 @@ pub fn parse(body: &[u8]) -> Result<Vec<Event>, ParseError> {
     if object != "instagram" {
         return Err(ParseError::NotInstagram(object.to_string()));
     }
+    let entries = root["entry"].as_array().ok_or(ParseError::NoEntries)?;
+    if entries.len() > MAX_ENTRIES {
+        return Err(ParseError::TooManyEntries);
+    }
     let mut events = Vec::new();
-    for entry in root["entry"].as_array().into_iter().flatten() {
+    for entry in entries {
         let account_id = text(&entry["id"]).unwrap_or_default();
         for (list, standby) in [("messaging", false), ("standby", true)] {
             for item in entry[list].as_array().into_iter().flatten() {
@@ -407,6 +496,35 @@ mod tests {
             parse(br#"{"object":"page","entry":[]}"#),
             Err(ParseError::NotInstagram("page".into()))
         );
-        assert_eq!(parse(br#"{"object":"instagram"}"#), Ok(vec![]));
+        assert_eq!(
+            parse(br#"{"object":"instagram"}"#),
+            Err(ParseError::NoEntries)
+        );
+        assert_eq!(parse(br#"{"object":"instagram","entry":[]}"#), Ok(vec![]));
+    }
+
+    #[test]
+    fn claimed_accounts_are_read_as_text_and_capped() {
+        let body = br#"{"object":"instagram","entry":[{"id":"A","messaging":[{"x":[1,2]}]},{"id":17841400000000001},{}]}"#;
+        assert_eq!(
+            claimed_accounts(body),
+            Ok(vec!["A".into(), "17841400000000001".into(), String::new()])
+        );
+        assert_eq!(
+            claimed_accounts(br#"{"object":"instagram"}"#),
+            Err(ParseError::NoEntries)
+        );
+        let many = format!(
+            r#"{{"object":"instagram","entry":[{}]}}"#,
+            vec![r#"{"id":"A"}"#; MAX_ENTRIES + 1].join(",")
+        );
+        assert_eq!(
+            claimed_accounts(many.as_bytes()),
+            Err(ParseError::TooManyEntries)
+        );
+        assert!(matches!(
+            claimed_accounts(b"{\"object\":\"instagram\",\"entry\":[{\"id\":\"A\"}"),
+            Err(ParseError::NotJson(_))
+        ));
     }
 }

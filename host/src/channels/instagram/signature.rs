@@ -17,21 +17,38 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks `header` (the header's value) against `body` and `app_secret`.
-pub fn verify(app_secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+/// The digest an `X-Hub-Signature-256` header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest([u8; 32]);
+
+/// Reads the header's value: `sha256=<64 hex digits>`. Checked before the
+/// body is looked at, so a request without one costs nothing more.
+pub fn parse_header(header: Option<&str>) -> Result<Digest, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
     let hex_digest = header
         .strip_prefix("sha256=")
         .ok_or(SignatureError::Malformed)?;
-    let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
-    if expected.len() != 32 {
-        return Err(SignatureError::Malformed);
-    }
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| SignatureError::Malformed)?;
+    Ok(Digest(digest))
+}
+
+/// Whether `digest` is the HMAC of `body` under `app_secret` (constant time).
+pub fn matches(app_secret: &[u8], body: &[u8], digest: &Digest) -> bool {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(app_secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&digest.0).is_ok()
+}
+
+/// Checks `header` (the header's value) against `body` and `app_secret`.
+pub fn verify(app_secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+    let digest = parse_header(header)?;
+    if matches(app_secret, body, &digest) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// The header value Meta would send for `body` (for stand-ins and docs).

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use crate::channels::connexease;
 use crate::flow::model::{Account, ConnexeaseSign, Flow, resolve_secret};
 use crate::intake::InboxRecord;
-use crate::plugin::{Contact, InboundMessage};
+use crate::plugin::{Attachment, Contact, InboundMessage};
 use crate::server::AppState;
 
 /// The Connexease accounts of the flow, by channel uuid.
@@ -51,6 +51,16 @@ impl ConnexeaseAccounts {
     }
 }
 
+impl CxAccount {
+    /// Whether `header` is this channel's sign (an account without a
+    /// secret verifies nothing).
+    fn verifies(&self, channel: &str, header: &str) -> bool {
+        self.secret
+            .as_deref()
+            .is_some_and(|secret| connexease::verify_sign(self.mode, secret, channel, header))
+    }
+}
+
 /// `POST /webhooks/connexease`: the channel's secret, then the inbox.
 /// Connexease resends until it gets a 2xx, so duplicates are dropped by the
 /// message's uuid.
@@ -65,9 +75,8 @@ pub(super) async fn receive(
     let Some((channel, hook)) = connexease::parse(&body) else {
         return (StatusCode::BAD_REQUEST, "not a Connexease webhook");
     };
-    let Some(account) = state.connexease.by_channel.get(&channel) else {
-        return (StatusCode::FORBIDDEN, "unknown channel");
-    };
+    // The same answers whether or not the channel is configured, so they
+    // tell an outsider nothing about which channels exist.
     let Some(header) = headers
         .get("x-connexease-webhook-sign")
         .and_then(|v| v.to_str().ok())
@@ -77,12 +86,14 @@ pub(super) async fn receive(
             "missing X-Connexease-Webhook-Sign",
         );
     };
-    let Some(secret) = account.secret.as_deref() else {
-        return (StatusCode::FORBIDDEN, "the account has no webhook secret");
-    };
-    if !connexease::verify_sign(account.mode, secret, &channel, header) {
+    let Some(account) = state
+        .connexease
+        .by_channel
+        .get(&channel)
+        .filter(|a| a.verifies(&channel, header))
+    else {
         return (StatusCode::FORBIDDEN, "bad signature");
-    }
+    };
     let message = match hook {
         connexease::Hook::Message(message) => message,
         connexease::Hook::Other { hook } => {
@@ -109,7 +120,14 @@ pub(super) async fn receive(
             id: message.message_id.clone(),
             text: message.text,
             payload: None,
-            attachments: Vec::new(),
+            attachments: message
+                .attachments
+                .iter()
+                .map(|(kind, url)| Attachment {
+                    kind: kind.clone(),
+                    url: url.clone(),
+                })
+                .collect(),
             timestamp_ms: now,
         },
     };

@@ -1,13 +1,13 @@
 //! `GET/POST /webhooks/instagram`: subscription verification and events,
 //! signed with `X-Hub-Signature-256` over the raw body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use crate::channels::instagram::events::{self, EventKind};
+use crate::channels::instagram::events::{self, Event, EventKind, ParseError};
 use crate::channels::instagram::signature::{self, SignatureError};
 use crate::flow::model::{Account, Flow, resolve_secret};
 use crate::intake::InboxRecord;
@@ -15,17 +15,32 @@ use crate::plugin::{Attachment, Contact, InboundMessage};
 use crate::server::AppState;
 use crate::server::auth::same_secret;
 use crate::storage::{Echo, EchoOutcome};
+use tokio::sync::Semaphore;
+
+/// Two bodies hashed at once keep both cores' worth of intake busy without
+/// letting a flood of wrongly signed bodies take the blocking pool.
+const SIGNATURE_CHECKS_AT_ONCE: usize = 2;
 
 /// The Instagram accounts of the flow, by their IG user id.
-#[derive(Default)]
 pub struct InstagramAccounts {
     by_ig_id: HashMap<String, IgAccount>,
+    /// Signature checks running at once (each hashes a whole body).
+    hashing: Semaphore,
 }
 
 struct IgAccount {
     key: String,
     app_secret: Option<String>,
     verify_token: Option<String>,
+}
+
+impl Default for InstagramAccounts {
+    fn default() -> Self {
+        InstagramAccounts {
+            by_ig_id: HashMap::new(),
+            hashing: Semaphore::new(SIGNATURE_CHECKS_AT_ONCE),
+        }
+    }
 }
 
 impl InstagramAccounts {
@@ -51,7 +66,10 @@ impl InstagramAccounts {
                 Account::Connexease { .. } => None,
             })
             .collect();
-        InstagramAccounts { by_ig_id }
+        InstagramAccounts {
+            by_ig_id,
+            hashing: Semaphore::new(SIGNATURE_CHECKS_AT_ONCE),
+        }
     }
 }
 
@@ -77,7 +95,8 @@ pub(super) async fn verify(
     }
 }
 
-/// `POST`: signature, parse, accept into the inbox, 200.
+/// `POST`: signature header, the entries' accounts, the signature per
+/// account, then the events of the verified entries into the inbox, 200.
 pub(super) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -86,137 +105,47 @@ pub(super) async fn receive(
     let Some(intake) = &state.intake else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no flow is loaded");
     };
-    // The entries name the accounts, and so the secrets to check with; the
-    // body is trusted only once one of them verifies it.
-    let claimed: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["entry"].as_array().map(|e| {
-                e.iter()
-                    .filter_map(|e| e["id"].as_str().map(String::from))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
     let header = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    let mut verdict = Err(SignatureError::Mismatch);
-    for id in &claimed {
-        if let Some(secret) = state
-            .instagram
-            .by_ig_id
-            .get(id)
-            .and_then(|a| a.app_secret.as_deref())
-        {
-            verdict = signature::verify(secret.as_bytes(), &body, header);
-            if verdict.is_ok() {
-                break;
-            }
-        }
-    }
-    match verdict {
-        Ok(()) => {}
+    let digest = match signature::parse_header(header) {
+        Ok(digest) => digest,
         Err(SignatureError::Missing) => {
             return (StatusCode::UNAUTHORIZED, "missing X-Hub-Signature-256");
         }
         Err(_) => return (StatusCode::FORBIDDEN, "bad signature"),
-    }
-    let events = match events::parse(&body) {
-        Ok(events) => events,
+    };
+    let claimed = match events::claimed_accounts(&body) {
+        Ok(claimed) => claimed,
+        Err(ParseError::TooManyEntries) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "more than 1,000 entries");
+        }
         Err(_) => return (StatusCode::BAD_REQUEST, "not an Instagram webhook"),
+    };
+    let verified = state
+        .instagram
+        .verified_accounts(&claimed, body.clone(), digest)
+        .await;
+    if verified.is_empty() {
+        return (StatusCode::FORBIDDEN, "bad signature");
+    }
+    let Ok(events) = events::parse(&body) else {
+        return (StatusCode::BAD_REQUEST, "not an Instagram webhook");
     };
 
     let mut records = Vec::new();
     let mut echoes = Vec::new();
     for event in events {
-        let Some(account) = state.instagram.by_ig_id.get(&event.account_id) else {
-            tracing::warn!(
-                account = event.account_id,
-                "event for an unknown Instagram account skipped"
-            );
-            continue;
-        };
-        let dedupe = format!("instagram:{}:{}", event.account_id, event.dedupe_key());
-        let message = match &event.kind {
-            EventKind::Message {
-                is_echo: false,
-                mid,
-                text,
-                attachments,
-                quick_reply,
-                ..
-            } => InboundMessage {
-                id: mid.clone(),
-                text: text.clone(),
-                payload: quick_reply.clone(),
-                attachments: attachments
-                    .iter()
-                    .filter_map(|a| {
-                        a.url.clone().map(|url| Attachment {
-                            kind: a.kind.clone(),
-                            url,
-                        })
-                    })
-                    .collect(),
-                timestamp_ms: event.timestamp_ms,
-            },
-            EventKind::Postback {
-                mid,
-                title,
-                payload,
-            } => InboundMessage {
-                id: mid.clone(),
-                text: title.clone(),
-                payload: payload.clone(),
-                attachments: Vec::new(),
-                timestamp_ms: event.timestamp_ms,
-            },
-            // An echo may confirm a send in doubt (see `outbox`).
-            EventKind::Message {
-                is_echo: true,
-                mid,
-                text: Some(text),
-                ..
-            } => {
-                echoes.push((
-                    account.key.clone(),
-                    event.customer().to_string(),
-                    text.clone(),
-                    mid.clone(),
-                ));
-                continue;
-            }
-            // Echoes of our own sends never re-enter the flow; reads,
-            // reactions, edits, deletions and unknown kinds are noted only.
-            other => {
-                tracing::debug!(account = account.key, kind = ?std::mem::discriminant(other), "event recorded and skipped");
-                continue;
-            }
-        };
-        let contact = Contact {
-            id: event.customer().to_string(),
-            name: None,
-            username: None,
-        };
-        records.push((
-            dedupe,
-            InboxRecord {
-                account: account.key.clone(),
-                contact,
-                message,
-            },
-        ));
+        match state.instagram.take(&verified, event) {
+            Taken::Record(dedupe, record) => records.push((dedupe, record)),
+            Taken::Echo(echo, mid) => echoes.push((echo, mid)),
+            Taken::Skipped => {}
+        }
     }
     let storage = &state.runner.storage;
     let now_ms = intake.now_ms();
-    for (account, recipient, text, mid) in echoes {
-        let echo = Echo {
-            account,
-            recipient,
-            text,
-            at_ms: now_ms,
-        };
+    for (mut echo, mid) in echoes {
+        echo.at_ms = now_ms;
         match storage.note_echo(echo, &mid).await {
             Ok(EchoOutcome::Settled(message)) => {
                 tracing::info!(message, "an echo confirmed a send in doubt")
@@ -240,5 +169,186 @@ pub(super) async fn receive(
                 "storage failed; deliver again",
             )
         }
+    }
+}
+
+/// What becomes of one event of a verified body.
+enum Taken {
+    /// A customer's message or postback, for the inbox under its dedupe key.
+    Record(String, InboxRecord),
+    /// The echo of one of our sends (it may settle a send in doubt).
+    Echo(Echo, String),
+    /// Logged and left out.
+    Skipped,
+}
+
+impl InstagramAccounts {
+    /// The claimed accounts whose own app secret verifies the body. Each
+    /// distinct secret is tried once however many entries name it, on the
+    /// blocking pool and a few at a time, so no body can hold the async
+    /// workers or cost more than one hash per configured secret.
+    async fn verified_accounts(
+        &self,
+        claimed: &[String],
+        body: Bytes,
+        digest: signature::Digest,
+    ) -> HashSet<String> {
+        let by_secret = self.secrets_to_try(claimed);
+        if by_secret.is_empty() {
+            return HashSet::new();
+        }
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return HashSet::new();
+        };
+        tokio::task::spawn_blocking(move || {
+            by_secret
+                .into_iter()
+                .filter(|(secret, _)| signature::matches(secret.as_bytes(), &body, &digest))
+                .flat_map(|(_, ids)| ids)
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The distinct secrets of the claimed accounts we know, each with the
+    /// accounts it would verify.
+    fn secrets_to_try(&self, claimed: &[String]) -> HashMap<String, Vec<String>> {
+        let mut by_secret: HashMap<String, Vec<String>> = HashMap::new();
+        for id in claimed.iter().collect::<HashSet<_>>() {
+            if let Some(secret) = self.by_ig_id.get(id).and_then(|a| a.app_secret.clone()) {
+                by_secret.entry(secret).or_default().push(id.clone());
+            }
+        }
+        by_secret
+    }
+
+    /// Sorts one event: only entries their own account signed are taken;
+    /// standby events (another app owns the thread) are never answered.
+    fn take(&self, verified: &HashSet<String>, event: Event) -> Taken {
+        let account_id = &event.account_id;
+        let Some(account) = self.by_ig_id.get(account_id) else {
+            tracing::warn!(account_id, "event for an unknown Instagram account skipped");
+            return Taken::Skipped;
+        };
+        if !verified.contains(account_id) {
+            tracing::warn!(
+                account = account.key,
+                "entry not signed with its own account's app secret; skipped"
+            );
+            return Taken::Skipped;
+        }
+        if event.standby {
+            tracing::info!(
+                account = account.key,
+                customer = event.customer(),
+                "standby event (another app owns the thread) recorded and not answered"
+            );
+            return Taken::Skipped;
+        }
+        if let Some(reason) = event.refusal() {
+            tracing::warn!(account = account.key, "event refused: {reason}");
+            return Taken::Skipped;
+        }
+        let dedupe = format!("instagram:{account_id}:{}", event.dedupe_key());
+        let contact = Contact {
+            id: event.customer().to_string(),
+            name: None,
+            username: None,
+        };
+        let message = match event.kind {
+            EventKind::Message {
+                is_echo: false,
+                mid,
+                text,
+                attachments,
+                quick_reply,
+                ..
+            } => InboundMessage {
+                id: mid,
+                text,
+                payload: quick_reply,
+                attachments: attachments
+                    .into_iter()
+                    .filter_map(|a| a.url.map(|url| Attachment { kind: a.kind, url }))
+                    .collect(),
+                timestamp_ms: event.timestamp_ms,
+            },
+            EventKind::Postback {
+                mid,
+                title,
+                payload,
+            } => InboundMessage {
+                id: mid,
+                text: title,
+                payload,
+                attachments: Vec::new(),
+                timestamp_ms: event.timestamp_ms,
+            },
+            // An echo may confirm a send in doubt (see `outbox`).
+            EventKind::Message {
+                is_echo: true,
+                mid,
+                text: Some(text),
+                ..
+            } => {
+                let echo = Echo {
+                    account: account.key.clone(),
+                    recipient: contact.id,
+                    text,
+                    at_ms: 0,
+                };
+                return Taken::Echo(echo, mid);
+            }
+            // Echoes of our own sends never re-enter the flow; reads,
+            // reactions, edits, deletions and unknown kinds are noted only.
+            other => {
+                tracing::debug!(account = account.key, kind = ?std::mem::discriminant(&other), "event recorded and skipped");
+                return Taken::Skipped;
+            }
+        };
+        let record = InboxRecord {
+            account: account.key.clone(),
+            contact,
+            message,
+        };
+        Taken::Record(dedupe, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(key: &str, secret: &str) -> IgAccount {
+        IgAccount {
+            key: key.into(),
+            app_secret: Some(secret.into()),
+            verify_token: None,
+        }
+    }
+
+    /// Issue 8, item 1: a body naming one account 149,000 times (or every
+    /// account of one app) costs one hash per distinct secret.
+    #[test]
+    fn each_distinct_secret_is_tried_once() {
+        let accounts = InstagramAccounts {
+            by_ig_id: [
+                ("1".into(), account("a", "s1")),
+                ("2".into(), account("b", "s1")),
+                ("3".into(), account("c", "s2")),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let mut claimed = vec!["1".to_string(); 149_000];
+        claimed.extend(["2".into(), "3".into(), "unknown".into()]);
+        let secrets = accounts.secrets_to_try(&claimed);
+        assert_eq!(secrets.len(), 2);
+        let mut s1 = secrets["s1"].clone();
+        s1.sort();
+        assert_eq!(s1, ["1", "2"]);
+        assert_eq!(secrets["s2"], ["3"]);
     }
 }
