@@ -487,7 +487,7 @@ async fn compiled_components_are_cached_across_restarts() {
         .unwrap();
     assert!(!plugin.loaded_from_cache());
     let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
-    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts.len(), 2, "the plugin and the template sandbox");
     drop(first);
 
     let second = PluginRuntime::new(&config).unwrap();

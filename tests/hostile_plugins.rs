@@ -379,3 +379,88 @@ async fn after_a_thousand_hostile_calls_the_host_is_still_healthy() {
         grown >> 20
     );
 }
+
+/// Issue 8, item 2: templates that would build gigabytes (a repeated string
+/// grown by `replace`, a string doubled in a loop, endless output) fail in
+/// the template sandbox, four at once, and the host's memory hardly moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_bombs_fail_in_the_sandbox_not_in_the_host() {
+    let runtime = runtime();
+    let plugin = hostile(&runtime, Limits::default()).await;
+    let bombs = [
+        r#"{{ ("x" * 100000000) | replace("x", "xxxxxxxxxx") }}"#,
+        r#"{% set ns = namespace(s="xxxxxxxx") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"#,
+        r#"{% for i in range(100000) %}{{ "y" * 1000 }}{% endfor %}"#,
+        r#"{{ (["z" * 1000000] * 1000) | join(",") }}"#,
+    ];
+    let before = resident_bytes();
+    for _round in 0..3 {
+        let calls = bombs.iter().map(|bomb| {
+            attack(
+                &runtime,
+                &plugin,
+                json!({"attack": "template", "template": bomb}),
+            )
+        });
+        for (bomb, result) in bombs.iter().zip(futures::future::join_all(calls).await) {
+            let err = result.expect_err(bomb);
+            let text = err.to_string();
+            assert!(
+                text.contains("memory") || text.contains("larger than") || text.contains("fuel"),
+                "{bomb}: {text}"
+            );
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 200 << 20, "the host grew by {} MiB", grown >> 20);
+    // A real template still renders, and the plugin still works.
+    let ok = attack(
+        &runtime,
+        &plugin,
+        json!({"attack": "template", "template": "Hi {{ contact.name or 'there' }}!"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.store, Some(("rendered".into(), json!("Hi Ada!".len()))));
+}
+
+/// The same bound for a flow's own templates and conditions.
+#[tokio::test]
+async fn a_flow_template_bomb_fails_with_a_reason() {
+    use flowhost::templates;
+    let runtime = runtime();
+    let context = json!({"contact": {"name": "Ada"}});
+    let err = templates::render(
+        runtime.templates(),
+        r#"{{ ("x" * 100000000) | replace("x", "xxxxxxxxxx") }}"#,
+        &context,
+        templates::MAX_RENDERED_BYTES,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.0.contains("memory"), "{err}");
+    let err = templates::evaluate(runtime.templates(), r#"("x" * 100000000) ~ "y""#, &context)
+        .await
+        .unwrap_err();
+    assert!(
+        err.0.contains("memory") || err.0.contains("larger"),
+        "{err}"
+    );
+    assert_eq!(
+        templates::render(
+            runtime.templates(),
+            "Hi {{ contact.name }}",
+            &context,
+            templates::MAX_RENDERED_BYTES
+        )
+        .await
+        .unwrap(),
+        "Hi Ada"
+    );
+    assert_eq!(
+        templates::evaluate(runtime.templates(), "contact.name == 'Ada'", &context)
+            .await
+            .unwrap(),
+        json!(true)
+    );
+}

@@ -139,7 +139,34 @@ fn flowhost_binary() -> std::path::PathBuf {
     bin
 }
 
-fn spawn_server(config: &std::path::Path) -> std::process::Child {
+/// A server process, killed when dropped (a failing test leaves none behind).
+struct ServerProcess(std::process::Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(config: &std::path::Path) -> ServerProcess {
+    ServerProcess(spawn_process(config))
+}
+
+fn spawn_process(config: &std::path::Path) -> std::process::Child {
     std::process::Command::new(flowhost_binary())
         .arg("--config")
         .arg(config)
@@ -394,4 +421,122 @@ async fn a_flooded_conversation_does_not_stall_the_others() {
     let wrong = differences(&scenario, all.into_iter(), &stand_ins.replies());
     assert!(wrong.is_empty(), "{wrong:?}");
     server.stop().await.unwrap();
+}
+
+/// Issue 8, item 2: a turn that stops the process (here: a SIGKILL while it
+/// runs, each time) is run again by the next start, but after
+/// `MAX_RESTARTS` such starts it is set aside as a dead letter, shown to the
+/// admin, and the server goes on answering everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_keeps_killing_the_server_is_set_aside() {
+    use flowhost::intake::MAX_RESTARTS;
+    let scenario = Scenario {
+        run: "crash-loop".into(),
+        conversations: 2,
+        messages: 2,
+        slow_every: 2,
+        ..scenario(Channel::Instagram)
+    };
+    // The gate stays closed: the slow conversation's turn never ends.
+    let (stand_ins, api) = StandIns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let config_path = dir.path().join("flowhost.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let client = reqwest::Client::new();
+
+    for run in 0..=MAX_RESTARTS as usize {
+        let mut server = spawn_server(&config_path);
+        wait_ready(&base).await;
+        if run == 0 {
+            // The first message is answered; the second calls the slow service.
+            for i in 0..2 {
+                let mut report = Default::default();
+                let slow = scenario.delivery(0, i);
+                assert!(
+                    flowhost_tests::stress::post_until_acknowledged(
+                        &client,
+                        &base,
+                        &slow,
+                        &mut report,
+                        deadline
+                    )
+                    .await
+                );
+            }
+        }
+        while stand_ins.slow_requests() < run + 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            stand_ins.slow_requests(),
+            run + 1,
+            "run {run} retried the turn"
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+
+    let mut server = spawn_server(&config_path);
+    wait_ready(&base).await;
+    let letters = loop {
+        let letters: serde_json::Value = client
+            .get(format!("{base}/admin/dead-letters"))
+            .bearer_auth(flowhost_tests::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if letters["dead_letters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+            || Instant::now() > deadline
+        {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let letter = &letters["dead_letters"][0];
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("stopped {MAX_RESTARTS} times")),
+        "{letters}"
+    );
+    assert_eq!(letter["record"]["message"]["text"], "slow m1");
+    // Everyone else is answered, and the set-aside turn did not run again.
+    let mut report = Default::default();
+    let fast = scenario.delivery(1, 0);
+    assert!(
+        flowhost_tests::stress::post_until_acknowledged(
+            &client,
+            &base,
+            &fast,
+            &mut report,
+            deadline
+        )
+        .await
+    );
+    stand_ins.wait_for_replies(2, deadline).await;
+    assert_eq!(
+        stand_ins.replies().get(&scenario.customer(1)),
+        Some(&vec!["got m0".to_string()])
+    );
+    assert_eq!(stand_ins.slow_requests(), MAX_RESTARTS as usize + 1);
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    assert!(server.wait().unwrap().success());
 }

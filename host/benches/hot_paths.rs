@@ -45,16 +45,23 @@ fn matching(c: &mut Criterion) {
     });
 }
 
+/// A message template, rendered in the template sandbox (a fresh instance
+/// of the minijinja component per render).
 fn templates(c: &mut Criterion) {
     let context = json!({"contact": {"name": "Ada"}, "data": {"order": "123456"},
         "order": {"body": {"status": "shipped", "items": [{"name": "Mug", "quantity": 2}]}}});
+    let runtime = flowhost::plugin::PluginRuntime::new(&Default::default()).unwrap();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
     c.bench_function("template: send-message text", |b| {
         b.iter(|| {
-            flowhost::templates::render(
-                "Hi {{ contact.name or 'there' }}! Order {{ data.order }} is {{ order.body.status }}.",
-                &context,
-            )
-            .unwrap()
+            tokio
+                .block_on(flowhost::templates::render(
+                    runtime.templates(),
+                    "Hi {{ contact.name or 'there' }}! Order {{ data.order }} is {{ order.body.status }}.",
+                    &context,
+                    flowhost::templates::MAX_RENDERED_BYTES,
+                ))
+                .unwrap()
         })
     });
 }

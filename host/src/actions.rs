@@ -59,7 +59,12 @@ impl ActionRunner {
             .get(plugin)
             .ok_or_else(|| ActionRunError::UnknownPlugin(plugin.to_string()))?;
         context.data = self.storage.load_data(&context.conversation.id).await?;
-        let config = templates::render_json(config, &context.template_context())?;
+        let config = templates::render_json(
+            self.runtime.templates(),
+            config,
+            &context.template_context(),
+        )
+        .await?;
         let conversation_id = context.conversation.id.clone();
         let output = self.runtime.run_action(&plugin, context, &config).await?;
         use crate::engine::clock::Clock as _;

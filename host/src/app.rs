@@ -46,18 +46,22 @@ pub async fn start_runner(config: &ServerConfig) -> anyhow::Result<ActionRunner>
 
 /// The admin token: from the configuration, else `FLOWHOST_ADMIN_TOKEN`,
 /// else the one generated on first start into `<data_dir>/admin-token`.
+/// A token shorter than [`MIN_ADMIN_TOKEN_BYTES`] is refused wherever it
+/// comes from.
 pub fn admin_token(config: &ServerConfig) -> anyhow::Result<(String, Option<PathBuf>)> {
-    if let Some(token) = config.admin_token.clone().filter(|t| !t.is_empty()) {
-        return Ok((token, None));
+    if let Some(token) = config.admin_token.clone() {
+        return Ok((
+            long_enough(token, "admin_token in the configuration")?,
+            None,
+        ));
     }
-    if let Ok(token) = std::env::var("FLOWHOST_ADMIN_TOKEN")
-        && !token.is_empty()
-    {
-        return Ok((token, None));
+    if let Ok(token) = std::env::var("FLOWHOST_ADMIN_TOKEN") {
+        return Ok((long_enough(token, "FLOWHOST_ADMIN_TOKEN")?, None));
     }
     let path = config.data_dir.join("admin-token");
     if let Ok(token) = std::fs::read_to_string(&path) {
-        return Ok((token.trim().to_string(), Some(path)));
+        let token = long_enough(token.trim().to_string(), &path.display().to_string())?;
+        return Ok((token, Some(path)));
     }
     let token = format!(
         "{}{}",
@@ -66,6 +70,19 @@ pub fn admin_token(config: &ServerConfig) -> anyhow::Result<(String, Option<Path
     );
     write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
     Ok((token, Some(path)))
+}
+
+/// Shortest admin token accepted: 32 bytes, as `openssl rand -hex 16` gives.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+fn long_enough(token: String, source: &str) -> anyhow::Result<String> {
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        anyhow::bail!(
+            "{source}: the admin token is {} bytes; use at least {MIN_ADMIN_TOKEN_BYTES} (for example the output of `openssl rand -hex 32`), or leave it unset to have one generated",
+            token.len()
+        );
+    }
+    Ok(token)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -269,5 +286,33 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8, item 21: an empty or short admin token is refused.
+    #[test]
+    fn short_admin_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |token: &str| ServerConfig {
+            admin_token: Some(token.into()),
+            data_dir: dir.path().to_path_buf(),
+            ..ServerConfig::default()
+        };
+        for short in ["", "admin", &"x".repeat(31)] {
+            let err = admin_token(&with(short)).unwrap_err().to_string();
+            assert!(err.contains("at least 32"), "{err}");
+        }
+        let long = "y".repeat(32);
+        assert_eq!(admin_token(&with(&long)).unwrap().0, long);
+        let generated = admin_token(&ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        assert!(generated.0.len() >= 32);
     }
 }

@@ -1,5 +1,8 @@
-//! minijinja templates: action configurations, message texts and the
-//! plugins' `templates` capability all render through here.
+//! minijinja templates: action configurations, message texts, conditions
+//! and the plugins' `templates` capability. Rendering and evaluating run in
+//! the template sandbox (`plugin::TemplateSandbox`), so no template can take
+//! the host's memory or time; parsing (the checks of `flowhost validate`)
+//! runs here, where it costs only the template's own length.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -7,32 +10,20 @@ use std::sync::LazyLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
-/// Bounds template work: a loop over a huge range runs out of fuel instead
-/// of stalling the conversation. Plenty for real message templates.
-pub const TEMPLATE_FUEL: u64 = 50_000;
+pub use crate::plugin::TemplateError;
+use crate::plugin::TemplateSandbox;
 
+/// The most a flow's template may render to (a message, a configuration
+/// string, a condition's value). Plugins render up to their own output limit.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
+
+/// The environment templates are parsed with; the sandbox renders with the
+/// same settings (`host/template-sandbox/src/lib.rs`).
 static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    // Printing something undefined is an error (a typo must not reach a
-    // customer as an empty string); testing it in `if` is allowed.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    env.set_fuel(Some(TEMPLATE_FUEL));
-    // A known-but-empty value (a customer whose name the channel does not
-    // tell) prints as nothing, never as "none" in a customer's message.
-    env.set_formatter(|out, state, value| {
-        if value.is_none() {
-            Ok(())
-        } else {
-            minijinja::escape_formatter(out, state, value)
-        }
-    });
     env
 });
-
-/// A template that failed to parse or render, with minijinja's reason.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct TemplateError(pub String);
 
 /// Whether `text` contains template syntax at all; plain strings skip the
 /// template engine.
@@ -40,40 +31,78 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 
-/// Renders one template against `context`.
-pub fn render(source: &str, context: &Value) -> Result<String, TemplateError> {
+/// Renders one template against `context`, to at most `max_bytes`.
+pub async fn render(
+    sandbox: &TemplateSandbox,
+    source: &str,
+    context: &Value,
+    max_bytes: usize,
+) -> Result<String, TemplateError> {
     if !is_template(source) {
+        if source.len() > max_bytes {
+            return Err(TemplateError(format!("text larger than {max_bytes} bytes")));
+        }
         return Ok(source.to_string());
     }
-    ENVIRONMENT
-        .render_str(source, context)
-        .map_err(|e| TemplateError(describe(&e)))
+    sandbox.render(source, context, max_bytes).await
 }
 
 /// Renders every string inside a JSON value (an action's configuration),
 /// keeping its shape. The error names the JSON path of the failing string.
-pub fn render_json(value: &Value, context: &Value) -> Result<Value, TemplateError> {
-    fn walk(value: &Value, context: &Value, path: &str) -> Result<Value, TemplateError> {
-        Ok(match value {
-            Value::String(text) => Value::String(
-                render(text, context).map_err(|e| TemplateError(format!("{path}: {}", e.0)))?,
-            ),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| walk(item, context, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), walk(v, context, &format!("{path}.{k}"))?)))
-                    .collect::<Result<_, TemplateError>>()?,
-            ),
-            other => other.clone(),
-        })
+pub async fn render_json(
+    sandbox: &TemplateSandbox,
+    value: &Value,
+    context: &Value,
+) -> Result<Value, TemplateError> {
+    // The template strings first, then each rendered in turn (an async
+    // walk would need boxed recursion).
+    let mut strings = Vec::new();
+    collect_strings(value, "config".to_string(), &mut strings);
+    let mut rendered = value.clone();
+    for (path, pointer, text) in strings {
+        let text = render(sandbox, &text, context, MAX_RENDERED_BYTES)
+            .await
+            .map_err(|e| TemplateError(format!("{path}: {}", e.0)))?;
+        if let Some(slot) = rendered.pointer_mut(&pointer) {
+            *slot = Value::String(text);
+        }
     }
-    walk(value, context, "config")
+    Ok(rendered)
+}
+
+/// `(readable path, JSON pointer, text)` of every template string inside
+/// `value`.
+fn collect_strings(value: &Value, path: String, out: &mut Vec<(String, String, String)>) {
+    fn walk(value: &Value, path: &str, pointer: &str, out: &mut Vec<(String, String, String)>) {
+        match value {
+            Value::String(text) if is_template(text) => {
+                out.push((path.to_string(), pointer.to_string(), text.clone()))
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(
+                        item,
+                        &format!("{path}[{i}]"),
+                        &format!("{pointer}/{i}"),
+                        out,
+                    );
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let escaped = k.replace('~', "~0").replace('/', "~1");
+                    walk(
+                        v,
+                        &format!("{path}.{k}"),
+                        &format!("{pointer}/{escaped}"),
+                        out,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, &path, "", out)
 }
 
 /// Parses a template without rendering it; returns the top-level names it
@@ -97,17 +126,14 @@ pub fn check_expression(expression: &str) -> Result<HashSet<String>, TemplateErr
 }
 
 /// Evaluates an expression against `context` into JSON.
-pub fn evaluate(expression: &str, context: &Value) -> Result<Value, TemplateError> {
-    let compiled = ENVIRONMENT
-        .compile_expression(expression)
-        .map_err(|e| TemplateError(describe(&e)))?;
-    let value = compiled
-        .eval(context)
-        .map_err(|e| TemplateError(describe(&e)))?;
-    if value.is_undefined() || value.is_none() {
-        return Ok(Value::Null);
-    }
-    serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()))
+pub async fn evaluate(
+    sandbox: &TemplateSandbox,
+    expression: &str,
+    context: &Value,
+) -> Result<Value, TemplateError> {
+    sandbox
+        .evaluate(expression, context, MAX_RENDERED_BYTES)
+        .await
 }
 
 /// Whether a JSON value counts as true in a condition (as in minijinja).
@@ -139,58 +165,42 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn renders_context_and_leaves_plain_text_alone() {
-        let ctx = json!({"contact": {"name": "Ada"}, "data": {"n": 3}});
+    fn checks_name_what_a_template_reads() {
+        let names = check("Hi {{ contact.name }} {% set x = 1 %}{{ x }}").unwrap();
+        assert_eq!(names, HashSet::from(["contact".to_string()]));
+        assert!(check("{{ unclosed").is_err());
+        assert!(check("plain text").unwrap().is_empty());
+    }
+
+    #[test]
+    fn template_strings_are_found_with_their_paths() {
+        let mut found = Vec::new();
+        let config =
+            json!({"url": "https://x/{{ data.id }}", "n": 1, "h": {"a/b": ["x", "{{ y }}"]}});
+        collect_strings(&config, "config".into(), &mut found);
+        found.sort();
         assert_eq!(
-            render("Hi {{ contact.name }} ({{ data.n }})", &ctx).unwrap(),
-            "Hi Ada (3)"
-        );
-        assert_eq!(
-            render("no template {here}", &ctx).unwrap(),
-            "no template {here}"
+            found,
+            [
+                (
+                    "config.h.a/b[1]".to_string(),
+                    "/h/a~1b/1".to_string(),
+                    "{{ y }}".to_string()
+                ),
+                (
+                    "config.url".into(),
+                    "/url".into(),
+                    "https://x/{{ data.id }}".into()
+                ),
+            ]
         );
     }
 
     #[test]
-    fn a_null_value_prints_as_nothing() {
-        let ctx = json!({"contact": {"name": null}});
-        assert_eq!(render("Hi {{ contact.name }}!", &ctx).unwrap(), "Hi !");
-        assert_eq!(
-            render("Hi {{ contact.name or 'there' }}!", &ctx).unwrap(),
-            "Hi there!"
-        );
-    }
-
-    #[test]
-    fn printing_an_undefined_value_is_an_error_but_testing_it_is_not() {
-        let ctx = json!({"data": {}});
-        assert!(render("{{ data.missing }}", &ctx).is_err());
-        assert_eq!(
-            render("{% if data.missing %}x{% else %}y{% endif %}", &ctx).unwrap(),
-            "y"
-        );
-    }
-
-    #[test]
-    fn runaway_templates_run_out_of_fuel() {
-        let err = render(
-            "{% for i in range(100000) %}{{ i }}{% endfor %}",
-            &json!({}),
-        )
-        .unwrap_err();
-        assert!(err.0.contains("fuel"), "{err}");
-    }
-
-    #[test]
-    fn render_json_names_the_failing_path() {
-        let config = json!({"url": "https://x/{{ data.id }}", "headers": {"a": "{{ nope }}"}});
-        let err = render_json(&config, &json!({"data": {"id": 7}})).unwrap_err();
-        assert!(err.0.starts_with("config.headers.a:"), "{err}");
-        let ok = render_json(
-            &json!({"url": "https://x/{{ data.id }}", "n": 1}),
-            &json!({"data": {"id": 7}}),
-        )
-        .unwrap();
-        assert_eq!(ok, json!({"url": "https://x/7", "n": 1}));
+    fn truthiness_follows_minijinja() {
+        assert!(!is_truthy(&json!(null)));
+        assert!(!is_truthy(&json!("")));
+        assert!(is_truthy(&json!([0])));
+        assert!(!is_truthy(&json!(0.0)));
     }
 }

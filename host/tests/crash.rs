@@ -99,7 +99,7 @@ async fn sigkill_right_after_acknowledging_a_batch_loses_and_repeats_nothing() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\ndata_dir: {data}\nflow: {flow}\nadmin_token: admin\nruntime:\n  cache_dir: {cache}\n",
+            "listen: 127.0.0.1:{port}\ndata_dir: {data}\nflow: {flow}\nadmin_token: crash-test-admin-token-0123456789abcdef\nruntime:\n  cache_dir: {cache}\n",
             data = dir.path().join("data").display(),
             flow = dir.path().join("flow.yaml").display(),
             cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-plugin-cache").display(),

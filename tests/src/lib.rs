@@ -113,6 +113,9 @@ pub fn loopback_request() -> flowhost::plugin::PluginSettings {
     }
 }
 
+/// The admin token of [`server_config`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-at-least-32-bytes";
+
 /// A server configuration for tests: `flow` (YAML text) written into `dir`,
 /// an ephemeral loopback port, data in `dir`, the shared plugin cache.
 pub fn server_config(dir: &std::path::Path, flow: &str) -> ServerConfig {
@@ -122,7 +125,7 @@ pub fn server_config(dir: &std::path::Path, flow: &str) -> ServerConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         data_dir: dir.join("data"),
         flow: Some(flow_path),
-        admin_token: Some("admin".into()),
+        admin_token: Some(ADMIN_TOKEN.into()),
         ..ServerConfig::default()
     };
     config.runtime.max_concurrent_calls = 4;

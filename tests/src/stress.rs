@@ -216,6 +216,8 @@ struct Recorded {
     /// customer -> when each of their replies arrived.
     arrivals: Mutex<BTreeMap<String, Vec<Instant>>>,
     count: AtomicUsize,
+    /// Requests that reached the slow service.
+    slow_requests: AtomicUsize,
     ids: AtomicU64,
     gate: watch::Sender<bool>,
     slow_delay: Mutex<Duration>,
@@ -233,6 +235,7 @@ impl StandIns {
                 replies: Default::default(),
                 arrivals: Default::default(),
                 count: AtomicUsize::new(0),
+                slow_requests: AtomicUsize::new(0),
                 ids: AtomicU64::new(0),
                 gate,
                 slow_delay: Mutex::new(Duration::ZERO),
@@ -264,6 +267,11 @@ impl StandIns {
     /// webhook (retried until it is taken, as Meta retries).
     pub fn echo_to(&self, base: &str, scenario: &Scenario) {
         *self.inner.echo.lock().unwrap() = Some((base.to_string(), scenario.clone()));
+    }
+
+    /// Requests that reached the slow service so far.
+    pub fn slow_requests(&self) -> usize {
+        self.inner.slow_requests.load(Ordering::SeqCst)
     }
 
     pub fn reply_count(&self) -> usize {
@@ -347,6 +355,7 @@ async fn connexease_reply(
 }
 
 async fn slow(State(stand_ins): State<StandIns>) -> Json<Value> {
+    stand_ins.inner.slow_requests.fetch_add(1, Ordering::SeqCst);
     let mut gate = stand_ins.inner.gate.subscribe();
     let _ = gate.wait_for(|open| *open).await;
     let delay = *stand_ins.inner.slow_delay.lock().unwrap();

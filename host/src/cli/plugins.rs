@@ -106,7 +106,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
         language: options.language,
         ..Default::default()
     };
-    let config = crate::templates::render_json(&config, &context.template_context())?;
+    let config =
+        crate::templates::render_json(runtime.templates(), &config, &context.template_context())
+            .await?;
     match runtime.run_action(&loaded, context, &config).await {
         Ok(output) => {
             println!("{}", serde_json::to_string_pretty(&output)?);

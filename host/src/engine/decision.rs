@@ -39,7 +39,7 @@ impl Engine {
             };
         }
 
-        self.prompt(turn, decision, sent_before, name);
+        self.prompt(turn, decision, sent_before, name).await;
 
         match decision
             .targets
@@ -53,7 +53,7 @@ impl Engine {
 
     /// Sends the prompt with the button targets as quick replies, or puts
     /// the buttons on the last message this decision sent.
-    fn prompt(&self, turn: &mut Turn, decision: &Decision, sent_before: usize, name: &str) {
+    async fn prompt(&self, turn: &mut Turn, decision: &Decision, sent_before: usize, name: &str) {
         let buttons: Vec<QuickReply> = decision
             .targets
             .iter()
@@ -69,7 +69,13 @@ impl Engine {
             })
             .collect();
         if let Some(prompt) = &decision.prompt {
-            turn.send_text(prompt, buttons, &format!("decision `{name}` prompt"));
+            turn.send_text(
+                self.runtime.templates(),
+                prompt,
+                buttons,
+                &format!("decision `{name}` prompt"),
+            )
+            .await;
         } else if !buttons.is_empty() {
             match turn.commit.outbox[sent_before..].last_mut() {
                 Some(last) => last.message.quick_replies.extend(buttons),
@@ -82,7 +88,7 @@ impl Engine {
 
     /// Picks the target the customer's answer chooses; with none, the
     /// default; with no default, asks again.
-    pub(super) fn answer(
+    pub(super) async fn answer(
         &self,
         turn: &mut Turn,
         tree: &str,
@@ -109,7 +115,7 @@ impl Engine {
                 None => {
                     turn.route(format!("no target of `{name}` matches; asking again"));
                     let sent_before = turn.commit.outbox.len();
-                    self.prompt(turn, decision, sent_before, name);
+                    self.prompt(turn, decision, sent_before, name).await;
                     return Next::Stay;
                 }
             },
@@ -198,9 +204,12 @@ impl Engine {
                             continue;
                         };
                         let failure = match templates::render_json(
+                            self.runtime.templates(),
                             &action.config,
                             &turn.template_context(),
-                        ) {
+                        )
+                        .await
+                        {
                             Err(e) => Some(("template".to_string(), e.to_string())),
                             Ok(config) => match self
                                 .runtime
@@ -251,7 +260,13 @@ impl Engine {
                         }
                     }
                     Step::Condition(condition) => {
-                        match templates::evaluate(&condition.condition, &turn.template_context()) {
+                        match templates::evaluate(
+                            self.runtime.templates(),
+                            &condition.condition,
+                            &turn.template_context(),
+                        )
+                        .await
+                        {
                             Ok(value) => {
                                 let branch = if templates::is_truthy(&value) {
                                     &condition.then
@@ -267,7 +282,13 @@ impl Engine {
                         }
                     }
                     Step::Loop(lp) => {
-                        let items = match templates::evaluate(&lp.over, &turn.template_context()) {
+                        let items = match templates::evaluate(
+                            self.runtime.templates(),
+                            &lp.over,
+                            &turn.template_context(),
+                        )
+                        .await
+                        {
                             Ok(Value::Array(items)) => items,
                             Ok(Value::Null) => Vec::new(),
                             Ok(other) => {
@@ -289,7 +310,13 @@ impl Engine {
                             turn.state.results.insert(lp.item.clone(), item);
                             turn.state.results.insert(index_name.clone(), json!(index));
                             if let Some(until) = &lp.until {
-                                match templates::evaluate(until, &turn.template_context()) {
+                                match templates::evaluate(
+                                    self.runtime.templates(),
+                                    until,
+                                    &turn.template_context(),
+                                )
+                                .await
+                                {
                                     Ok(value) if templates::is_truthy(&value) => {
                                         jump = lp.target.clone();
                                         break;

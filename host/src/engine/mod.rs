@@ -24,7 +24,7 @@ use crate::flow::CompiledFlow;
 use crate::flow::model::Destination;
 use crate::plugin::{
     ActionContext, ChatbotInbound, ChatbotSession, Contact, Conversation, CustomFieldValue,
-    InboundMessage, OutgoingMessage, PluginRuntime, QuickReply,
+    InboundMessage, OutgoingMessage, PluginRuntime, QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
 use crate::storage::{Storage, StorageError, TurnCommit, timer_key_hex};
@@ -139,16 +139,16 @@ impl Turn {
     }
 
     /// Renders a text in the customer's language and sends it.
-    fn send_text(
+    async fn send_text(
         &mut self,
+        templates: &TemplateSandbox,
         text: &crate::flow::model::Text,
         quick_replies: Vec<QuickReply>,
         what: &str,
     ) {
-        match templates::render(
-            text.for_language(&self.state.language),
-            &self.template_context(),
-        ) {
+        let source = text.for_language(&self.state.language);
+        let context = self.template_context();
+        match templates::render(templates, source, &context, templates::MAX_RENDERED_BYTES).await {
             Ok(rendered) => self.send(OutgoingMessage {
                 text: Some(rendered),
                 quick_replies,
@@ -393,7 +393,7 @@ impl Engine {
                 Next::Go(connector.next.clone(), String::new())
             }
             Position::Waiting { tree, decision } => {
-                self.answer(&mut turn, &tree, &decision, &message)
+                self.answer(&mut turn, &tree, &decision, &message).await
             }
             Position::Chatbot { name, hash } => {
                 let inbound = ChatbotInbound {
@@ -496,10 +496,12 @@ impl Engine {
             TimerKind::AutomessageSend { index, .. } => {
                 if let Some(message) = automessage.messages.get(index) {
                     turn.send_text(
+                        self.runtime.templates(),
                         &message.text,
                         Vec::new(),
                         &format!("automessages.{current}.messages[{index}]"),
-                    );
+                    )
+                    .await;
                 }
                 Next::Stay
             }
@@ -549,7 +551,7 @@ impl Engine {
                     String::new(),
                 )
             }
-            Destination::Automessage(name) => self.start_automessage(turn, &name),
+            Destination::Automessage(name) => self.start_automessage(turn, &name).await,
             Destination::Chatbot(name) => {
                 let hash = uuid::Uuid::new_v4().simple().to_string();
                 turn.set_position(Position::Chatbot {
@@ -578,10 +580,12 @@ impl Engine {
                 let terminate = &flow.terminates[&name];
                 if let Some(text) = &terminate.auto_response {
                     turn.send_text(
+                        self.runtime.templates(),
                         text,
                         Vec::new(),
                         &format!("terminates.{name}.auto_response"),
-                    );
+                    )
+                    .await;
                 }
                 turn.state.ending = Some(Ending {
                     terminate: name.clone(),
@@ -598,7 +602,7 @@ impl Engine {
 
     /// Schedules an automessage's messages, each timed from now; messages
     /// due at once are sent at once.
-    fn start_automessage(&self, turn: &mut Turn, name: &str) -> Next {
+    async fn start_automessage(&self, turn: &mut Turn, name: &str) -> Next {
         let automessage = &self.flow.flow.automessages[name];
         let entered = turn.now_ms;
         let conversation = turn.state.key();
@@ -652,10 +656,12 @@ impl Engine {
         });
         for index in immediate {
             turn.send_text(
+                self.runtime.templates(),
                 &automessage.messages[index].text,
                 Vec::new(),
                 &format!("automessages.{name}.messages[{index}]"),
-            );
+            )
+            .await;
         }
         if leaves_at_once {
             Next::Go(automessage.next.clone(), String::new())
@@ -681,17 +687,21 @@ impl Engine {
             return Next::Go(bot.fallback.clone(), String::new());
         };
         let context = turn.template_context();
-        let custom_fields = bot
-            .custom_fields
-            .iter()
-            .map(|f| CustomFieldValue {
-                name: f.name.clone(),
-                title: f.title.clone(),
-                value: templates::render(&f.value, &context)
-                    .ok()
-                    .filter(|v| !v.is_empty()),
-            })
-            .collect();
+        let mut custom_fields = Vec::with_capacity(bot.custom_fields.len());
+        for field in &bot.custom_fields {
+            let value = templates::render(
+                self.runtime.templates(),
+                &field.value,
+                &context,
+                templates::MAX_RENDERED_BYTES,
+            )
+            .await;
+            custom_fields.push(CustomFieldValue {
+                name: field.name.clone(),
+                title: field.title.clone(),
+                value: value.ok().filter(|v| !v.is_empty()),
+            });
+        }
         let session = ChatbotSession {
             response_url: format!(
                 "{}/chatbots/{name}/callback?conversation={}&hash={hash}",

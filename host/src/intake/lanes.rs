@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,6 +28,9 @@ use crate::engine::{Engine, EngineError};
 const ATTEMPTS: u32 = 5;
 const RETRY_START: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(5);
+/// Starts that may find one event's turn unfinished before the event is
+/// set aside as a dead letter.
+pub const MAX_RESTARTS: u32 = 3;
 
 /// Something that moves a conversation.
 pub enum LaneEvent {
@@ -79,6 +82,9 @@ pub struct Lanes {
     worker_count: u32,
     held: Arc<Semaphore>,
     stopping: AtomicBool,
+    /// Inbox events below this sequence were accepted by an earlier run;
+    /// their turns may have been what ended it.
+    recovered_below: AtomicU64,
     /// Called when a timer event is finished (so it may be dispatched again
     /// if it is still due).
     timer_done: Box<dyn Fn(&str) + Send + Sync>,
@@ -100,6 +106,7 @@ impl Lanes {
             worker_count: workers as u32,
             held: Arc::new(Semaphore::new(held.max(1))),
             stopping: AtomicBool::new(false),
+            recovered_below: AtomicU64::new(0),
             timer_done,
         })
     }
@@ -232,9 +239,24 @@ impl Lanes {
         }
     }
 
+    /// Marks the events an earlier run left in the inbox (see
+    /// [`MAX_RESTARTS`]).
+    pub fn set_recovered_below(&self, seq: u64) {
+        self.recovered_below.store(seq, Ordering::SeqCst);
+    }
+
     /// Runs one event's turn, retrying a failure with backoff; after the
-    /// last attempt an inbound event is set aside as a dead letter.
+    /// last attempt an inbound event is set aside as a dead letter. So is
+    /// one whose turn an earlier run started [`MAX_RESTARTS`] times and
+    /// never finished: a turn that kills the process must not kill every
+    /// start after it.
     async fn run_event(&self, event: &LaneEvent) {
+        if let LaneEvent::Inbound { seq, .. } = event
+            && *seq < self.recovered_below.load(Ordering::SeqCst)
+            && self.rerun_refused(*seq).await
+        {
+            return;
+        }
         let mut delay = RETRY_START;
         for attempt in 1..=ATTEMPTS {
             let outcome = {
@@ -290,6 +312,30 @@ impl Lanes {
                 .await
                 .map(|_| ()),
         }
+    }
+
+    /// Counts a rerun of an event left by an earlier run; true when it has
+    /// had its share and is set aside instead.
+    async fn rerun_refused(&self, seq: u64) -> bool {
+        let storage = self.engine.storage();
+        let runs = match storage.count_restart(seq).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!(seq, "counting a rerun: {e}");
+                return false;
+            }
+        };
+        if runs <= MAX_RESTARTS {
+            return false;
+        }
+        let reason = format!(
+            "the server stopped {MAX_RESTARTS} times while this event's turn ran; set aside so it cannot stop the next start"
+        );
+        tracing::error!(seq, "{reason}");
+        if let Err(e) = storage.dead_letter(seq, reason, self.engine.now_ms()).await {
+            tracing::error!(seq, "setting an event aside failed: {e}");
+        }
+        true
     }
 
     async fn give_up(&self, event: &LaneEvent, error: EngineError) {

@@ -12,6 +12,7 @@
 //! dispatched again.
 
 pub mod lanes;
+pub use lanes::MAX_RESTARTS;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -127,6 +128,10 @@ impl Intake {
     /// Dispatches inbox events and due timers until `stop` turns true, then
     /// lets the turns under way finish.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        match self.storage.begin_recovery().await {
+            Ok(seq) => self.lanes.set_recovered_below(seq),
+            Err(e) => tracing::error!("reading what the last run left: {e}"),
+        }
         let mut stopped = stop.clone();
         tokio::join!(
             self.dispatch_inbox(stop.clone()),

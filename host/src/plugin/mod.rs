@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod limits;
 mod state;
+mod template_sandbox;
 mod types;
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use capabilities::http::HttpPolicy;
 pub use engine::EPOCH_TICK;
 pub use error::{CallError, LoadError};
 pub use limits::Limits;
+pub use template_sandbox::{TemplateError, TemplateSandbox};
 pub use types::*;
 
 /// Longest reason text kept from a guest's error.
@@ -122,24 +124,36 @@ pub struct PluginRuntime {
     cache: cache::ArtifactCache,
     slots: Arc<Semaphore>,
     max_memory_bytes: usize,
+    templates: Arc<TemplateSandbox>,
     _ticker: engine::EpochTicker,
 }
 
 impl PluginRuntime {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
         let slots = config.max_concurrent_calls.max(1);
-        let engine = engine::build_engine(slots, config.max_memory_bytes)
-            .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
+        let engine = engine::build_engine(
+            slots + template_sandbox::SANDBOX_SLOTS,
+            config.max_memory_bytes,
+        )
+        .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
         let linker = build_linker(&engine)
             .map_err(|e| anyhow::anyhow!("linking host capabilities: {e:#}"))?;
+        let cache = cache::ArtifactCache::new(&engine, config.cache_dir.clone());
+        let templates = Arc::new(TemplateSandbox::new(&engine, &linker, &cache)?);
         Ok(PluginRuntime {
-            cache: cache::ArtifactCache::new(&engine, config.cache_dir.clone()),
+            cache,
+            templates,
             _ticker: engine::EpochTicker::start(&engine)?,
             slots: Arc::new(Semaphore::new(slots as usize)),
             max_memory_bytes: config.max_memory_bytes,
             engine,
             linker,
         })
+    }
+
+    /// The sandbox every template renders in.
+    pub fn templates(&self) -> &Arc<TemplateSandbox> {
+        &self.templates
     }
 
     /// Loads a component: compiles it (or takes it from the cache), checks
@@ -194,6 +208,7 @@ impl PluginRuntime {
             capabilities: Vec::new(),
             limits,
             http,
+            templates: None,
         });
         let described =
             self.describe(&pre, probe.clone())
@@ -217,6 +232,7 @@ impl PluginRuntime {
             capabilities: info.capabilities.clone(),
             limits,
             http,
+            templates: Some(self.templates.clone()),
         });
         Ok(Plugin {
             info,
@@ -355,26 +371,7 @@ impl PluginRuntime {
         let slot = self.slots.acquire().await.map_err(|e| CallError::Host {
             reason: e.to_string(),
         })?;
-        Ok((slot, self.new_store(shared, scope)))
-    }
-
-    /// A store for one call: memory limiter, and an epoch deadline that
-    /// yields to other tasks every tick and interrupts the guest once its
-    /// own running time exceeds the budget.
-    fn new_store(&self, shared: Arc<PluginShared>, scope: CallScope) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, CallState::new(shared, scope));
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut context| {
-            let clock = &mut context.data_mut().clock;
-            if clock.guest_time() > clock.guest_budget {
-                clock.timed_out = true;
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(1, clock.timed_yield()))
-            }
-        });
-        store
+        Ok((slot, new_store(&self.engine, shared, scope)))
     }
 
     /// The world and contract version a component was built for, from the
@@ -419,6 +416,25 @@ impl PluginRuntime {
             },
         })
     }
+}
+
+/// A store for one call: memory limiter, and an epoch deadline that
+/// yields to other tasks every tick and interrupts the guest once its
+/// own running time exceeds the budget.
+fn new_store(engine: &Engine, shared: Arc<PluginShared>, scope: CallScope) -> Store<CallState> {
+    let mut store = Store::new(engine, CallState::new(shared, scope));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut context| {
+        let clock = &mut context.data_mut().clock;
+        if clock.guest_time() > clock.guest_budget {
+            clock.timed_out = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::YieldCustom(1, clock.timed_yield()))
+        }
+    });
+    store
 }
 
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {

@@ -23,6 +23,8 @@ pub(crate) struct PluginShared {
     pub capabilities: Vec<Capability>,
     pub limits: Limits,
     pub http: HttpGate,
+    /// Where `templates.render` runs; `None` inside the sandbox itself.
+    pub templates: Option<Arc<super::TemplateSandbox>>,
 }
 
 /// The per-call inputs and the effects gathered so far.

@@ -287,8 +287,20 @@ impl Storage {
     }
 
     /// Events set aside, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StorageError> {
-        self.thread.read(|db| db.dead_letters()).await
+    /// See [`SledStore::begin_recovery`].
+    pub async fn begin_recovery(&self) -> Result<u64, StorageError> {
+        self.thread.apply(move |db| db.begin_recovery()).await
+    }
+
+    /// Counts a rerun of an event an earlier run left unfinished, durably
+    /// before the rerun starts (a rerun that kills the process still counts).
+    pub async fn count_restart(&self, seq: u64) -> Result<u32, StorageError> {
+        self.thread.write(move |db| db.count_restart(seq)).await
+    }
+
+    /// Events set aside, oldest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StorageError> {
+        self.thread.read(move |db| db.dead_letters(limit)).await
     }
 
     /// The last lines of a customer's history (all sessions), oldest first.

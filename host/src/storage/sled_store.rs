@@ -52,6 +52,9 @@ pub struct SledStore {
     in_flight: sled::Tree,
     /// inbox key -> `DeadLetter`: events whose turn kept failing.
     dead_letters: sled::Tree,
+    /// inbox key -> u32: how many starts found this event's turn unfinished
+    /// and ran it again (a turn that kills the process is set aside).
+    restarts: sled::Tree,
     /// outbox id -> `Settling`: sends in doubt, waiting for their echo.
     settling: sled::Tree,
     /// channel id -> `Echo`: echoes that came before we knew the send was
@@ -78,6 +81,7 @@ impl SledStore {
             seen: db.open_tree("seen")?,
             seen_by_time: db.open_tree("seen_by_time")?,
             dead_letters: db.open_tree("dead_letters")?,
+            restarts: db.open_tree("restarts")?,
             settling: db.open_tree("settling")?,
             echoes: db.open_tree("echoes")?,
             sent: db.open_tree("sent")?,
@@ -320,11 +324,42 @@ impl SledStore {
         settle(result)
     }
 
+    /// Begins a start: forgets restart counts of events no longer waiting,
+    /// and returns the sequence below which waiting events were accepted by
+    /// an earlier run (so their turns may have been cut short by it).
+    pub fn begin_recovery(&self) -> Result<u64, StorageError> {
+        for key in self.restarts.iter().keys() {
+            let key = key?;
+            if !self.inbox.contains_key(&key)? {
+                self.restarts.remove(&key)?;
+            }
+        }
+        Ok(match self.inbox.last()? {
+            Some((key, _)) => inbox_seq(&key) + 1,
+            None => 0,
+        })
+    }
+
+    /// Counts one more run of an event an earlier run left unfinished;
+    /// returns the count.
+    pub fn count_restart(&self, seq: u64) -> Result<u32, StorageError> {
+        let key = seq.to_be_bytes();
+        let count = self
+            .restarts
+            .get(key)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes))
+            .unwrap_or(0)
+            + 1;
+        self.restarts.insert(key, &count.to_be_bytes())?;
+        Ok(count)
+    }
+
     /// Events set aside because their turn kept failing, oldest first.
-    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StorageError> {
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StorageError> {
         self.dead_letters
             .iter()
             .values()
+            .take(limit)
             .map(|bytes| from_json(&bytes?, "dead letter"))
             .collect()
     }

@@ -142,6 +142,12 @@ pub fn build_workspace(dir: impl AsRef<Path>) -> Result<Vec<Component>, Error> {
 /// `(package, bytes)` with each component embedded by `include_bytes!`, for
 /// `include!(concat!(env!("OUT_DIR"), "/components.rs"))`.
 pub fn write_index(components: &[Component]) -> Result<PathBuf, Error> {
+    write_index_as(components, "components.rs")
+}
+
+/// [`write_index`] under another file name, for a build script that embeds
+/// more than one guest workspace.
+pub fn write_index_as(components: &[Component], file_name: &str) -> Result<PathBuf, Error> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| Error::Cargo(e.to_string()))?);
     let mut src =
         String::from("/// Components built from source by the build script: (package, bytes).\n");
@@ -154,7 +160,7 @@ pub fn write_index(components: &[Component]) -> Result<PathBuf, Error> {
         ));
     }
     src.push_str("];\n");
-    let path = out_dir.join("components.rs");
+    let path = out_dir.join(file_name);
     std::fs::write(&path, src).map_err(|e| Error::Cargo(e.to_string()))?;
     Ok(path)
 }

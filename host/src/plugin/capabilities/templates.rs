@@ -1,6 +1,6 @@
-//! `templates`: minijinja rendering against the call's context. Template
-//! work is bounded by minijinja's fuel rather than a clock, so the same
-//! template always succeeds or fails the same way.
+//! `templates`: minijinja rendering against the call's context, in the
+//! template sandbox: the output stops at the plugin's output limit, and the
+//! work at the sandbox's memory cap and time budget.
 
 use std::time::Instant;
 
@@ -20,15 +20,17 @@ impl Host for CallState {
                 "template larger than {limit} bytes"
             ))));
         }
+        let Some(sandbox) = self.plugin.templates.clone() else {
+            return Ok(Err(HostError::Failed(
+                "templates are not available here".into(),
+            )));
+        };
+        // The rendering's own memory and time are the sandbox's; the time
+        // it takes is charged to this call as host time.
         let started = Instant::now();
-        let rendered = crate::templates::render(&template, &self.scope.context.template_context());
+        let context = self.scope.context.template_context();
+        let rendered = crate::templates::render(&sandbox, &template, &context, limit).await;
         self.charge_host_time(started);
-        Ok(match rendered {
-            Ok(text) if text.len() > limit => Err(HostError::Failed(format!(
-                "rendered text larger than {limit} bytes"
-            ))),
-            Ok(text) => Ok(text),
-            Err(e) => Err(HostError::Failed(e.0)),
-        })
+        Ok(rendered.map_err(|e| HostError::Failed(e.0)))
     }
 }

@@ -2,7 +2,7 @@
 //! the attack: `{"attack": "spin"}` and so on. Each attack must be stopped
 //! by the host with a clear error, and the host must stay healthy.
 
-use flowhost_sdk::http;
+use flowhost_sdk::{http, templates};
 use flowhost_sdk::{
     Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info,
 };
@@ -16,6 +16,8 @@ struct Config {
     attack: String,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
 }
 
 impl Action for Hostile {
@@ -29,7 +31,7 @@ impl Action for Hostile {
             "0.1.0",
             "Misbehaves on purpose.",
             json!({"type": "object"}),
-            &[Capability::Http, Capability::Log],
+            &[Capability::Http, Capability::Log, Capability::Templates],
         )
     }
 
@@ -89,6 +91,11 @@ impl Action for Hostile {
                 Ok(Outcome::default())
             }
             "undeclared-read" => Ok(Outcome::store("peek", &json!(data::get("secret")))),
+            "template" => {
+                let template = config.template.unwrap_or_default();
+                let text = templates::render(&template)?;
+                Ok(Outcome::store("rendered", &json!(text.len())))
+            }
             "ok" => Ok(Outcome::store("answer", &json!(42))),
             other => Err(ActionError::InvalidConfig(format!(
                 "unknown attack {other:?}"
