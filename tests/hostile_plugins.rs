@@ -327,11 +327,14 @@ async fn after_a_thousand_hostile_calls_the_host_is_still_healthy() {
     // Small budgets keep the thousand calls quick; the behaviour is the same.
     // 100 ms, not less: a budget counts wall time while the guest runs, and
     // building the huge output must fit in it on a busy 2-core machine.
+    // 16 MiB of memory: the bomb reaches the cap after touching 16 fresh
+    // pages of a megabyte each, well within the budget even when the
+    // machine is busy (32 MiB once took longer than 100 ms).
     let plugin = hostile(
         &runtime,
         Limits {
             guest_time_ms: 100,
-            memory_bytes: 32 << 20,
+            memory_bytes: 16 << 20,
             ..Limits::default()
         },
     )
@@ -463,4 +466,75 @@ async fn a_flow_template_bomb_fails_with_a_reason() {
             .unwrap(),
         json!(true)
     );
+}
+
+/// Issue 8, item 6: saved data is capped per call (writes), and per
+/// conversation (keys and bytes); a refused call stores nothing, and the
+/// conversation keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_data_is_capped_per_call_and_per_conversation() {
+    use flowhost::actions::ActionRunner;
+    use flowhost::registry::PluginRegistry;
+    use flowhost::storage::Storage;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("data-hog.wasm"), guest("data-hog")).unwrap();
+    let runtime = Arc::new(runtime());
+    let registry = PluginRegistry::load(&runtime, Some(&plugins), &Default::default())
+        .await
+        .unwrap();
+    let runner = ActionRunner {
+        runtime,
+        registry: Arc::new(registry),
+        storage: Storage::open(&dir.path().join("db")).unwrap(),
+    };
+    let hog = |keys: usize, value_bytes: usize, prefix: &str| {
+        json!({"keys": keys, "value_bytes": value_bytes, "prefix": prefix})
+    };
+    let run = |config: Value| {
+        let runner = &runner;
+        async move {
+            runner
+                .run("data-hog", context("c-data", "hi", "en"), &config)
+                .await
+        }
+    };
+    let defaults = Limits::default();
+
+    // The attack of the review: a hundred thousand keys in one call.
+    let err = run(hog(100_000, 1_000, "a")).await.unwrap_err().to_string();
+    assert!(err.contains("saved keys"), "{err}");
+    assert!(runner.storage.load_data("c-data").await.unwrap().is_empty());
+
+    // Fitting data is kept.
+    run(hog(10, 1_000, "b")).await.unwrap();
+    assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 10);
+
+    // Too many bytes for the conversation, in few keys: refused, and the
+    // ten saved keys are untouched.
+    let too_big = defaults.max_data_bytes / 100_000 + 1;
+    let err = run(hog(2, 100_000 * too_big, "c"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("saved data would be") || err.contains("exceeds the limit"),
+        "{err}"
+    );
+    // Rewriting one key over and over: capped per call.
+    let mut rewrite = hog(defaults.max_data_writes as usize + 1, 1, "b");
+    rewrite["same_key"] = json!(true);
+    let err = run(rewrite)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("saved-data writes"), "{err}");
+    assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 10);
+
+    // And the conversation still takes a small write.
+    run(hog(1, 10, "d")).await.unwrap();
+    assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 11);
 }

@@ -42,6 +42,14 @@ pub struct Limits {
     pub max_messages: u32,
     /// Tickets per call.
     pub max_tickets: u32,
+    /// Keys of saved data one conversation may hold.
+    pub max_data_keys: usize,
+    /// Bytes of saved data (keys plus JSON values) one conversation may
+    /// hold; the whole of it travels into every call, so it stays well
+    /// under `max_input_bytes`.
+    pub max_data_bytes: usize,
+    /// `conversation-data.set` and `remove` calls per plugin call.
+    pub max_data_writes: u32,
     /// Bytes of the guest's stdout and stderr kept (the tail of a panic
     /// message is reported from stderr).
     pub stdio_bytes: usize,
@@ -64,6 +72,9 @@ impl Default for Limits {
             max_log_line_bytes: 4 * 1024,
             max_messages: 10,
             max_tickets: 5,
+            max_data_keys: 256,
+            max_data_bytes: 256 * 1024,
+            max_data_writes: 1_000,
             stdio_bytes: 16 * 1024,
         }
     }

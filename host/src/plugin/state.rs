@@ -35,6 +35,10 @@ pub(crate) struct CallScope {
     pub effects: Effects,
     pub log_lines: u32,
     pub http_requests: u32,
+    pub data_writes: u32,
+    /// Bytes of the conversation's saved data as the call sees it; measured
+    /// at the first write, then kept up to date.
+    pub data_bytes: Option<usize>,
 }
 
 impl CallScope {
@@ -53,6 +57,8 @@ impl CallScope {
             effects: Effects::default(),
             log_lines: 0,
             http_requests: 0,
+            data_writes: 0,
+            data_bytes: None,
         }
     }
 }

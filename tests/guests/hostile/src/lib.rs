@@ -2,10 +2,10 @@
 //! the attack: `{"attack": "spin"}` and so on. Each attack must be stopped
 //! by the host with a clear error, and the host must stay healthy.
 
-use flowhost_sdk::{http, templates};
 use flowhost_sdk::{
     Action, ActionError, Capability, Context, Outcome, PluginInfo, data, plugin_info,
 };
+use flowhost_sdk::{http, templates};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -79,7 +79,7 @@ impl Action for Hostile {
                     &json!({"vars": vars, "args": args, "socket": format!("{socket:?}")}),
                 ))
             }
-            "huge-output" => Ok(Outcome::store("blob", &json!("x".repeat(4 << 20)))),
+            "huge-output" => Ok(Outcome::store("blob", &json!("x".repeat(2 << 20)))),
             "stdout-flood" => {
                 for _ in 0..100_000 {
                     println!("flooding stdout with a line that goes on for a while");
