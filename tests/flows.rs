@@ -651,6 +651,18 @@ async fn a_chatbot_node_answers_through_its_adapter_or_falls_back() {
         .await
         .unwrap();
     assert_eq!(texts(&echoed), ["echo this"]);
+    // Issue 8, item 7: a bot's answer is held to its max_messages.
+    let flood = engine
+        .handle_message("ig", ada(), message("flood 3000"))
+        .await
+        .unwrap();
+    let limit = flowhost::plugin::Limits::default().max_messages as usize;
+    assert_eq!(flood.messages.len(), limit);
+    assert!(
+        flood.notes.iter().any(|n| n.contains("3000 messages")),
+        "{:?}",
+        flood.notes
+    );
 
     // An action plugin is no chatbot adapter: validation says so...
     let err = flowhost::flow::compile(

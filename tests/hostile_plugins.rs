@@ -491,9 +491,7 @@ async fn saved_data_is_capped_per_call_and_per_conversation() {
         registry: Arc::new(registry),
         storage: Storage::open(&dir.path().join("db")).unwrap(),
     };
-    let hog = |keys: usize, value_bytes: usize, prefix: &str| {
-        json!({"keys": keys, "value_bytes": value_bytes, "prefix": prefix})
-    };
+    let hog = |keys: usize, value_bytes: usize, prefix: &str| json!({"keys": keys, "value_bytes": value_bytes, "prefix": prefix});
     let run = |config: Value| {
         let runner = &runner;
         async move {
@@ -527,10 +525,7 @@ async fn saved_data_is_capped_per_call_and_per_conversation() {
     // Rewriting one key over and over: capped per call.
     let mut rewrite = hog(defaults.max_data_writes as usize + 1, 1, "b");
     rewrite["same_key"] = json!(true);
-    let err = run(rewrite)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = run(rewrite).await.unwrap_err().to_string();
     assert!(err.contains("saved-data writes"), "{err}");
     assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 10);
 

@@ -812,3 +812,66 @@ async fn hostile_and_malformed_webhooks_reach_no_flow() {
         && body["recipient"]["id"] == "C-2"));
     server.stop().await.unwrap();
 }
+
+/// Issue 8, items 7 and 19: a customer's 1.5 MB text is cut on the way in
+/// (so the flow still answers it) and the answer on the way out (so it is
+/// four Send API calls, not fifteen hundred); the next customer is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enormous_text_is_cut_on_the_way_in_and_out() {
+    use flowhost::engine::{MAX_INBOUND_TEXT_BYTES, MAX_OUTBOUND_TEXT_BYTES};
+    use flowhost_tests::stress::{Channel, Scenario, StandIns, post_until_acknowledged};
+    let scenario = Scenario {
+        channel: Channel::Instagram,
+        accounts: 1,
+        conversations: 2,
+        messages: 1,
+        slow_every: 0,
+        run: "huge".into(),
+        settle_by_echo_seconds: None,
+    };
+    let (stand_ins, api) = StandIns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = flowhost_tests::server_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    let server = flowhost::app::start(config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let huge = "x".repeat(1_500_000);
+    for delivery in [scenario.delivery_of(0, 0, &huge), scenario.delivery(1, 0)] {
+        let mut report = Default::default();
+        assert!(post_until_acknowledged(&client, &base, &delivery, &mut report, deadline).await);
+    }
+    stand_ins.wait_for_replies(5, deadline).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replies = stand_ins.replies();
+    assert_eq!(replies[&scenario.customer(1)], ["got m0"]);
+    let parts = &replies[&scenario.customer(0)];
+    assert_eq!(
+        parts.len(),
+        MAX_OUTBOUND_TEXT_BYTES / 1000,
+        "{} parts",
+        parts.len()
+    );
+    assert!(parts[0].starts_with("got xxx"));
+    assert!(parts.last().unwrap().ends_with('…'));
+    let history = server
+        .storage
+        .history(&flowhost::engine::state::conversation_key(
+            "acc0",
+            &scenario.customer(0),
+        ))
+        .await
+        .unwrap();
+    let errors: Vec<&str> = history
+        .iter()
+        .filter(|h| h.kind == "error")
+        .map(|h| h.text.as_str())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(&format!("cut to {MAX_INBOUND_TEXT_BYTES} bytes"))),
+        "{errors:?}"
+    );
+    server.stop().await.unwrap();
+}

@@ -157,8 +157,12 @@ accounts:
 
     /// The webhook the channel delivers for message `i` of customer `c`.
     pub fn delivery(&self, c: usize, i: usize) -> Delivery {
+        self.delivery_of(c, i, &self.text(c, i))
+    }
+
+    /// Message `i` of customer `c`, with `text` instead of the usual one.
+    pub fn delivery_of(&self, c: usize, i: usize, text: &str) -> Delivery {
         let account = c % self.accounts;
-        let text = self.text(c, i);
         let customer = self.customer(c);
         match self.channel {
             Channel::Instagram => {

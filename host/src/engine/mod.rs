@@ -30,6 +30,30 @@ use crate::registry::PluginRegistry;
 use crate::storage::{Storage, StorageError, TurnCommit, timer_key_hex};
 use crate::templates;
 use clock::Clock;
+
+/// The most of a customer's text a turn takes in (Instagram's own limit is
+/// 1,000 characters; other channels allow more).
+pub const MAX_INBOUND_TEXT_BYTES: usize = 8 * 1024;
+/// The longest text one outgoing message may carry: four Instagram sends.
+pub const MAX_OUTBOUND_TEXT_BYTES: usize = 4 * 1000;
+/// Attachments one message may carry, in or out.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+/// Cuts `text` to at most `max` bytes at a character boundary, marking the
+/// cut with an ellipsis; true if it was cut.
+fn cut_at_char(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let ellipsis = '…';
+    let mut end = max - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push(ellipsis);
+    true
+}
 use state::{
     ConversationState, Ending, OutboxMessage, Position, Timer, TimerKind, conversation_key,
 };
@@ -115,8 +139,40 @@ impl Turn {
         self.context().template_context()
     }
 
-    /// Queues a message for the customer.
+    /// A customer's text longer than [`MAX_INBOUND_TEXT_BYTES`] is cut, so
+    /// it cannot make every action's input too large; the flow goes on.
+    fn cut_inbound(&mut self, message: &mut InboundMessage) {
+        let Some(text) = &mut message.text else {
+            return;
+        };
+        let before = text.len();
+        if cut_at_char(text, MAX_INBOUND_TEXT_BYTES) {
+            self.error(format!(
+                "the customer's message of {before} bytes was cut to {MAX_INBOUND_TEXT_BYTES} bytes"
+            ));
+        }
+        message.attachments.truncate(MAX_ATTACHMENTS);
+    }
+
+    /// Queues a message for the customer. A text longer than
+    /// [`MAX_OUTBOUND_TEXT_BYTES`] is cut (and the turn says so), so one
+    /// message is never more than a few Send API calls.
     fn send(&mut self, mut message: OutgoingMessage) {
+        if let Some(text) = &mut message.text {
+            let before = text.len();
+            if cut_at_char(text, MAX_OUTBOUND_TEXT_BYTES) {
+                self.error(format!(
+                    "a message of {before} bytes was cut to {MAX_OUTBOUND_TEXT_BYTES} bytes"
+                ));
+            }
+        }
+        if message.attachments.len() > MAX_ATTACHMENTS {
+            self.error(format!(
+                "a message with {} attachments keeps the first {MAX_ATTACHMENTS}",
+                message.attachments.len()
+            ));
+            message.attachments.truncate(MAX_ATTACHMENTS);
+        }
         if message.id.is_empty() {
             message.id = uuid::Uuid::now_v7().to_string();
         }
@@ -356,6 +412,7 @@ impl Engine {
         if contact.name.is_some() {
             turn.state.contact = contact;
         }
+        turn.cut_inbound(&mut message);
 
         if !message.attachments.is_empty()
             && connector.attachments == crate::flow::model::AttachmentPolicy::None
@@ -726,7 +783,14 @@ impl Engine {
             .await
         {
             Ok(answer) => {
-                for reply in answer.replies {
+                let limit = adapter.limits().max_messages as usize;
+                if answer.replies.len() > limit {
+                    turn.error(format!(
+                        "chatbot `{name}` answered with {} messages; the first {limit} (its max_messages) are sent",
+                        answer.replies.len()
+                    ));
+                }
+                for reply in answer.replies.into_iter().take(limit) {
                     turn.send(reply);
                 }
                 match answer.handoff_queue {

@@ -1,5 +1,6 @@
 //! A minimal chatbot adapter: proves the `chatbot` world builds with the
-//! SDK and loads in the host. It answers every message with its own text.
+//! SDK and loads in the host. It answers every message with its own text
+//! (`flood N`: N times).
 
 use flowhost_sdk::chatbot::{AdapterError, BotReply, BotTurn, Callback, Inbound, Session};
 use flowhost_sdk::{Capability, Chatbot, Context, PluginInfo, plugin_info};
@@ -29,8 +30,14 @@ impl Chatbot for EchoBot {
         _: &Session,
         inbound: Inbound,
     ) -> Result<BotTurn, AdapterError> {
+        let text = inbound.text.unwrap_or_default();
+        // `flood N` answers N times (a bot that says too much).
+        let times = text
+            .strip_prefix("flood ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         Ok(BotTurn {
-            replies: vec![BotReply::text(inbound.text.unwrap_or_default())],
+            replies: vec![BotReply::text(text.clone()); times],
             handoff_queue: None,
         })
     }
