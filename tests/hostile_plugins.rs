@@ -533,3 +533,47 @@ async fn saved_data_is_capped_per_call_and_per_conversation() {
     run(hog(1, 10, "d")).await.unwrap();
     assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 11);
 }
+
+/// Issue 8, item 5: settings are found by the plugin's declared name, so a
+/// file whose name differs from it is refused: `hostile-1.0.wasm` would run
+/// without the limits given for `hostile`, and a file named `request.wasm`
+/// would take the built-in `request`'s HTTP policy. Two plugins declaring
+/// one name are refused too.
+#[tokio::test]
+async fn a_plugin_file_must_carry_its_declared_name() {
+    use flowhost::registry::{PluginRegistry, RegistryError};
+    let runtime = runtime();
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert("request".to_string(), flowhost_tests::loopback_request());
+    for file in ["hostile-1.0.wasm", "request.wasm"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), guest("hostile")).unwrap();
+        let err = PluginRegistry::load(&runtime, Some(dir.path()), &settings)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, RegistryError::NameMismatch { declared, .. } if declared == "hostile"),
+            "{file}: {err}"
+        );
+        assert!(err.to_string().contains("hostile.wasm"), "{err}");
+    }
+    // Named right, it loads with its own settings.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hostile.wasm"), guest("hostile")).unwrap();
+    let mut own = settings.clone();
+    own.insert(
+        "hostile".into(),
+        PluginSettings {
+            limits: Limits {
+                guest_time_ms: 42,
+                ..Limits::default()
+            },
+            ..PluginSettings::default()
+        },
+    );
+    let registry = PluginRegistry::load(&runtime, Some(dir.path()), &own)
+        .await
+        .unwrap();
+    assert_eq!(registry.get("hostile").unwrap().limits().guest_time_ms, 42);
+}

@@ -22,6 +22,10 @@ pub enum RegistryError {
     Directory { path: String, reason: String },
     #[error("settings are given for plugin `{0}`, but no plugin has that name")]
     UnknownSettings(String),
+    #[error(
+        "{path} declares itself `{declared}`: name the file `{declared}.wasm` (settings and limits are found by that name)"
+    )]
+    NameMismatch { path: String, declared: String },
 }
 
 /// Loaded plugins by name.
@@ -32,8 +36,9 @@ pub struct PluginRegistry {
 
 impl PluginRegistry {
     /// Loads the built-ins and every `*.wasm` in `extra_dir`. `settings`
-    /// are keyed by plugin name (as the plugin describes itself, which for
-    /// a partner's file is only known after loading it).
+    /// are keyed by plugin name; a partner's file must be named after the
+    /// name its plugin declares (`<name>.wasm`), and two plugins may not
+    /// declare one name.
     pub async fn load(
         runtime: &PluginRuntime,
         extra_dir: Option<&Path>,
@@ -68,8 +73,18 @@ impl PluginRegistry {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
+                // Settings are found by the file's name, so it must be the
+                // name the plugin declares: otherwise `evil-1.0.wasm` would
+                // run without the limits given for `evil`, and a file named
+                // after a built-in would take the built-in's HTTP policy.
                 let plugin_settings = settings.get(&label).cloned().unwrap_or_default();
                 let plugin = runtime.load(&label, &bytes, &plugin_settings).await?;
+                if plugin.name() != label {
+                    return Err(RegistryError::NameMismatch {
+                        path: path.display().to_string(),
+                        declared: plugin.name().to_string(),
+                    });
+                }
                 registry.insert(plugin, path.display().to_string())?;
             }
         }
