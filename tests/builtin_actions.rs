@@ -548,3 +548,93 @@ async fn authorization_does_not_follow_a_redirect_to_another_origin() {
         "the token leaked to another origin"
     );
 }
+
+/// Issue 8, item 3: a compiled artifact is native code, so one the cache
+/// did not write itself (here: another plugin's artifact planted under this
+/// plugin's name) is never loaded; the component is compiled again. A cache
+/// directory other users may write to is not used at all.
+#[tokio::test]
+async fn a_planted_artifact_is_never_loaded() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("plugin-cache");
+    let config = RuntimeConfig {
+        max_concurrent_calls: 2,
+        cache_dir: Some(dir.clone()),
+        ..RuntimeConfig::default()
+    };
+    let files = || -> std::collections::BTreeSet<std::path::PathBuf> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let first = PluginRuntime::new(&config).unwrap();
+    let before = files();
+    first
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    let save_data = files().difference(&before).next().unwrap().clone();
+    let before = files();
+    first
+        .load(
+            "create-ticket",
+            builtin("create-ticket"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    let other = files().difference(&before).next().unwrap().clone();
+    drop(first);
+    std::fs::copy(&other, &save_data).unwrap();
+
+    let second = PluginRuntime::new(&config).unwrap();
+    let plugin = second
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !plugin.loaded_from_cache(),
+        "the planted artifact was loaded"
+    );
+    assert_eq!(plugin.name(), "save-data");
+    drop(second);
+
+    // Rewritten by the cache itself, it is a hit again.
+    let third = PluginRuntime::new(&config).unwrap();
+    let plugin = third
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    assert!(plugin.loaded_from_cache());
+    drop(third);
+
+    // A directory others may write to is not trusted.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fourth = PluginRuntime::new(&config).unwrap();
+    let plugin = fourth
+        .load(
+            "save-data",
+            builtin("save-data"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !plugin.loaded_from_cache(),
+        "a shared cache directory was used"
+    );
+}

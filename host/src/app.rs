@@ -27,7 +27,7 @@ use crate::storage::Storage;
 
 /// Opens everything an action needs.
 pub async fn start_runner(config: &ServerConfig) -> anyhow::Result<ActionRunner> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let storage = Storage::open(&config.data_dir.join("db"))
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
@@ -83,6 +83,29 @@ fn long_enough(token: String, source: &str) -> anyhow::Result<String> {
         );
     }
     Ok(token)
+}
+
+/// Creates the data directory readable by this user only (conversations
+/// are personal data); warns when an existing one is open to others.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the data directory has mode {mode:o}; other users can read conversations (chmod 700 it)"
+            );
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -292,6 +315,18 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 8, item 17: the data directory is private.
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/data");
+        create_private_dir(&data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     /// Issue 8, item 21: an empty or short admin token is refused.
     #[test]

@@ -75,3 +75,33 @@ fn the_published_schema_is_up_to_date() {
         "examples/flow.schema.json is stale: run `cargo run -p flowhost -- schema > examples/flow.schema.json`"
     );
 }
+
+/// Issue 8, item 3: `validate` run in some folder keeps no compiled code in
+/// that folder (and so never runs code planted there): without a configured
+/// `runtime.cache_dir` the tools compile in memory.
+#[test]
+fn validate_keeps_no_compiled_code_in_the_folder_it_runs_in() {
+    let folder = tempfile::tempdir().unwrap();
+    let planted = folder.path().join("flowhost-data/plugin-cache");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(planted.join("planted.cwasm"), b"not code").unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop-support.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .args(["validate", example])
+        .current_dir(folder.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("flowhost runs");
+    assert!(output.status.success(), "{output:?}");
+    let files: Vec<_> = std::fs::read_dir(&planted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["planted.cwasm"], "validate wrote a cache here");
+    assert!(
+        !folder
+            .path()
+            .join("flowhost-data/plugin-cache.key")
+            .exists()
+    );
+}

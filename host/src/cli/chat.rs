@@ -31,7 +31,7 @@ pub async fn run(options: ChatOptions, config: &ServerConfig) -> anyhow::Result<
     let (runtime, registry) = load_plugins(
         config.plugins_dir.as_deref(),
         &config.plugins,
-        Some(&config.plugin_cache_dir()),
+        config.runtime.cache_dir.as_deref(),
     )
     .await?;
     let compiled = match read_flow(&options.flow, &registry)? {

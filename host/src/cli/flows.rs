@@ -12,7 +12,7 @@ pub async fn validate(path: &Path, config: &ServerConfig) -> anyhow::Result<bool
     let (_runtime, registry) = load_plugins(
         config.plugins_dir.as_deref(),
         &config.plugins,
-        Some(&config.plugin_cache_dir()),
+        config.runtime.cache_dir.as_deref(),
     )
     .await?;
     match read_flow(path, &registry)? {

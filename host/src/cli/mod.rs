@@ -15,7 +15,10 @@ use crate::plugin::{PluginRuntime, PluginSettings, RuntimeConfig};
 use crate::registry::PluginRegistry;
 
 /// The runtime and plugins the tools use: built-ins plus an optional
-/// directory, with settings from an optional server configuration.
+/// directory, with settings from an optional server configuration. The
+/// tools cache compiled plugins only where the configuration names a cache
+/// (`runtime.cache_dir`), never in a data directory relative to wherever
+/// they happen to run.
 pub async fn load_plugins(
     plugins_dir: Option<&Path>,
     settings: &BTreeMap<String, PluginSettings>,
