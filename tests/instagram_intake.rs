@@ -875,3 +875,72 @@ async fn an_enormous_text_is_cut_on_the_way_in_and_out() {
     );
     server.stop().await.unwrap();
 }
+
+/// Issue 8, item 10: slowloris clients are closed: a client that never
+/// finishes its headers is dropped at the header deadline, one that never
+/// finishes its body gets 408, connections are capped, and a well-behaved
+/// client is served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_closed_and_connections_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = flowhost_tests::server_config(dir.path(), "{}");
+    config.flow = None;
+    config.http = flowhost::server::HttpLimits {
+        max_connections: 8,
+        header_read_timeout_ms: 500,
+        request_timeout_ms: 1_000,
+    };
+    let server = flowhost::app::start(config).await.unwrap();
+    let addr = server.addr;
+    let deadline = Instant::now() + Duration::from_secs(30);
+
+    let slow_headers = (0..50).map(|_| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /webhooks/instagram HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        // Closed by the server: end of stream (or a reset).
+        let left = deadline.saturating_duration_since(Instant::now());
+        matches!(
+            tokio::time::timeout(left, stream.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    });
+    let slow_body = async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /webhooks/instagram HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"object\"")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, stream.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let healthy = async move {
+        loop {
+            let answer = reqwest::Client::new()
+                .get(format!("http://{addr}/healthz"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if let Ok(answer) = answer {
+                return answer.status().as_u16();
+            }
+            assert!(Instant::now() < deadline, "/healthz never answered");
+        }
+    };
+    let (closed, body_answer, health) =
+        tokio::join!(futures::future::join_all(slow_headers), slow_body, healthy);
+    assert_eq!(
+        closed.iter().filter(|c| **c).count(),
+        50,
+        "slow clients left open"
+    );
+    assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer:?}");
+    assert_eq!(health, 200);
+    server.stop().await.unwrap();
+}

@@ -125,7 +125,7 @@ pub struct Server {
     pub storage: Storage,
     pub engine: Option<Arc<Engine>>,
     stop: watch::Sender<bool>,
-    http: JoinHandle<std::io::Result<()>>,
+    http: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
@@ -218,14 +218,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         instagram: Arc::new(instagram),
         connexease: Arc::new(connexease),
     };
-    let mut http_stopped = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, server::router(state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let http = tokio::spawn(server::serve(
+        listener,
+        server::router(state),
+        config.http,
+        stopped.clone(),
+    ));
     tracing::info!(
         "flowhost listening on http://{addr} with {} plugins",
         runner.registry.iter().count()
@@ -258,10 +256,8 @@ impl Server {
         let _ = self.stop.send(true);
         let mut tasks = self.workers;
         tasks.push(tokio::spawn(async move {
-            match self.http.await {
-                Ok(Err(e)) => tracing::error!("HTTP server: {e}"),
-                Err(e) => tracing::error!("HTTP server task: {e}"),
-                Ok(Ok(())) => {}
+            if let Err(e) = self.http.await {
+                tracing::error!("HTTP server task: {e}");
             }
         }));
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();

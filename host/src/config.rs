@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub plugins: BTreeMap<String, PluginSettings>,
     /// How much the intake works on at once.
     pub intake: IntakeSettings,
+    /// Bounds on HTTP connections and requests.
+    pub http: crate::server::HttpLimits,
     /// How long a stop may take: intake stops, turns under way finish,
     /// retries stop, storage is flushed; past it the process exits anyway.
     pub shutdown_timeout_ms: u64,
@@ -69,6 +71,7 @@ impl Default for ServerConfig {
             runtime: RuntimeConfig::default(),
             plugins: BTreeMap::new(),
             intake: IntakeSettings::default(),
+            http: Default::default(),
             shutdown_timeout_ms: 10_000,
         }
     }

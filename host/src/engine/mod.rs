@@ -215,7 +215,11 @@ impl Turn {
     }
 
     fn error(&mut self, text: String) {
-        tracing::warn!(conversation = %self.state.id(), "{text}");
+        tracing::warn!(
+            conversation = %crate::plugin::capabilities::escape_controls(&self.state.id()),
+            "{}",
+            crate::plugin::capabilities::escape_controls(&text)
+        );
         self.state.note(self.now_ms, "error", text.clone());
         self.notes.push(text);
     }

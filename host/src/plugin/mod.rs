@@ -531,6 +531,7 @@ fn cap_reason(mut error: CallError) -> CallError {
     | CallError::BotProtocol { reason } = &mut error
     {
         capabilities::truncate(reason, MAX_REASON_BYTES);
+        *reason = capabilities::escape_controls(reason).into_owned();
     }
     error
 }

@@ -4,7 +4,9 @@
 
 mod admin;
 pub(crate) mod auth;
+mod listen;
 pub use auth::same_secret;
+pub use listen::{HttpLimits, serve};
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -1,11 +1,12 @@
-//! `log`: guest log lines into the host's tracing output.
+//! `log`: guest log lines into the host's tracing output, control
+//! characters escaped so a guest cannot forge the host's own lines.
 
 use std::fmt::Write;
 
 use super::super::bindings::v0_1_0::flowhost::plugin::log::{Host, Level};
 use super::super::state::CallState;
 use super::super::types::Capability;
-use super::truncate;
+use super::{escape_controls, truncate};
 
 impl Host for CallState {
     async fn log(
@@ -22,10 +23,16 @@ impl Host for CallState {
         self.scope.log_lines += 1;
         let mut rendered = String::new();
         for (key, value) in fields {
-            let _ = write!(rendered, "{key}={value} ");
+            let _ = write!(
+                rendered,
+                "{}={} ",
+                escape_controls(&key),
+                escape_controls(&value)
+            );
         }
         truncate(&mut message, limits.max_log_line_bytes);
         truncate(&mut rendered, limits.max_log_line_bytes);
+        let message = escape_controls(&message);
         let plugin = self.plugin.name.as_str();
         let conversation = self.scope.context.conversation.id.as_str();
         let fields = rendered.trim_end();

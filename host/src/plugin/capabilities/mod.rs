@@ -50,3 +50,34 @@ pub(crate) fn truncate(text: &mut String, max: usize) {
         text.push('…');
     }
 }
+
+/// `text` with control characters (newlines among them) written as
+/// escapes, so text from a guest or a customer cannot start a forged line
+/// in the host's log.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 8, item 16.
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::escape_controls("plain"), "plain");
+        assert_eq!(
+            super::escape_controls("ok\n2026-11-22T00:00:00Z ERROR forged\r\x1b[31m"),
+            "ok\\n2026-11-22T00:00:00Z ERROR forged\\r\\u{1b}[31m"
+        );
+    }
+}
