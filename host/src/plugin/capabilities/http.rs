@@ -12,7 +12,7 @@
 //!   response body, and a cap on requests per call.
 
 use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,33 +133,70 @@ impl Gatekeeper {
     }
 }
 
-/// Whether `ip` is an ordinary public unicast address.
+/// Whether `ip` is an ordinary public unicast address, after IANA's IPv4
+/// and IPv6 special-purpose registries. IPv6 forms that carry an IPv4
+/// address (mapped, compatible, translated, NAT64, 6to4) are judged by the
+/// address they carry; Teredo and local-use NAT64 are never public.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240)
-        }
+        IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+            if let Some(v4) = embedded_v4(v6) {
+                return is_public_v4(v4);
             }
+            let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || v6.is_unique_local()
-                || v6.is_unicast_link_local())
+                || v6.is_unicast_link_local()
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // local NAT64 64:ff9b:1::/48
+                || (s[0] == 0x2001 && s[1] == 0x0000) // Teredo 2001::/32
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation 2001:db8::/32
+                || (s[0] == 0x3fff && s[1] & 0xf000 == 0) // documentation 3fff::/20
+                || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID 2001:10::/28
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020) // ORCHIDv2 2001:20::/28
+                || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking 2001:2::/48
+                || s[0] == 0x5f00) // SRv6 SIDs 5f00::/16
         }
+    }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || (a == 192 && b == 0 && c == 0) // IETF assignments 192.0.0/24 (192.0.0.192: a metadata address)
+        || (a == 192 && b == 88 && c == 99) // 6to4 relays 192.88.99/24
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240)
+}
+
+/// The IPv4 address an IPv6 address stands for, if it is one of the forms
+/// that carry one: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`,
+/// translated `::ffff:0:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4
+/// `2002:aabb:ccdd::`.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let last =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(last(hi, lo)),
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(last(hi, lo)),
+        // `::` and `::1` are themselves, not IPv4-compatible addresses.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(last(hi, lo)),
+        [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(last(hi, lo)),
+        _ => None,
     }
 }
 
@@ -214,91 +251,139 @@ impl HttpGate {
             patterns,
             allow_private: policy.allow_private_networks,
         });
-        let redirect_gate = gate.clone();
+        // Redirects are followed by `send` itself, hop by hop, so each hop
+        // is checked and a hop to another origin carries nothing of the
+        // guest's; no Referer ever tells a server where the guest came from.
         let client = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver(gate.clone())))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= MAX_REDIRECTS {
-                    attempt.error(GateRefusal(format!("more than {MAX_REDIRECTS} redirects")))
-                } else if let Err(refusal) = redirect_gate.check_url(attempt.url()) {
-                    attempt.error(refusal)
-                } else {
-                    attempt.follow()
-                }
-            }))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("flowhost/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(HttpGate { client, gate })
     }
 
-    /// Sends one request under the gate's policy and the given bounds.
+    /// Sends one request under the gate's policy and the given bounds,
+    /// following at most [`MAX_REDIRECTS`] redirects. A hop to another
+    /// origin drops the guest's headers; one that would carry the guest's
+    /// body there (307, 308) is not followed: the guest gets the redirect.
     pub async fn send(
         &self,
         request: Request,
         timeout: Duration,
         max_body: usize,
     ) -> Result<Response, HttpError> {
-        let url = reqwest::Url::parse(&request.url)
+        let mut url = reqwest::Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("URL {:?}: {e}", request.url)))?;
-        self.gate
-            .check_url(&url)
-            .map_err(|e| HttpError::Denied(e.0))?;
-
-        let mut builder = self.client.request(method(request.method), url);
-        for (name, value) in &request.headers {
-            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(HttpError::InvalidRequest(format!(
-                    "header `{name}` is set by the host, not the plugin"
-                )));
-            }
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| HttpError::InvalidRequest(format!("header name {name:?}: {e}")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| HttpError::InvalidRequest(format!("header `{name}`: {e}")))?;
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = request.body {
-            builder = builder.body(body);
-        }
-
+        let mut method = method(request.method);
+        let mut headers = guest_headers(&request.headers)?;
+        let mut body = request.body;
         let exchange = async {
-            let mut response = builder.send().await.map_err(classify)?;
-            if response
-                .content_length()
-                .is_some_and(|len| len > max_body as u64)
-            {
-                return Err(HttpError::TooLarge(max_body as u64));
-            }
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(classify)? {
-                if body.len() + chunk.len() > max_body {
-                    return Err(HttpError::TooLarge(max_body as u64));
+            for hop in 0..=MAX_REDIRECTS {
+                self.gate
+                    .check_url(&url)
+                    .map_err(|e| HttpError::Denied(e.0))?;
+                let mut builder = self
+                    .client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone());
+                if let Some(body) = &body {
+                    builder = builder.body(body.clone());
                 }
-                body.extend_from_slice(&chunk);
+                let response = builder.send().await.map_err(classify)?;
+                let Some(next) = redirect_target(&response, &url) else {
+                    return read_response(response, max_body).await;
+                };
+                if hop == MAX_REDIRECTS {
+                    return Err(HttpError::Denied(format!(
+                        "more than {MAX_REDIRECTS} redirects"
+                    )));
+                }
+                let status = response.status().as_u16();
+                if matches!(status, 301..=303) && method != reqwest::Method::HEAD {
+                    // As browsers do: the next hop is a GET without a body.
+                    method = reqwest::Method::GET;
+                    body = None;
+                }
+                if next.origin() != url.origin() {
+                    if body.is_some() {
+                        return read_response(response, max_body).await;
+                    }
+                    headers.clear();
+                }
+                url = next;
             }
-            Ok(Response {
-                status,
-                headers,
-                body,
-            })
+            unreachable!("the last hop returns")
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(HttpError::Timeout))
     }
+}
+
+/// The guest's headers, refusing the ones the host sets itself.
+fn guest_headers(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, HttpError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(HttpError::InvalidRequest(format!(
+                "header `{name}` is set by the host, not the plugin"
+            )));
+        }
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| HttpError::InvalidRequest(format!("header name {name:?}: {e}")))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|e| HttpError::InvalidRequest(format!("header `{name}`: {e}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Where a redirect response points, resolved against `url`.
+fn redirect_target(response: &reqwest::Response, url: &reqwest::Url) -> Option<reqwest::Url> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(reqwest::header::LOCATION)?;
+    url.join(location.to_str().ok()?).ok()
+}
+
+/// Reads a response whole, refusing a body past `max_body`.
+async fn read_response(
+    mut response: reqwest::Response,
+    max_body: usize,
+) -> Result<Response, HttpError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_body as u64)
+    {
+        return Err(HttpError::TooLarge(max_body as u64));
+    }
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > max_body {
+            return Err(HttpError::TooLarge(max_body as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn method(method: Method) -> reqwest::Method {
@@ -428,10 +513,30 @@ mod tests {
             "fc00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // Issue 8, item 9: IPv6 forms that carry a private IPv4
+            // address, and the special-purpose ranges.
+            "::127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "2001:db8::1",
+            "192.0.0.192",
+            "192.0.0.8",
+            "192.88.99.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }
