@@ -577,3 +577,24 @@ async fn a_plugin_file_must_carry_its_declared_name() {
         .unwrap();
     assert_eq!(registry.get("hostile").unwrap().limits().guest_time_ms, 42);
 }
+
+/// Issue 8, item 12: a guest blocked in a WASI sleep runs no wasm, so no
+/// epoch stops it; the call's watchdog does, at its budget, instead of the
+/// whole call's 30 s limit holding a pool slot.
+#[tokio::test]
+async fn a_guest_asleep_in_wasi_is_stopped_at_its_budget() {
+    let runtime = runtime();
+    let plugin = hostile(&runtime, Limits::default()).await;
+    let started = Instant::now();
+    let err = attack(&runtime, &plugin, json!({"attack": "sleep"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            budget: Limits::default().guest_time()
+        },
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}

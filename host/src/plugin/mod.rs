@@ -32,7 +32,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use bindings::v0_1_0 as current;
 use capabilities::Refused;
 use capabilities::http::HttpGate;
-use state::{CallScope, CallState, PluginShared};
+use state::{CallClock, CallScope, CallState, PluginShared, Stopped};
 
 pub use bindings::SUPPORTED_CONTRACTS;
 pub use capabilities::http::HttpPolicy;
@@ -264,6 +264,7 @@ impl PluginRuntime {
         let (_slot, mut store) = self
             .begin(plugin.shared.clone(), CallScope::new(context))
             .await?;
+        let (times, budget) = watched(&store);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -272,8 +273,12 @@ impl PluginRuntime {
                 .await
         };
         let limit = limits.call_timeout();
-        let outcome = settle(tokio::time::timeout(limit, call).await, limit, &store)?
-            .map_err(|error| cap_reason(error.into()))?;
+        let outcome = settle(
+            CallClock::watch(times, budget, limit, call).await,
+            limit,
+            &store,
+        )?
+        .map_err(|error| cap_reason(error.into()))?;
         let mut output = convert::outcome_from_wit(outcome, limits.max_output_bytes)?;
         output.effects = store.into_data().scope.effects;
         Ok(output)
@@ -307,6 +312,7 @@ impl PluginRuntime {
         let (_slot, mut store) = self
             .begin(plugin.shared.clone(), CallScope::new(context))
             .await?;
+        let (times, budget) = watched(&store);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -321,8 +327,12 @@ impl PluginRuntime {
                 .await
         };
         let limit = limits.call_timeout();
-        let turn = settle(tokio::time::timeout(limit, call).await, limit, &store)?
-            .map_err(|error| cap_reason(error.into()))?;
+        let turn = settle(
+            CallClock::watch(times, budget, limit, call).await,
+            limit,
+            &store,
+        )?
+        .map_err(|error| cap_reason(error.into()))?;
         let turn = BotTurn::from(turn);
         let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
         if size > limits.max_output_bytes {
@@ -341,6 +351,7 @@ impl PluginRuntime {
     ) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
         let limit = shared.limits.call_timeout();
         let (_slot, mut store) = self.begin(shared, CallScope::empty()).await?;
+        let (times, budget) = watched(&store);
         let call = async {
             match pre {
                 Pre::Action(pre) => {
@@ -359,7 +370,11 @@ impl PluginRuntime {
                 }
             }
         };
-        settle(tokio::time::timeout(limit, call).await, limit, &store)
+        settle(
+            CallClock::watch(times, budget, limit, call).await,
+            limit,
+            &store,
+        )
     }
 
     /// Waits for a pool slot and makes the call's store.
@@ -462,14 +477,23 @@ fn check_input(limits: &Limits, size: usize) -> Result<(), CallError> {
     Ok(())
 }
 
+/// What a call's watchdog needs from its store.
+fn watched(store: &Store<CallState>) -> (Arc<state::CallTimes>, std::time::Duration) {
+    let clock = &store.data().clock;
+    (clock.times.clone(), clock.guest_budget)
+}
+
 /// The value of a finished call, or why it did not finish.
 fn settle<R>(
-    finished: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    finished: Result<wasmtime::Result<R>, Stopped>,
     limit: std::time::Duration,
     store: &Store<CallState>,
 ) -> Result<R, CallError> {
     match finished {
-        Err(_) => Err(CallError::CallTimeout { limit }),
+        Err(Stopped::CallTimeout) => Err(CallError::CallTimeout { limit }),
+        Err(Stopped::Budget) => Err(CallError::Timeout {
+            budget: store.data().clock.guest_budget,
+        }),
         Ok(Err(trap)) => Err(classify_trap(trap, store.data())),
         Ok(Ok(value)) => Ok(value),
     }

@@ -65,34 +65,110 @@ impl CallScope {
 
 /// Time accounting: the guest's budget excludes time spent in host calls
 /// and time spent waiting for the executor after a yield, so a busy server
-/// does not make a well-behaved plugin time out.
+/// does not make a well-behaved plugin time out. Everything else counts,
+/// a guest blocked in a WASI sleep or poll included. The counters are
+/// shared so a watchdog outside the store can read them while the call
+/// runs (see [`CallClock::watch`]).
 pub(crate) struct CallClock {
-    pub started: Instant,
-    pub in_host: Duration,
-    /// Nanoseconds spent in yields; written by the yield futures.
-    pub yielded_ns: Arc<AtomicU64>,
+    pub times: Arc<CallTimes>,
     pub guest_budget: Duration,
     pub timed_out: bool,
 }
 
+/// The clock's counters, in nanoseconds since the call started.
+pub(crate) struct CallTimes {
+    started: Instant,
+    in_host_ns: AtomicU64,
+    /// When the host call under way began; `u64::MAX` when there is none.
+    host_since_ns: AtomicU64,
+    yielded_ns: AtomicU64,
+}
+
+impl CallTimes {
+    fn new() -> Self {
+        CallTimes {
+            started: Instant::now(),
+            in_host_ns: AtomicU64::new(0),
+            host_since_ns: AtomicU64::new(u64::MAX),
+            yielded_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Time the guest has used: all of it but host calls and yields.
+    pub fn guest_time(&self) -> Duration {
+        let now = self.now_ns();
+        let since = self.host_since_ns.load(Ordering::Relaxed);
+        let current_host = if since == u64::MAX {
+            0
+        } else {
+            now.saturating_sub(since)
+        };
+        Duration::from_nanos(
+            now.saturating_sub(self.in_host_ns.load(Ordering::Relaxed))
+                .saturating_sub(self.yielded_ns.load(Ordering::Relaxed))
+                .saturating_sub(current_host),
+        )
+    }
+}
+
 impl CallClock {
     pub fn guest_time(&self) -> Duration {
-        let yielded = Duration::from_nanos(self.yielded_ns.load(Ordering::Relaxed));
-        self.started
-            .elapsed()
-            .saturating_sub(self.in_host)
-            .saturating_sub(yielded)
+        self.times.guest_time()
     }
 
     /// A yield to the executor that records how long it waited.
     pub fn timed_yield(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let yielded_ns = self.yielded_ns.clone();
+        let times = self.times.clone();
         Box::pin(async move {
             let since = Instant::now();
             tokio::task::yield_now().await;
-            yielded_ns.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            times
+                .yielded_ns
+                .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
         })
     }
+
+    /// Runs `call` until it ends, the whole call passes `limit`, or the
+    /// guest's own time passes its budget. The epoch callback catches a
+    /// guest that runs; this catches one that waits on WASI (a sleep, a
+    /// poll), which runs no wasm and so meets no epoch.
+    pub async fn watch<F: Future>(
+        times: Arc<CallTimes>,
+        budget: Duration,
+        limit: Duration,
+        call: F,
+    ) -> Result<F::Output, Stopped> {
+        let watchdog = async {
+            loop {
+                tokio::time::sleep(super::EPOCH_TICK).await;
+                if times.guest_time() > budget {
+                    return Stopped::Budget;
+                }
+            }
+        };
+        let bounded = async {
+            tokio::select! {
+                output = call => Ok(output),
+                stopped = watchdog => Err(stopped),
+            }
+        };
+        tokio::time::timeout(limit, bounded)
+            .await
+            .unwrap_or(Err(Stopped::CallTimeout))
+    }
+}
+
+/// Why [`CallClock::watch`] stopped a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// The whole call took longer than its limit.
+    CallTimeout,
+    /// The guest's own time passed its budget.
+    Budget,
 }
 
 pub(crate) struct CallState {
@@ -124,9 +200,7 @@ impl CallState {
             table: ResourceTable::new(),
             limiter: MemoryGuard::new(limits),
             clock: CallClock {
-                started: Instant::now(),
-                in_host: Duration::ZERO,
-                yielded_ns: Arc::new(AtomicU64::new(0)),
+                times: Arc::new(CallTimes::new()),
                 guest_budget: limits.guest_time(),
                 timed_out: false,
             },
@@ -150,7 +224,20 @@ impl CallState {
 
     /// Adds the time since `since` to the host's share of the call.
     pub fn charge_host_time(&mut self, since: Instant) {
-        self.clock.in_host += since.elapsed();
+        let times = &self.clock.times;
+        times
+            .in_host_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        times.host_since_ns.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Marks the start of a host call that may wait (HTTP, templates):
+    /// its time is the host's, not the guest's. End it with
+    /// [`CallState::charge_host_time`].
+    pub fn begin_host_time(&mut self) -> Instant {
+        let times = &self.clock.times;
+        times.host_since_ns.store(times.now_ns(), Ordering::Relaxed);
+        Instant::now()
     }
 
     /// The tail of what the guest wrote to stderr, for panic reports.

@@ -17,8 +17,8 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use super::cache::ArtifactCache;
-use super::state::{CallScope, CallState, PluginShared};
-use super::{CallError, HttpGate, Limits, new_store, settle};
+use super::state::{CallClock, CallScope, CallState, PluginShared};
+use super::{CallError, HttpGate, Limits, new_store, settle, watched};
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/template_sandbox.rs"));
@@ -139,7 +139,8 @@ impl TemplateSandbox {
             .map_err(|e| TemplateError(e.to_string()))?;
         let mut store = new_store(&self.engine, self.shared.clone(), CallScope::empty());
         let limit = Duration::from_millis(self.shared.limits.call_timeout_ms);
-        let finished = tokio::time::timeout(limit, run(&self.pre, &mut store)).await;
+        let (times, budget) = watched(&store);
+        let finished = CallClock::watch(times, budget, limit, run(&self.pre, &mut store)).await;
         match settle(finished, limit, &store) {
             Ok(result) => result.map_err(TemplateError),
             Err(error) => Err(TemplateError(describe(error))),

@@ -14,7 +14,7 @@
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::{Deserialize, Serialize};
@@ -433,7 +433,7 @@ impl Host for CallState {
             ))));
         }
         self.scope.http_requests += 1;
-        let started = Instant::now();
+        let started = self.begin_host_time();
         let plugin = self.plugin.clone();
         let limits = &plugin.limits;
         let result = plugin

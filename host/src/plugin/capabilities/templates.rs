@@ -2,8 +2,6 @@
 //! template sandbox: the output stops at the plugin's output limit, and the
 //! work at the sandbox's memory cap and time budget.
 
-use std::time::Instant;
-
 use super::super::bindings::v0_1_0::flowhost::plugin::templates::Host;
 use super::super::bindings::v0_1_0::flowhost::plugin::types::HostError;
 use super::super::state::CallState;
@@ -27,7 +25,7 @@ impl Host for CallState {
         };
         // The rendering's own memory and time are the sandbox's; the time
         // it takes is charged to this call as host time.
-        let started = Instant::now();
+        let started = self.begin_host_time();
         let context = self.scope.context.template_context();
         let rendered = crate::templates::render(&sandbox, &template, &context, limit).await;
         self.charge_host_time(started);

@@ -96,6 +96,11 @@ impl Action for Hostile {
                 let text = templates::render(&template)?;
                 Ok(Outcome::store("rendered", &json!(text.len())))
             }
+            "sleep" => {
+                // A WASI sleep: the guest runs no code while it waits.
+                std::thread::sleep(std::time::Duration::from_secs(20));
+                Ok(Outcome::default())
+            }
             "ok" => Ok(Outcome::store("answer", &json!(42))),
             other => Err(ActionError::InvalidConfig(format!(
                 "unknown attack {other:?}"
