@@ -598,3 +598,51 @@ async fn a_guest_asleep_in_wasi_is_stopped_at_its_budget() {
         started.elapsed()
     );
 }
+
+/// Issue 8, item 13: what compiling would cost is bounded before it
+/// starts: an oversized component (a real one padded with a 9 MiB custom
+/// section), a core module, and a component that exports no plugin
+/// contract are refused with their reason, uncompiled.
+#[tokio::test]
+async fn components_are_checked_before_they_are_compiled() {
+    let runtime = runtime();
+    let mut padded = guest("hostile").to_vec();
+    // A custom section: id 0, size as LEB128, a name, then the padding.
+    let payload_len: usize = 9 << 20;
+    let mut section = vec![0u8];
+    let mut size = payload_len + 2;
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        section.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    section.extend_from_slice(&[1, b'x']);
+    section.resize(section.len() + payload_len, 0);
+    padded.extend_from_slice(&section);
+    let err = runtime
+        .load("padded", &padded, &PluginSettings::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("at most 8388608 are accepted"),
+        "{err}"
+    );
+
+    let core_module = b"\0asm\x01\0\0\0";
+    let err = runtime
+        .load("core", core_module, &PluginSettings::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a component"), "{err}");
+
+    // The smallest component: header only, no exports.
+    let empty_component = b"\0asm\x0d\0\x01\0";
+    let err = runtime
+        .load("empty", empty_component, &PluginSettings::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::NotAPlugin { .. }), "{err:?}");
+}

@@ -94,11 +94,20 @@ impl Limits {
     }
 }
 
-/// wasmtime's `StoreLimits`, plus a record of whether memory was refused:
-/// running out of memory does not surface as a `Trap`, so the limiter is the
-/// only reliable witness.
+/// Memories one component may have (a Rust component has one).
+pub const MAX_MEMORIES: usize = 4;
+
+/// The store's resource limiter. `memory_bytes` and `table_elements` bound
+/// all of a component's memories (and tables) together, not each one, so
+/// a component with several memories gets no more than one would. It also
+/// records whether memory was refused: running out of memory does not
+/// surface as a `Trap`, so the limiter is the only reliable witness.
 pub(crate) struct MemoryGuard {
     limits: StoreLimits,
+    memory_bytes: usize,
+    table_elements: usize,
+    memory_total: usize,
+    table_total: usize,
     pub memory_refused: bool,
 }
 
@@ -106,12 +115,14 @@ impl MemoryGuard {
     pub fn new(limits: &Limits) -> Self {
         MemoryGuard {
             limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .table_elements(limits.table_elements)
                 .instances(limits.instances)
                 .tables(limits.instances)
-                .memories(limits.instances)
+                .memories(MAX_MEMORIES)
                 .build(),
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+            memory_total: 0,
+            table_total: 0,
             memory_refused: false,
         }
     }
@@ -124,11 +135,13 @@ impl ResourceLimiter for MemoryGuard {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        let total = self.memory_total - current.min(self.memory_total) + desired;
+        if total > self.memory_bytes || maximum.is_some_and(|max| desired > max) {
             self.memory_refused = true;
+            return Ok(false);
         }
-        Ok(allowed)
+        self.memory_total = total;
+        Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -142,7 +155,12 @@ impl ResourceLimiter for MemoryGuard {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
+        let total = self.table_total - current.min(self.table_total) + desired;
+        if total > self.table_elements || maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        self.table_total = total;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -155,5 +173,39 @@ impl ResourceLimiter for MemoryGuard {
 
     fn memories(&self) -> usize {
         self.limits.memories()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8, item 14: two memories share one budget.
+    #[test]
+    fn memories_are_counted_together() {
+        let mut guard = MemoryGuard::new(&Limits {
+            memory_bytes: 64 << 20,
+            ..Limits::default()
+        });
+        assert!(guard.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(!guard.memory_refused);
+        // A second memory of 40 MiB would make 80: refused.
+        assert!(!guard.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(guard.memory_refused);
+        // The first one may still grow within what is left.
+        assert!(guard.memory_growing(40 << 20, 60 << 20, None).unwrap());
+        assert!(!guard.memory_growing(60 << 20, 65 << 20, None).unwrap());
+        assert_eq!(guard.memories(), MAX_MEMORIES);
+    }
+
+    #[test]
+    fn tables_are_counted_together() {
+        let mut guard = MemoryGuard::new(&Limits {
+            table_elements: 100,
+            ..Limits::default()
+        });
+        assert!(guard.table_growing(0, 60, None).unwrap());
+        assert!(!guard.table_growing(0, 60, None).unwrap());
+        assert!(guard.table_growing(0, 40, None).unwrap());
     }
 }

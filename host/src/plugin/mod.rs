@@ -16,6 +16,7 @@ mod convert;
 mod engine;
 mod error;
 mod limits;
+mod precheck;
 mod state;
 mod template_sandbox;
 mod types;
@@ -169,6 +170,7 @@ impl PluginRuntime {
             plugin: label.to_string(),
             reason,
         };
+        precheck::precheck(label, bytes)?;
         let (component, cache_hit) = self.cache.load(&self.engine, bytes).map_err(invalid)?;
         let (kind, contract) = self.contract_of(label, &component)?;
         let instance_pre =
