@@ -743,3 +743,47 @@ async fn a_silent_conversation_times_out_into_a_new_session() {
     );
     assert_eq!(texts(&again), ["Hi Ada! How can we help you today?"]);
 }
+
+/// Issue 8, item 21: a result kept under a name the engine uses itself
+/// (`error`, `answer`, `message`, ...) is refused at validation.
+#[tokio::test]
+async fn reserved_result_names_are_refused() {
+    let (_runtime, registry) = registry().await;
+    let flow = flowhost::flow::parse(
+        r#"
+accounts:
+  ig: { channel: instagram, ig_user_id: "1" }
+connectors:
+  dm: { title: DMs, account: ig, next: { decision_tree: t } }
+decision_trees:
+  t:
+    decisions:
+      start:
+        actions:
+          - action: request
+            config: { url: "https://api.example/x", name: error }
+          - loop: "[1, 2]"
+            as: answer
+            do: []
+        targets:
+          - { when: default, go: { decision: start } }
+"#,
+    )
+    .unwrap();
+    let report = flowhost::flow::compile(flow, &PluginCatalog::from_registry(&registry))
+        .err()
+        .expect("refused");
+    let paths: Vec<&str> = report.errors.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"decision_trees.t.decisions.start.actions[0].config.name"),
+        "{report}"
+    );
+    assert!(
+        paths.contains(&"decision_trees.t.decisions.start.actions[1].as"),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("`error` is reserved"),
+        "{report}"
+    );
+}

@@ -646,3 +646,23 @@ async fn components_are_checked_before_they_are_compiled() {
         .unwrap_err();
     assert!(matches!(err, LoadError::NotAPlugin { .. }), "{err:?}");
 }
+
+/// Issue 8, item 21: a configuration schema that does not compile is a
+/// load error, not a silently disabled check.
+#[tokio::test]
+async fn a_schema_that_does_not_compile_is_a_load_error() {
+    let runtime = runtime();
+    let err = runtime
+        .load(
+            "bad-schema",
+            guest("bad-schema"),
+            &PluginSettings::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::BadDescription { .. })
+            && err.to_string().contains("does not compile"),
+        "{err}"
+    );
+}

@@ -222,8 +222,19 @@ impl Engine {
                                         "action",
                                         format!("{} ok", action.action),
                                     );
-                                    if let Some((name, value)) = output.store {
-                                        turn.state.results.insert(name, value);
+                                    match output.store {
+                                        Some((name, _))
+                                            if crate::flow::is_reserved_result_name(&name) =>
+                                        {
+                                            turn.error(format!(
+                                                "action `{}` tried to keep its result as `{name}`, a reserved name; not kept",
+                                                action.action
+                                            ))
+                                        }
+                                        Some((name, value)) => {
+                                            turn.state.results.insert(name, value);
+                                        }
+                                        None => {}
                                     }
                                     let effects = output.effects;
                                     for (key, change) in effects.data_changes {

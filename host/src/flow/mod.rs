@@ -6,7 +6,10 @@ pub mod model;
 pub mod validate;
 
 pub use model::Flow;
-pub use validate::{CompiledFlow, Issue, PluginCatalog, Report, compile};
+pub use validate::{
+    CompiledFlow, Issue, PluginCatalog, RESERVED_RESULT_NAMES, Report, compile,
+    is_reserved_result_name,
+};
 
 /// Reads a flow from YAML or JSON (JSON is YAML too). A syntax or type
 /// error names the path of the field, such as

@@ -50,6 +50,25 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// Names the engine itself keeps in the template context; an action's
+/// result or a loop's item may not take them.
+pub const RESERVED_RESULT_NAMES: &[&str] = &[
+    "answer",
+    "error",
+    "vars",
+    "config",
+    "message",
+    "conversation",
+    "contact",
+    "data",
+    "language",
+];
+
+/// Whether results may not be kept under `name`.
+pub fn is_reserved_result_name(name: &str) -> bool {
+    RESERVED_RESULT_NAMES.contains(&name)
+}
+
 /// What validation knows of the plugins: kind and configuration schema.
 #[derive(Default)]
 pub struct PluginCatalog {
@@ -63,6 +82,8 @@ impl PluginCatalog {
             let info = plugin.info();
             catalog.plugins.insert(
                 info.name.clone(),
+                // A schema that does not compile was refused when the
+                // plugin loaded; `None` here means no plugin declared one.
                 (
                     info.kind,
                     jsonschema::validator_for(&info.config_schema).ok(),
@@ -585,6 +606,20 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A name results are kept under may not hide what the engine itself
+    /// puts in the context (`answer`, `error`, `message`, ...).
+    fn check_result_name(&mut self, path: &str, name: &str) {
+        if is_reserved_result_name(name) {
+            self.error(
+                path,
+                format!(
+                    "`{name}` is reserved ({}); choose another name",
+                    RESERVED_RESULT_NAMES.join(", ")
+                ),
+            );
+        }
+    }
+
     fn check_steps(
         &mut self,
         path: &str,
@@ -623,6 +658,9 @@ impl<'a> Validator<'a> {
                         _ => {}
                     }
                     self.check_config_templates(&format!("{spath}.config"), &action.config, local);
+                    if let Some(name) = action.config.get("name").and_then(Value::as_str) {
+                        self.check_result_name(&format!("{spath}.config.name"), name);
+                    }
                     if let Some(target) = &action.on_error
                         && !target_ids.contains(target)
                     {
@@ -643,6 +681,7 @@ impl<'a> Validator<'a> {
                     );
                 }
                 Step::Loop(lp) => {
+                    self.check_result_name(&format!("{spath}.as"), &lp.item);
                     self.check_expression(&format!("{spath}.loop"), &lp.over, local);
                     let mut inner = local.clone();
                     inner.insert(lp.item.clone());

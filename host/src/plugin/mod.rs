@@ -43,6 +43,12 @@ pub use limits::Limits;
 pub use template_sandbox::{TemplateError, TemplateSandbox};
 pub use types::*;
 
+/// Bounds on what `describe` may return.
+const MAX_DESCRIBE_VERSION: usize = 64;
+const MAX_DESCRIBE_TEXT: usize = 4 * 1024;
+const MAX_DESCRIBE_SCHEMA: usize = 64 * 1024;
+const MAX_DESCRIBE_CAPABILITIES: usize = 32;
+
 /// Longest reason text kept from a guest's error.
 const MAX_REASON_BYTES: usize = 4 * 1024;
 
@@ -585,6 +591,24 @@ fn check_description(
             info.name
         )));
     }
+    for (field, text, max) in [
+        ("version", &info.version, MAX_DESCRIBE_VERSION),
+        ("description", &info.description, MAX_DESCRIBE_TEXT),
+        ("config schema", &info.config_schema, MAX_DESCRIBE_SCHEMA),
+    ] {
+        if text.len() > max {
+            return Err(bad(format!(
+                "a {field} of {} bytes; at most {max}",
+                text.len()
+            )));
+        }
+    }
+    if info.capabilities.len() > MAX_DESCRIBE_CAPABILITIES {
+        return Err(bad(format!(
+            "{} capabilities; at most {MAX_DESCRIBE_CAPABILITIES}",
+            info.capabilities.len()
+        )));
+    }
     let config_schema: Value = serde_json::from_str(&info.config_schema)
         .map_err(|e| bad(format!("a config schema that is not JSON: {e}")))?;
     if !(config_schema.is_object() || config_schema.is_boolean()) {
@@ -592,6 +616,9 @@ fn check_description(
             "a config schema that is neither an object nor a boolean".into(),
         ));
     }
+    // A schema that does not compile would silently check nothing.
+    jsonschema::validator_for(&config_schema)
+        .map_err(|e| bad(format!("a config schema that does not compile: {e}")))?;
     let mut capabilities: Vec<Capability> = info
         .capabilities
         .into_iter()
