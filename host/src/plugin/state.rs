@@ -133,19 +133,23 @@ impl CallClock {
     }
 
     /// Runs `call` until it ends, the whole call passes `limit`, or the
-    /// guest's own time passes its budget. The epoch callback catches a
-    /// guest that runs; this catches one that waits on WASI (a sleep, a
-    /// poll), which runs no wasm and so meets no epoch.
+    /// guest's own time passes its budget by [`WATCHDOG_GRACE`]. The epoch
+    /// callback catches a guest that runs, at its budget; this catches one
+    /// that waits on WASI (a sleep, a poll), which runs no wasm and so
+    /// meets no epoch. The grace is there because, seen from outside, time
+    /// the call waited for a busy executor looks like the guest's own: a
+    /// loaded server must not time well-behaved guests out.
     pub async fn watch<F: Future>(
         times: Arc<CallTimes>,
         budget: Duration,
         limit: Duration,
         call: F,
     ) -> Result<F::Output, Stopped> {
+        let bound = budget + WATCHDOG_GRACE.max(budget);
         let watchdog = async {
             loop {
                 tokio::time::sleep(super::EPOCH_TICK).await;
-                if times.guest_time() > budget {
+                if times.guest_time() > bound {
                     return Stopped::Budget;
                 }
             }
@@ -161,6 +165,10 @@ impl CallClock {
             .unwrap_or(Err(Stopped::CallTimeout))
     }
 }
+
+/// How far past its budget a guest that runs no wasm may get before the
+/// watchdog stops it (at least the budget again).
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
 
 /// Why [`CallClock::watch`] stopped a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
