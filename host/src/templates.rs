@@ -111,18 +111,36 @@ pub fn check(source: &str) -> Result<HashSet<String>, TemplateError> {
     if !is_template(source) {
         return Ok(HashSet::new());
     }
-    let template = ENVIRONMENT
-        .template_from_str(source)
-        .map_err(|e| TemplateError(describe(&e)))?;
-    Ok(template.undeclared_variables(false))
+    without_panic(|| {
+        let template = ENVIRONMENT
+            .template_from_str(source)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        Ok(template.undeclared_variables(false))
+    })
 }
 
 /// Parses an expression (`data.vip and order.ok`); returns the names it reads.
 pub fn check_expression(expression: &str) -> Result<HashSet<String>, TemplateError> {
-    let compiled = ENVIRONMENT
-        .compile_expression(expression)
-        .map_err(|e| TemplateError(describe(&e)))?;
-    Ok(compiled.undeclared_variables(false))
+    without_panic(|| {
+        let compiled = ENVIRONMENT
+            .compile_expression(expression)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        Ok(compiled.undeclared_variables(false))
+    })
+}
+
+/// Runs a parse, turning a panic inside minijinja into an error. The
+/// fuzzer found one: minijinja 2.24's lexer panics ("empty lexer stack")
+/// on an expression that contains `}}`. A flow's text must never take the
+/// process down, so any such failure is an invalid template instead.
+fn without_panic<T>(
+    parse: impl FnOnce() -> Result<T, TemplateError> + std::panic::UnwindSafe,
+) -> Result<T, TemplateError> {
+    std::panic::catch_unwind(parse).unwrap_or_else(|_| {
+        Err(TemplateError(
+            "the template engine could not read this text".into(),
+        ))
+    })
 }
 
 /// Evaluates an expression against `context` into JSON.
@@ -170,6 +188,16 @@ mod tests {
         assert_eq!(names, HashSet::from(["contact".to_string()]));
         assert!(check("{{ unclosed").is_err());
         assert!(check("plain text").unwrap().is_empty());
+    }
+
+    /// Found by the `template` fuzz target (see FUZZING.md).
+    #[test]
+    fn a_text_that_panics_the_lexer_is_an_invalid_template() {
+        let found =
+            "Hi}}{ c^itact.name or 'there' % for i in data.lsta.lsit %}{{ i }}{% endfor %} \x7f{ ";
+        assert!(check_expression(found).is_err());
+        assert!(check_expression("x }} y").is_err());
+        let _ = check(found);
     }
 
     #[test]
