@@ -612,39 +612,24 @@ async fn a_planted_artifact_is_never_loaded() {
             .map(|e| e.unwrap().path())
             .collect()
     };
+    let load = async |runtime: &PluginRuntime, name: &str| {
+        runtime
+            .load(name, builtin(name), &PluginSettings::default())
+            .await
+            .unwrap()
+    };
     let first = PluginRuntime::new(&config).unwrap();
     let before = files();
-    first
-        .load(
-            "save-data",
-            builtin("save-data"),
-            &PluginSettings::default(),
-        )
-        .await
-        .unwrap();
+    load(&first, "save-data").await;
     let save_data = files().difference(&before).next().unwrap().clone();
     let before = files();
-    first
-        .load(
-            "create-ticket",
-            builtin("create-ticket"),
-            &PluginSettings::default(),
-        )
-        .await
-        .unwrap();
+    load(&first, "create-ticket").await;
     let other = files().difference(&before).next().unwrap().clone();
     drop(first);
     std::fs::copy(&other, &save_data).unwrap();
 
     let second = PluginRuntime::new(&config).unwrap();
-    let plugin = second
-        .load(
-            "save-data",
-            builtin("save-data"),
-            &PluginSettings::default(),
-        )
-        .await
-        .unwrap();
+    let plugin = load(&second, "save-data").await;
     assert!(
         !plugin.loaded_from_cache(),
         "the planted artifact was loaded"
@@ -654,14 +639,7 @@ async fn a_planted_artifact_is_never_loaded() {
 
     // Rewritten by the cache itself, it is a hit again.
     let third = PluginRuntime::new(&config).unwrap();
-    let plugin = third
-        .load(
-            "save-data",
-            builtin("save-data"),
-            &PluginSettings::default(),
-        )
-        .await
-        .unwrap();
+    let plugin = load(&third, "save-data").await;
     assert!(plugin.loaded_from_cache());
     drop(third);
 
@@ -669,14 +647,7 @@ async fn a_planted_artifact_is_never_loaded() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let fourth = PluginRuntime::new(&config).unwrap();
-    let plugin = fourth
-        .load(
-            "save-data",
-            builtin("save-data"),
-            &PluginSettings::default(),
-        )
-        .await
-        .unwrap();
+    let plugin = load(&fourth, "save-data").await;
     assert!(
         !plugin.loaded_from_cache(),
         "a shared cache directory was used"

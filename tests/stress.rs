@@ -139,6 +139,25 @@ fn flowhost_binary() -> std::path::PathBuf {
     bin
 }
 
+/// Writes the configuration a `flowhost` process runs `scenario` with, on
+/// a free loopback port; returns its path and the server's base URL.
+fn binary_config(
+    dir: &std::path::Path,
+    scenario: &Scenario,
+    api: &str,
+) -> (std::path::PathBuf, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = stress_config(dir, &scenario.flow_yaml(api, api));
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let config_path = dir.join("flowhost.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    (config_path, format!("http://127.0.0.1:{port}"))
+}
+
 /// A server process, killed when dropped (a failing test leaves none behind).
 struct ServerProcess(std::process::Child);
 
@@ -215,16 +234,7 @@ async fn killed_mid_load(echoes: bool) {
     let (stand_ins, api) = StandIns::start().await;
     stand_ins.slow_for(Duration::from_millis(100));
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let config_path = dir.path().join("flowhost.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (config_path, base) = binary_config(dir.path(), &scenario, &api);
     if echoes {
         stand_ins.echo_to(&base, &scenario);
     }
@@ -440,16 +450,7 @@ async fn a_turn_that_keeps_killing_the_server_is_set_aside() {
     // The gate stays closed: the slow conversation's turn never ends.
     let (stand_ins, api) = StandIns::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let config_path = dir.path().join("flowhost.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (config_path, base) = binary_config(dir.path(), &scenario, &api);
     let deadline = Instant::now() + Duration::from_secs(120);
     let client = reqwest::Client::new();
 
