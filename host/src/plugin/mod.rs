@@ -636,3 +636,31 @@ fn check_description(
         contract,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use current::flowhost::plugin::types::PluginInfo as WitInfo;
+
+    fn info(description: String, config_schema: &str) -> WitInfo {
+        WitInfo {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            description,
+            config_schema: config_schema.into(),
+            capabilities: Vec::new(),
+        }
+    }
+
+    /// Issue 8, item 21: what `describe` returns is bounded, and a schema
+    /// that does not compile is refused.
+    #[test]
+    fn descriptions_are_bounded_and_schemas_must_compile() {
+        let check = |i| check_description("p", i, PluginKind::Action, "0.1.0".into());
+        assert!(check(info("ok".into(), "{}")).is_ok());
+        let long = check(info("x".repeat(MAX_DESCRIBE_TEXT + 1), "{}")).unwrap_err();
+        assert!(long.to_string().contains("a description of"), "{long}");
+        let bad = check(info("ok".into(), r#"{"type": 12}"#)).unwrap_err();
+        assert!(bad.to_string().contains("does not compile"), "{bad}");
+    }
+}
