@@ -21,6 +21,8 @@ use crate::intake::{Intake, IntakeLimits};
 use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
 use crate::registry::PluginRegistry;
+use crate::routing::queues::Router;
+use crate::server::agents::AgentDesk;
 use crate::server::webhooks::{ConnexeaseAccounts, InstagramAccounts};
 use crate::server::{self, AppState};
 use crate::storage::Storage;
@@ -147,7 +149,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
 
-    let (engine, intake, instagram, connexease) = match &config.flow {
+    let (engine, intake, instagram, connexease, desk) = match &config.flow {
         None => {
             tracing::warn!(
                 "no flow configured: webhooks are refused until one is (`flow:` in the configuration)"
@@ -157,6 +159,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                 None,
                 InstagramAccounts::default(),
                 ConnexeaseAccounts::default(),
+                None,
             )
         }
         Some(path) => {
@@ -205,7 +208,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             };
             let intake = Arc::new(Intake::new(engine.clone(), limits));
             workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
-            (Some(engine), Some(intake), instagram, connexease)
+            let router = Router::new(engine.clone());
+            workers.push(tokio::spawn(router.clone().run(stopped.clone())));
+            let desk = Arc::new(AgentDesk::new(engine.clone(), router, stopped.clone()));
+            (
+                Some(engine),
+                Some(intake),
+                instagram,
+                connexease,
+                Some(desk),
+            )
         }
     };
 
@@ -217,6 +229,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         intake,
         instagram: Arc::new(instagram),
         connexease: Arc::new(connexease),
+        desk,
     };
     let http = tokio::spawn(server::serve(
         listener,

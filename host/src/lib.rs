@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod intake;
+pub mod model;
 pub mod outbox;
 pub mod plugin;
 pub mod registry;

@@ -9,8 +9,10 @@
 //! Turns of one conversation never overlap; different conversations run in
 //! parallel.
 
+pub mod agents;
 pub mod clock;
 mod decision;
+pub mod feed;
 pub mod language;
 pub mod matcher;
 pub mod state;
@@ -27,7 +29,9 @@ use crate::plugin::{
     InboundMessage, OutgoingMessage, PluginRuntime, QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
-use crate::storage::{Storage, StorageError, TurnCommit, timer_key_hex};
+use crate::storage::{
+    Placement, PlacementChange, Storage, StorageError, TurnCommit, timer_key_hex,
+};
 use crate::templates;
 use clock::Clock;
 
@@ -110,6 +114,10 @@ struct Turn {
     vars: Value,
     /// `instagram` or `connexease`.
     channel: &'static str,
+    /// The conversation's position when the turn began.
+    began_at: Position,
+    /// Whether the event was a customer's message.
+    inbound: bool,
 }
 
 impl Turn {
@@ -257,6 +265,8 @@ pub struct Engine {
     lanes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The flow's `vars` as JSON, made once rather than every turn.
     vars: Value,
+    /// What agents are told about the conversations they see.
+    feed: Arc<feed::Feed>,
 }
 
 impl Engine {
@@ -278,6 +288,7 @@ impl Engine {
             settings,
             lanes: Default::default(),
             vars,
+            feed: Arc::new(feed::Feed::new()),
         }
     }
 
@@ -287,6 +298,10 @@ impl Engine {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    pub fn feed(&self) -> &Arc<feed::Feed> {
+        &self.feed
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -397,22 +412,12 @@ impl Engine {
                 ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
             }
         };
-        let data = self.storage.load_data(&state.id()).await?;
-        let channel = self.channel_of(&state.account);
-        let mut turn = Turn {
-            commit: TurnCommit {
-                conversation_id: state.id(),
-                inbox_remove: receipt.into_iter().collect(),
-                ..TurnCommit::default()
-            },
-            state,
-            data,
-            now_ms: now,
-            hops: 0,
-            notes: Vec::new(),
-            vars: self.vars(),
-            channel,
+        let commit = TurnCommit {
+            inbox_remove: receipt.into_iter().collect(),
+            ..TurnCommit::default()
         };
+        let mut turn = self.begin(state, commit, now).await?;
+        turn.inbound = true;
         if contact.name.is_some() {
             turn.state.contact = contact;
         }
@@ -467,10 +472,37 @@ impl Engine {
                 self.talk_to_chatbot(&mut turn, &name, &hash, inbound).await
             }
             Position::Automessage { .. } | Position::Queued { .. } => Next::Stay,
+            Position::WithAgent { .. } => {
+                turn.state.unread = turn.state.unread.saturating_add(1);
+                Next::Stay
+            }
             Position::Ended => unreachable!("an ended conversation starts a new session"),
         };
         self.follow(&mut turn, next).await;
         self.commit(turn).await
+    }
+
+    /// A turn on `state`: its saved data loaded, `commit` to fill.
+    async fn begin(
+        &self,
+        state: ConversationState,
+        mut commit: TurnCommit,
+        now_ms: u64,
+    ) -> Result<Turn, EngineError> {
+        let data = self.storage.load_data(&state.id()).await?;
+        commit.conversation_id = state.id();
+        Ok(Turn {
+            commit,
+            channel: self.channel_of(&state.account),
+            began_at: state.position.clone(),
+            state,
+            data,
+            now_ms,
+            hops: 0,
+            notes: Vec::new(),
+            vars: self.vars(),
+            inbound: false,
+        })
     }
 
     /// The language: saved data's `language` wins; else detection from
@@ -533,22 +565,11 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let data = self.storage.load_data(&state.id()).await?;
-        let channel = self.channel_of(&state.account);
-        let mut turn = Turn {
-            commit: TurnCommit {
-                conversation_id: state.id(),
-                timers_remove: vec![key.clone()],
-                ..TurnCommit::default()
-            },
-            state,
-            data,
-            now_ms: self.clock.now_ms(),
-            hops: 0,
-            notes: Vec::new(),
-            vars: self.vars(),
-            channel,
+        let commit = TurnCommit {
+            timers_remove: vec![key.clone()],
+            ..TurnCommit::default()
         };
+        let mut turn = self.begin(state, commit, now).await?;
         if let Position::Automessage { timers, .. } = &mut turn.state.position {
             timers.retain(|k| *k != key);
         }
@@ -634,6 +655,8 @@ impl Engine {
                 turn.set_position(Position::Queued {
                     queue: name.clone(),
                     since_ms: turn.now_ms,
+                    offer: None,
+                    passed: Vec::new(),
                 });
                 Next::Stay
             }
@@ -819,12 +842,15 @@ impl Engine {
     }
 
     async fn commit(&self, turn: Turn) -> Result<TurnReport, EngineError> {
+        let change = placement_change(&turn.began_at, &turn.state.position);
+        let news = feed::news_of(&turn.began_at, &turn.state, turn.inbound);
         let Turn {
             state,
             mut commit,
             notes,
             ..
         } = turn;
+        commit.placement = change;
         let report = TurnReport {
             conversation_id: state.id(),
             messages: commit.outbox.clone(),
@@ -842,6 +868,30 @@ impl Engine {
         self.storage
             .commit_turn(commit, self.clock.now_ms())
             .await?;
+        if let Some(news) = news {
+            self.feed.publish(news);
+        }
         Ok(report)
     }
+}
+
+/// Where a position puts a conversation in the placement index.
+fn placement(position: &Position) -> Placement {
+    match position {
+        Position::Queued { queue, .. } => Placement {
+            waiting: Some(queue.clone()),
+            agent: None,
+        },
+        Position::WithAgent { agent, .. } => Placement {
+            waiting: None,
+            agent: Some(agent.clone()),
+        },
+        _ => Placement::default(),
+    }
+}
+
+/// The index change a turn makes, if its placement changed.
+fn placement_change(before: &Position, after: &Position) -> Option<PlacementChange> {
+    let (before, after) = (placement(before), placement(after));
+    (before != after).then_some(PlacementChange { before, after })
 }

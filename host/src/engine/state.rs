@@ -23,10 +23,53 @@ pub enum Position {
     },
     /// Talking to a third-party chatbot.
     Chatbot { name: String, hash: String },
-    /// Handed to human agents.
-    Queued { queue: String, since_ms: u64 },
+    /// Waiting in a queue for a human agent.
+    Queued {
+        queue: String,
+        since_ms: u64,
+        /// The offer ringing now, if any.
+        #[serde(default)]
+        offer: Option<Offer>,
+        /// Agents who declined it or let it lapse (offered again only
+        /// when nobody else is left).
+        #[serde(default)]
+        passed: Vec<String>,
+    },
+    /// Answered by a human agent.
+    WithAgent {
+        queue: String,
+        agent: String,
+        since_ms: u64,
+    },
     /// Terminated; the next message starts a new session.
     Ended,
+}
+
+/// A waiting conversation offered to agents until `until_ms`; the first of
+/// them to accept takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub agents: Vec<String>,
+    pub at_ms: u64,
+    pub until_ms: u64,
+}
+
+impl Position {
+    /// The queue a conversation waits in or is answered from.
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            Position::Queued { queue, .. } | Position::WithAgent { queue, .. } => Some(queue),
+            _ => None,
+        }
+    }
+
+    /// The agent answering the conversation.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Position::WithAgent { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
 }
 
 /// How the session ended (a terminate setup), as recorded.
@@ -81,6 +124,13 @@ pub struct ConversationState {
     #[serde(default)]
     pub history_len: u64,
     pub ending: Option<Ending>,
+    /// The agent who last answered this customer (for `sticky` queues).
+    #[serde(default)]
+    pub last_agent: Option<String>,
+    /// Messages from the customer the agent has not yet seen in the console
+    /// (reset when the agent replies).
+    #[serde(default)]
+    pub unread: u32,
 }
 
 impl ConversationState {
@@ -99,6 +149,8 @@ impl ConversationState {
             history: Vec::new(),
             history_len: 0,
             ending: None,
+            last_agent: None,
+            unread: 0,
         }
     }
 
@@ -113,6 +165,7 @@ impl ConversationState {
             now_ms,
         );
         next.history_len = self.history_len;
+        next.last_agent = self.last_agent.clone();
         next
     }
 

@@ -166,11 +166,15 @@ fn build(flow: &Flow) -> Graph {
         edge(&id, destination_id(&bot.fallback, ""), "unavailable");
     }
     for (key, queue) in &flow.queues {
+        let id = node_id("queue", key);
         nodes.push(Node {
-            id: node_id("queue", key),
+            id: id.clone(),
             label: format!("queue: {}", non_empty(&queue.name, key)),
             shape: Shape::End,
         });
+        if let Some(destination) = &queue.when_empty {
+            edge(&id, destination_id(destination, ""), "no agent online");
+        }
     }
     for (key, terminate) in &flow.terminates {
         nodes.push(Node {

@@ -496,6 +496,9 @@ pub enum RingStrategy {
     LongestIdle,
     LeastBusy,
     RingAll,
+    /// The agent who last served this customer, if eligible; else the
+    /// queue's `sticky_fallback`.
+    Sticky,
 }
 
 /// A queue of human agents and its text routing settings. Times in seconds.
@@ -516,8 +519,18 @@ pub struct Queue {
     pub max_concurrent_chats: u32,
     pub extra_chats: u32,
     pub leave_when_empty: bool,
+    /// Where a waiting conversation goes when `leave_when_empty` is on and
+    /// no agent of the queue is online.
+    pub when_empty: Option<Destination>,
     pub close_auto_assign: bool,
     pub hold_estimation_upper_limit: u64,
+    /// The strategy `sticky` falls back to.
+    pub sticky_fallback: RingStrategy,
+    /// Offers an agent may let lapse in a row before being set `away`
+    /// (0: never).
+    pub away_after_missed_offers: u32,
+    /// How often the router looks at this queue, in seconds.
+    pub period_to_check: u64,
 }
 
 impl Default for Queue {
@@ -536,8 +549,12 @@ impl Default for Queue {
             max_concurrent_chats: 3,
             extra_chats: 0,
             leave_when_empty: false,
+            when_empty: None,
             close_auto_assign: false,
             hold_estimation_upper_limit: 600,
+            sticky_fallback: RingStrategy::RoundRobin,
+            away_after_missed_offers: 3,
+            period_to_check: 1,
         }
     }
 }

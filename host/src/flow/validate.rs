@@ -361,6 +361,28 @@ impl<'a> Validator<'a> {
                     &HashSet::new(),
                 );
             }
+            match &queue.when_empty {
+                Some(destination) => {
+                    self.check_destination(&format!("queues.{key}.when_empty"), destination, None)
+                }
+                None if queue.leave_when_empty => self.error(
+                    format!("queues.{key}.when_empty"),
+                    "is required when leave_when_empty is on: where do conversations go?",
+                ),
+                None => {}
+            }
+            if queue.sticky_fallback == RingStrategy::Sticky {
+                self.error(
+                    format!("queues.{key}.sticky_fallback"),
+                    "cannot be `sticky` itself",
+                );
+            }
+            if queue.agent_ring_time == 0 || queue.period_to_check == 0 {
+                self.error(
+                    format!("queues.{key}"),
+                    "agent_ring_time and period_to_check must be at least 1 second",
+                );
+            }
         }
 
         for (key, terminate) in &flow.terminates {

@@ -1,4 +1,5 @@
-//! Routing decisions that do not involve plugins: opening hours (and,
-//! as they are built, queues and agents).
+//! Routing decisions that do not involve plugins: opening hours, and the
+//! queues where conversations wait for human agents.
 
+pub mod queues;
 pub mod time;

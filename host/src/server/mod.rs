@@ -3,7 +3,9 @@
 //! here as they are built.)
 
 mod admin;
+pub mod agents;
 pub(crate) mod auth;
+pub mod error;
 mod listen;
 pub use auth::same_secret;
 pub use listen::{HttpLimits, serve};
@@ -30,6 +32,8 @@ pub struct AppState {
     pub intake: Option<Arc<crate::intake::Intake>>,
     pub instagram: Arc<webhooks::InstagramAccounts>,
     pub connexease: Arc<webhooks::ConnexeaseAccounts>,
+    /// Agents and queues; `None` when no flow is loaded.
+    pub desk: Option<Arc<agents::AgentDesk>>,
 }
 
 /// The whole HTTP surface.
@@ -38,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .nest("/admin", admin::router(state.clone()))
+        .nest("/agent", agents::router(state.clone()))
         .merge(webhooks::router())
         .with_state(state)
 }

@@ -41,6 +41,7 @@
 //! again, and a send whose record was lost is still marked in flight and
 //! settled as a send in doubt.
 
+mod agents;
 mod sled_store;
 mod thread;
 
@@ -157,6 +158,24 @@ pub struct TurnCommit {
     /// `history_from` (lines older than the last `HISTORY_LIMIT` go).
     pub history: Vec<HistoryEntry>,
     pub history_from: u64,
+    /// Where the conversation waits or who answers it, when the turn
+    /// changed that (storage keeps both indexed for the router and agents).
+    pub placement: Option<PlacementChange>,
+}
+
+/// A conversation's place among queues and agents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placement {
+    /// The queue it waits in.
+    pub waiting: Option<String>,
+    /// The agent answering it.
+    pub agent: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlacementChange {
+    pub before: Placement,
+    pub after: Placement,
 }
 
 /// The handle every part of flowhost uses; cheap to clone.

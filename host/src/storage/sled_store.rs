@@ -61,6 +61,14 @@ pub struct SledStore {
     /// made (Meta may echo before the Send API answers), kept until the
     /// send is recorded or a send in doubt claims them.
     echoes: sled::Tree,
+    /// agent id -> `Agent` as JSON.
+    pub(super) agents: sled::Tree,
+    /// SHA-256 of an agent's token (hex) -> agent id.
+    pub(super) agent_tokens: sled::Tree,
+    /// `w \0 conversation` -> queue: conversations waiting for an agent;
+    /// `a \0 agent \0 conversation` -> (): conversations with an agent.
+    /// Kept by turns (`TurnCommit::placement`), in the turn's transaction.
+    pub(super) placements: sled::Tree,
 }
 
 impl SledStore {
@@ -87,6 +95,9 @@ impl SledStore {
             sent: db.open_tree("sent")?,
             failed: db.open_tree("failed")?,
             in_flight: db.open_tree("in_flight")?,
+            agents: db.open_tree("agents")?,
+            agent_tokens: db.open_tree("agent_tokens")?,
+            placements: db.open_tree("placements")?,
             db,
         }
         .with_outbox_keyed_by_conversation()
@@ -186,6 +197,10 @@ impl SledStore {
             .collect();
         let inbox_remove: Vec<[u8; 8]> =
             turn.inbox_remove.iter().map(|s| s.to_be_bytes()).collect();
+        let placement = match (&turn.placement, &turn.state) {
+            (Some(change), Some(state)) => super::agents::placement_writes(change, &state.key()),
+            _ => Vec::new(),
+        };
 
         let result: Result<(), TransactionError<()>> = (
             &self.data,
@@ -195,9 +210,25 @@ impl SledStore {
             &self.outbox,
             &self.inbox,
             &self.history,
+            &self.placements,
         )
             .transaction(
-                |(data, tickets_tx, conversations, timers, outbox_tx, inbox, history_tx)| {
+                |(
+                    data,
+                    tickets_tx,
+                    conversations,
+                    timers,
+                    outbox_tx,
+                    inbox,
+                    history_tx,
+                    placements,
+                )| {
+                    for (key, value) in &placement {
+                        match value {
+                            Some(value) => placements.insert(key.as_slice(), value.as_slice())?,
+                            None => placements.remove(key.as_slice())?,
+                        };
+                    }
                     if let Some((key, lines)) = &history {
                         history_tx.insert(key.as_slice(), lines.as_slice())?;
                     }
@@ -761,18 +792,21 @@ fn timer_key(timer: &Timer) -> Vec<u8> {
 }
 
 /// A transaction's result; ours never abort, so only storage errors remain.
-fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
+pub(super) fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
     result.map_err(|e| match e {
         TransactionError::Storage(e) => StorageError::Sled(e),
         TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
     })
 }
 
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialise to JSON")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, StorageError> {
     serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
         key: what.to_string(),
         reason: e.to_string(),

@@ -1,5 +1,7 @@
-//! The admin API (token required): the loaded plugins, and the events set
-//! aside as dead letters.
+//! The admin API (token required): the loaded plugins, the events set
+//! aside as dead letters, and the agents ([`agents`]).
+
+mod agents;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,6 +16,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list_plugins))
         .route("/dead-letters", get(list_dead_letters))
+        .merge(agents::router())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

@@ -1,0 +1,169 @@
+//! What the agent API shows: an agent, a conversation's summary and
+//! history, an agent's list, a supervisor's queues.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+
+use super::desk;
+use crate::engine::agents::HUMAN_AGENT_WINDOW_MS;
+use crate::engine::state::{ConversationState, Position, conversation_key};
+use crate::model::agent::{Agent, Role};
+use crate::server::AppState;
+use crate::server::error::ApiError;
+
+/// Waiting conversations listed for pickup, at most.
+const WAITING_LISTED: usize = 100;
+
+/// An agent without their token's digest.
+pub fn public_view(agent: &Agent) -> Value {
+    json!({
+        "id": agent.id,
+        "name": agent.name,
+        "role": agent.role,
+        "language": agent.language,
+        "queues": agent.queues,
+        "status": agent.status,
+        "status_since_ms": agent.status_since_ms,
+        "missed_offers": agent.missed_offers,
+    })
+}
+
+/// One line of a list: who, where, what is unread, how long may we answer.
+fn summary(state: &ConversationState, now: u64) -> Value {
+    let last = state.last_inbound_ms.unwrap_or(state.started_at_ms);
+    let offer_until = match &state.position {
+        Position::Queued {
+            offer: Some(offer), ..
+        } => Some(offer.until_ms),
+        _ => None,
+    };
+    json!({
+        "key": state.key(),
+        "account": state.account,
+        "customer": state.customer,
+        "name": state.contact.name,
+        "session": state.session,
+        "language": state.language,
+        "queue": state.position.queue(),
+        "position": state.position,
+        "unread": state.unread,
+        "last_inbound_ms": state.last_inbound_ms,
+        "window_left_ms": (last + HUMAN_AGENT_WINDOW_MS).saturating_sub(now),
+        "offer_until_ms": offer_until,
+        "ending": state.ending,
+    })
+}
+
+/// My conversations, the offers ringing for me, and what waits in my queues.
+pub async fn my_conversations(
+    State(state): State<AppState>,
+    Extension(agent): Extension<Agent>,
+) -> Result<Json<Value>, ApiError> {
+    let now = desk(&state)?.engine.now_ms();
+    let storage = &state.runner.storage;
+    let mut mine = Vec::new();
+    for key in storage.assigned_to(&agent.id).await? {
+        if let Some(conversation) = storage.conversation(&key).await? {
+            mine.push(summary(&conversation, now));
+        }
+    }
+    let mut offers = Vec::new();
+    let mut waiting = Vec::new();
+    for (key, queue) in storage.waiting().await? {
+        if agent.serves(&queue).is_none() {
+            continue;
+        }
+        let Some(conversation) = storage.conversation(&key).await? else {
+            continue;
+        };
+        let offered = matches!(&conversation.position, Position::Queued { offer: Some(o), .. }
+            if o.agents.contains(&agent.id) && o.until_ms > now);
+        if offered {
+            offers.push(summary(&conversation, now));
+        } else if waiting.len() < WAITING_LISTED {
+            waiting.push(summary(&conversation, now));
+        }
+    }
+    Ok(Json(json!({
+        "now_ms": now,
+        "conversations": mine,
+        "offers": offers,
+        "waiting": waiting,
+    })))
+}
+
+/// One conversation with its whole history (the bot's part too), for an
+/// agent of its queue or the agent who last answered it.
+pub async fn conversation(
+    State(state): State<AppState>,
+    Extension(agent): Extension<Agent>,
+    Path((account, customer)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let now = desk(&state)?.engine.now_ms();
+    let key = conversation_key(&account, &customer);
+    let storage = &state.runner.storage;
+    let conversation = storage
+        .conversation(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conversation with {customer}")))?;
+    let in_my_queue = conversation
+        .position
+        .queue()
+        .is_some_and(|q| agent.serves(q).is_some());
+    let was_mine = conversation.last_agent.as_deref() == Some(agent.id.as_str());
+    if !in_my_queue && !was_mine {
+        return Err(ApiError::forbidden(
+            "this conversation is not in a queue you serve",
+        ));
+    }
+    let history = storage.history(&key).await?;
+    let mut body = summary(&conversation, now);
+    body["history"] = json!(history);
+    body["last_message"] = json!(conversation.last_message);
+    body["contact"] = json!(conversation.contact);
+    Ok(Json(body))
+}
+
+/// For supervisors: each queue they serve, with its waiting count, its
+/// longest wait and its agents by status.
+pub async fn queues(
+    State(state): State<AppState>,
+    Extension(agent): Extension<Agent>,
+) -> Result<Json<Value>, ApiError> {
+    if agent.role != Role::Supervisor {
+        return Err(ApiError::forbidden("only supervisors see the queues"));
+    }
+    let now = desk(&state)?.engine.now_ms();
+    let storage = &state.runner.storage;
+    let agents = storage.agents().await?;
+    let mut waiting: BTreeMap<String, (u32, u64)> = BTreeMap::new();
+    for (key, queue) in storage.waiting().await? {
+        if let Some(Position::Queued { since_ms, .. }) =
+            storage.conversation(&key).await?.map(|c| c.position)
+        {
+            let entry = waiting.entry(queue).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(now.saturating_sub(since_ms));
+        }
+    }
+    let queues: Vec<Value> = agent
+        .queues
+        .iter()
+        .map(|membership| {
+            let name = &membership.queue;
+            let (count, longest) = waiting.get(name).copied().unwrap_or_default();
+            let mut by_status: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for member in agents.iter().filter(|a| a.serves(name).is_some()) {
+                by_status
+                    .entry(member.status.to_string())
+                    .or_default()
+                    .push(&member.id);
+            }
+            json!({"queue": name, "waiting": count, "longest_wait_ms": longest, "agents": by_status})
+        })
+        .collect();
+    Ok(Json(json!({ "queues": queues })))
+}
