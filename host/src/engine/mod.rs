@@ -471,8 +471,9 @@ impl Engine {
                 };
                 self.talk_to_chatbot(&mut turn, &name, &hash, inbound).await
             }
-            Position::Automessage { .. } | Position::Queued { .. } => Next::Stay,
-            Position::WithAgent { .. } => {
+            Position::Automessage { .. } => Next::Stay,
+            // Kept for the agent, who sees what came since they last read.
+            Position::Queued { .. } | Position::WithAgent { .. } => {
                 turn.state.unread = turn.state.unread.saturating_add(1);
                 Next::Stay
             }
@@ -652,6 +653,11 @@ impl Engine {
                 }
             }
             Destination::Queue(name) => {
+                // The message that brought the customer here is the
+                // first the agent should read.
+                if turn.inbound && turn.began_at.queue().is_none() {
+                    turn.state.unread = turn.state.unread.saturating_add(1);
+                }
                 turn.set_position(Position::Queued {
                     queue: name.clone(),
                     since_ms: turn.now_ms,

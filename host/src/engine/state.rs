@@ -127,8 +127,8 @@ pub struct ConversationState {
     /// The agent who last answered this customer (for `sticky` queues).
     #[serde(default)]
     pub last_agent: Option<String>,
-    /// Messages from the customer the agent has not yet seen in the console
-    /// (reset when the agent replies).
+    /// Messages the customer wrote while waiting or with an agent that the
+    /// agent has not read yet (reset when the agent reads or replies).
     #[serde(default)]
     pub unread: u32,
 }

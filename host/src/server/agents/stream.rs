@@ -46,7 +46,7 @@ pub async fn stream(
         Resume::From(events) => events
             .iter()
             .filter(|e| visible(&agent, e))
-            .map(|e| to_sse(e))
+            .map(to_sse)
             .collect(),
         Resume::Resync => vec![resync()],
     };

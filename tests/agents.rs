@@ -1,0 +1,966 @@
+//! Queues and human agents through the running server: customers write
+//! through signed Instagram webhooks, agents work through the agent API and
+//! its live stream, replies reach a stand-in of the Graph API.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::post;
+use flowhost::app::Server;
+use flowhost::channels::instagram::signature::sign;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const IG_ID: &str = "17841400000000077";
+const SECRET: &str = "agents-app-secret";
+const ACCOUNT: &str = "shop-ig";
+
+/// Every customer's message goes to a queue; `menu` is where an agent can
+/// send a customer back to the bot.
+fn flow(graph: &str, queues: &str) -> String {
+    format!(
+        r#"
+default_language: en
+accounts:
+  {ACCOUNT}:
+    channel: instagram
+    ig_user_id: "{IG_ID}"
+    access_token: graph-token
+    api_base_url: {graph}
+    app_secret: {SECRET}
+    verify_token: verify-me
+connectors:
+  dm:
+    title: DMs
+    account: {ACCOUNT}
+    next: {{ decision_tree: menu }}
+    # 30 days: the 7-day test writes as if from 8 days ago.
+    session_timeout_seconds: 2592000
+decision_trees:
+  menu:
+    title: Menu
+    start: ask
+    decisions:
+      ask:
+        prompt: {{ text: "Hi from the bot! Type sales or anything else." }}
+        targets:
+          - when: pattern
+            pattern: '^sales$'
+            go: {{ queue: sales }}
+          - when: default
+            go: {{ queue: support }}
+terminates:
+  nobody:
+    title: Nobody online
+    cause: no-agent
+    auto_response: {{ text: "Nobody is here right now, write again later." }}
+queues:
+{queues}
+"#
+    )
+}
+
+const QUEUES: &str = r#"
+  support:
+    name: Support
+    ring_strategy: ring_all
+    agent_ring_time: 30
+    max_concurrent_chats: 1
+    extra_chats: 1
+  sales:
+    name: Sales
+    ring_strategy: round_robin
+    agent_ring_time: 2
+    away_after_missed_offers: 2
+"#;
+
+/// The Send API stand-in: keeps every request body.
+#[derive(Clone, Default)]
+struct Graph {
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Graph {
+    async fn start() -> (Graph, String) {
+        let graph = Graph::default();
+        let bodies = graph.bodies.clone();
+        let router = axum::Router::new().route(
+            "/v23.0/{ig_id}/messages",
+            post(move |Json(body): Json<Value>| {
+                let bodies = bodies.clone();
+                async move {
+                    let mut bodies = bodies.lock().unwrap();
+                    bodies.push(body.clone());
+                    let id = format!("m_{}", bodies.len());
+                    Json(json!({"recipient_id": body["recipient"]["id"], "message_id": id}))
+                }
+            }),
+        );
+        let addr = flowhost_tests::serve(router).await;
+        (graph, format!("http://{addr}"))
+    }
+
+    fn to(&self, customer: &str) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["recipient"]["id"] == customer)
+            .cloned()
+            .collect()
+    }
+
+    async fn wait_for_text(&self, customer: &str, text: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(found) = self
+                .to(customer)
+                .into_iter()
+                .find(|b| b["message"]["text"] == text)
+            {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{customer} never got {text:?}; got {:?}",
+                self.to(customer)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+struct Desk {
+    server: Server,
+    base: String,
+    graph: Graph,
+    http: reqwest::Client,
+}
+
+impl Desk {
+    async fn start(dir: &std::path::Path, queues: &str) -> Desk {
+        let (graph, graph_url) = Graph::start().await;
+        let config = flowhost_tests::server_config(dir, &flow(&graph_url, queues));
+        Self::with(config, graph).await
+    }
+
+    async fn with(config: flowhost::config::ServerConfig, graph: Graph) -> Desk {
+        let server = flowhost::app::start(config)
+            .await
+            .expect("the server starts");
+        Desk {
+            base: format!("http://{}", server.addr),
+            server,
+            graph,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.call("GET", token, path, None).await
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", token, path, Some(body)).await
+    }
+
+    /// Creates an agent serving `queues`, online; returns their token.
+    async fn agent(&self, id: &str, queues: &[&str], role: &str) -> String {
+        let queues: Vec<Value> = queues.iter().map(|q| json!({"queue": q})).collect();
+        let body = json!({"id": id, "name": id.to_uppercase(), "queues": queues, "role": role, "status": "online"});
+        let (status, created) = self
+            .post(flowhost_tests::ADMIN_TOKEN, "/admin/agents", body)
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["token"].as_str().unwrap().to_string()
+    }
+
+    /// A signed webhook with one message from `customer`, written `age`
+    /// ago.
+    async fn customer_writes_at(&self, customer: &str, text: &str, written_ms: u64) {
+        let mid = format!("mid-{customer}-{}", uuid());
+        let body = json!({"object": "instagram", "entry": [{"id": IG_ID, "time": written_ms, "messaging": [
+            {"sender": {"id": customer}, "recipient": {"id": IG_ID}, "timestamp": written_ms,
+             "message": {"mid": mid, "text": text}}
+        ]}]})
+        .to_string();
+        let status = self
+            .http
+            .post(format!("{}/webhooks/instagram", self.base))
+            .header(
+                "X-Hub-Signature-256",
+                sign(SECRET.as_bytes(), body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+
+    async fn customer_writes(&self, customer: &str, text: &str) {
+        self.customer_writes_at(customer, text, now_ms()).await
+    }
+
+    /// The customer greets the bot, then answers its menu with `text`
+    /// (`sales` for the sales queue, anything else for support).
+    async fn reach_queue(&self, customer: &str, text: &str) {
+        self.reach_queue_at(customer, text, now_ms()).await
+    }
+
+    async fn reach_queue_at(&self, customer: &str, text: &str, written_ms: u64) {
+        self.customer_writes_at(customer, "hello", written_ms).await;
+        self.customer_writes_at(customer, text, written_ms + 1)
+            .await;
+    }
+
+    /// Waits until `check` holds for the agent's list.
+    async fn list_until(&self, token: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, list) = self.get(token, "/agent/conversations").await;
+            assert_eq!(status, 200, "{list}");
+            if check(&list) {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {list:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn position(&self, customer: &str) -> Value {
+        let key = flowhost::engine::state::conversation_key(ACCOUNT, customer);
+        let state = self
+            .server
+            .storage
+            .conversation(&key)
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::to_value(&state.position).unwrap()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn uuid() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn path(customer: &str, action: &str) -> String {
+    format!("/agent/conversations/{ACCOUNT}/{customer}/{action}")
+}
+
+fn customers(list: &Value, field: &str) -> Vec<String> {
+    list[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A live stream of an agent's events, read as Server-Sent Events.
+struct Stream {
+    events: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+#[derive(Debug)]
+struct Event {
+    id: Option<u64>,
+    kind: String,
+    data: Value,
+}
+
+impl Stream {
+    async fn open(desk: &Desk, token: &str, last_seen: Option<u64>) -> Stream {
+        let mut request = desk
+            .http
+            .get(format!("{}/agent/stream", desk.base))
+            .bearer_auth(token);
+        if let Some(id) = last_seen {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Stream {
+            events: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event that is not a keep-alive comment.
+    async fn next(&mut self) -> Event {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event {
+                    id: None,
+                    kind: "message".into(),
+                    data: Value::Null,
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(id) = line.strip_prefix("id:") {
+                        event.id = id.trim().parse().ok();
+                    } else if let Some(kind) = line.strip_prefix("event:") {
+                        event.kind = kind.trim().to_string();
+                        any = true;
+                    } else if let Some(data) = line.strip_prefix("data:") {
+                        event.data = serde_json::from_str(data.trim()).unwrap();
+                    }
+                }
+                if any {
+                    return event;
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.events.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("the stream stays open")
+                .unwrap();
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Events until one of `kind` arrives; returns it.
+    async fn until(&mut self, kind: &str) -> Event {
+        loop {
+            let event = self.next().await;
+            if event.kind == kind {
+                return event;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_is_offered_accepted_answered_transferred_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let ana = desk.agent("ana", &["support"], "agent").await;
+    let bo = desk.agent("bo", &["support"], "agent").await;
+    let mut ana_stream = Stream::open(&desk, &ana, None).await;
+
+    desk.customer_writes("cust-1", "hello").await;
+    desk.graph
+        .wait_for_text("cust-1", "Hi from the bot! Type sales or anything else.")
+        .await;
+    desk.customer_writes("cust-1", "my parcel is late").await;
+
+    // ring_all: both see the offer; it reaches ana's stream live.
+    let offer = ana_stream.until("offer").await;
+    assert_eq!(
+        offer.data["position"]["offer"]["agents"],
+        json!(["ana", "bo"])
+    );
+    for token in [&ana, &bo] {
+        desk.list_until(token, "offered", |l| customers(l, "offers") == ["cust-1"])
+            .await;
+    }
+
+    // Both accept at the same moment: exactly one wins.
+    let accept = path("cust-1", "accept");
+    let (first, second) = tokio::join!(
+        desk.post(&ana, &accept, json!({})),
+        desk.post(&bo, &accept, json!({})),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{first:?} {second:?}");
+    let (winner, other, other_id) = if first.0 == 200 {
+        (&ana, &bo, "bo")
+    } else {
+        (&bo, &ana, "ana")
+    };
+    let loser = if first.0 == 200 { &second.1 } else { &first.1 };
+    assert_eq!(loser["error"]["code"], "conflict", "{loser}");
+
+    // The history the agent sees includes the bot's part.
+    let (status, conversation) = desk
+        .get(winner, &format!("/agent/conversations/{ACCOUNT}/cust-1"))
+        .await;
+    assert_eq!(status, 200, "{conversation}");
+    let texts: Vec<&str> = conversation["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"hello") && texts.contains(&"my parcel is late"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("Hi from the bot")),
+        "{texts:?}"
+    );
+    assert_eq!(conversation["unread"], 1);
+
+    // The agent answers: a HUMAN_AGENT-tagged send.
+    let (status, body) = desk
+        .post(
+            winner,
+            &path("cust-1", "reply"),
+            json!({"text": "Let me check that for you."}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = desk
+        .graph
+        .wait_for_text("cust-1", "Let me check that for you.")
+        .await;
+    assert_eq!(sent["tag"], "HUMAN_AGENT", "{sent}");
+    assert_eq!(sent["messaging_type"], "MESSAGE_TAG", "{sent}");
+
+    // The other agent cannot answer it.
+    let (status, _) = desk
+        .post(other, &path("cust-1", "reply"), json!({"text": "me too"}))
+        .await;
+    assert_eq!(status, 403);
+
+    // Transfer to the other agent, who closes it.
+    let (status, body) = desk
+        .post(
+            winner,
+            &path("cust-1", "transfer"),
+            json!({"agent": other_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["position"]["agent"], other_id);
+    desk.list_until(other, "given the transfer", |l| {
+        customers(l, "conversations") == ["cust-1"]
+    })
+    .await;
+    let (status, body) = desk
+        .post(
+            other,
+            &path("cust-1", "close"),
+            json!({"cause": "order-delayed", "answered": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(desk.position("cust-1").await["at"], "ended");
+    let key = flowhost::engine::state::conversation_key(ACCOUNT, "cust-1");
+    let ending = desk
+        .server
+        .storage
+        .conversation(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .ending
+        .unwrap();
+    assert_eq!(
+        (
+            ending.cause.as_str(),
+            ending.answered,
+            ending.queue.as_deref()
+        ),
+        ("order-delayed", true, Some("support"))
+    );
+    desk.list_until(other, "freed", |l| customers(l, "conversations").is_empty())
+        .await;
+
+    // The next message starts a new session with the bot.
+    desk.customer_writes("cust-1", "one more thing").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while desk
+        .graph
+        .to("cust-1")
+        .iter()
+        .filter(|b| b["message"]["text"] == "Hi from the bot! Type sales or anything else.")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bot never greeted the new session"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_nobody_takes_rings_the_next_agent_and_missed_offers_set_an_agent_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let cem = desk.agent("cem", &["sales"], "agent").await;
+    let dee = desk.agent("dee", &["sales"], "agent").await;
+
+    desk.reach_queue("cust-2", "sales").await;
+
+    // Round robin with a 2 s ring time: the offer moves from one agent to
+    // the other, and back.
+    let mut rung = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rung.len() < 3 {
+        assert!(Instant::now() < deadline, "offers rang {rung:?}");
+        let position = desk.position("cust-2").await;
+        if let Some(agents) = position["offer"]["agents"].as_array() {
+            let agents: Vec<String> = agents.iter().map(|a| a.as_str().unwrap().into()).collect();
+            if rung.last() != Some(&agents) {
+                rung.push(agents);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(
+        rung[0], rung[1],
+        "the next offer goes to the other agent: {rung:?}"
+    );
+    assert_eq!(rung[0], rung[2], "{rung:?}");
+
+    // After two missed offers each, both are away and nothing rings.
+    for token in [&cem, &dee] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, me) = desk.get(token, "/agent/me").await;
+            if me["status"] == "away" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never set away: {me}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(desk.position("cust-2").await["offer"], Value::Null);
+
+    // Back online, cem is offered it again and takes it.
+    let (status, _) = desk
+        .call(
+            "PUT",
+            &cem,
+            "/agent/status",
+            Some(json!({"status": "online"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    desk.list_until(&cem, "offered again", |l| {
+        customers(l, "offers") == ["cust-2"]
+    })
+    .await;
+    let (status, body) = desk.post(&cem, &path("cust-2", "accept"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_counts_offers_and_extra_chats_are_taken_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let eda = desk.agent("eda", &["support"], "agent").await;
+
+    for customer in ["cap-1", "cap-2", "cap-3"] {
+        desk.reach_queue(customer, "help").await;
+    }
+    // max_concurrent_chats 1: one offer at a time.
+    let list = desk
+        .list_until(&eda, "offered one", |l| customers(l, "offers").len() == 1)
+        .await;
+    assert_eq!(customers(&list, "waiting").len(), 2, "{list:#}");
+    let first = customers(&list, "offers")[0].clone();
+    let (status, body) = desk.post(&eda, &path(&first, "accept"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // At capacity nothing more is offered; one extra chat may be picked up.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let list = desk.list_until(&eda, "listed", |_| true).await;
+    assert!(customers(&list, "offers").is_empty(), "{list:#}");
+    let waiting = customers(&list, "waiting");
+    assert_eq!(waiting.len(), 2);
+    let (status, body) = desk
+        .post(&eda, &path(&waiting[0], "pickup"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = desk
+        .post(&eda, &path(&waiting[1], "pickup"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 plus 1 extra"),
+        "{body}"
+    );
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_with_nobody_online_sends_the_customer_on_when_it_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    leave_when_empty: true
+    when_empty: { terminate: nobody }
+  sales:
+    name: Sales
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let _offline = desk.agent("fay", &["support", "sales"], "agent").await;
+    let (status, _) = desk
+        .call(
+            "PUT",
+            &_offline,
+            "/agent/status",
+            Some(json!({"status": "break:lunch"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    desk.reach_queue("empty-1", "help").await;
+    desk.graph
+        .wait_for_text("empty-1", "Nobody is here right now, write again later.")
+        .await;
+    assert_eq!(desk.position("empty-1").await["at"], "ended");
+
+    // A queue without the setting keeps its customers waiting.
+    desk.reach_queue("empty-2", "sales").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(desk.position("empty-2").await["at"], "queued");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_may_not_answer_after_seven_days_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let gus = desk.agent("gus", &["support"], "agent").await;
+    let eight_days_ago = now_ms() - 8 * 24 * 3600 * 1000;
+    desk.reach_queue_at("old-1", "are you there?", eight_days_ago)
+        .await;
+    desk.list_until(&gus, "offered", |l| customers(l, "offers") == ["old-1"])
+        .await;
+    let (status, _) = desk.post(&gus, &path("old-1", "accept"), json!({})).await;
+    assert_eq!(status, 200);
+    let (_, list) = desk.get(&gus, "/agent/conversations").await;
+    assert_eq!(list["conversations"][0]["window_left_ms"], 0, "{list:#}");
+
+    let (status, body) = desk
+        .post(
+            &gus,
+            &path("old-1", "reply"),
+            json!({"text": "sorry for the wait"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "window_closed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("7 days"),
+        "{body}"
+    );
+    let key = flowhost::engine::state::conversation_key(ACCOUNT, "old-1");
+    let waiting = desk.server.storage.outbox_of(&key, 10).await.unwrap();
+    assert!(waiting.is_empty(), "nothing queued: {waiting:?}");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_go_to_another_queue_and_back_to_the_bot() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let hal = desk.agent("hal", &["support"], "agent").await;
+    let ivy = desk.agent("ivy", &["sales"], "agent").await;
+
+    desk.reach_queue("tr-1", "help").await;
+    desk.list_until(&hal, "offered", |l| customers(l, "offers") == ["tr-1"])
+        .await;
+    assert_eq!(
+        desk.post(&hal, &path("tr-1", "accept"), json!({})).await.0,
+        200
+    );
+
+    // Nonsense is refused and changes nothing.
+    for body in [
+        json!({}),
+        json!({"queue": "nope"}),
+        json!({"queue": "sales", "agent": "ivy"}),
+    ] {
+        let (status, answer) = desk.post(&hal, &path("tr-1", "transfer"), body).await;
+        assert!(status == 400 || status == 404, "{status} {answer}");
+    }
+    assert_eq!(desk.position("tr-1").await["agent"], "hal");
+
+    let (status, body) = desk
+        .post(&hal, &path("tr-1", "transfer"), json!({"queue": "sales"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    desk.list_until(&ivy, "offered", |l| customers(l, "offers") == ["tr-1"])
+        .await;
+    assert_eq!(
+        desk.post(&ivy, &path("tr-1", "accept"), json!({})).await.0,
+        200
+    );
+
+    let (status, body) = desk
+        .post(
+            &ivy,
+            &path("tr-1", "transfer"),
+            json!({"decision_tree": "menu"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(desk.position("tr-1").await["at"], "waiting");
+    let greetings = || {
+        desk.graph
+            .to("tr-1")
+            .iter()
+            .filter(|b| b["message"]["text"] == "Hi from the bot! Type sales or anything else.")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while greetings() < 2 {
+        assert!(Instant::now() < deadline, "the bot never took it back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_roles_and_supervisors() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let jo = desk.agent("jo", &["support"], "agent").await;
+    let kim = desk.agent("kim", &["support"], "supervisor").await;
+
+    let no_token = desk
+        .http
+        .get(format!("{}/agent/me", desk.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert_eq!(desk.get("not-a-token", "/agent/me").await.0, 403);
+    assert_eq!(
+        desk.get(&jo, "/admin/agents").await.0,
+        403,
+        "agents are not admins"
+    );
+    let (status, listed) = desk.get(flowhost_tests::ADMIN_TOKEN, "/admin/agents").await;
+    assert_eq!(status, 200);
+    assert!(
+        !listed.to_string().contains("token"),
+        "no token digests: {listed}"
+    );
+
+    // A new token replaces the old one at once.
+    let (status, fresh) = desk
+        .post(
+            flowhost_tests::ADMIN_TOKEN,
+            "/admin/agents/jo/token",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(desk.get(&jo, "/agent/me").await.0, 403);
+    let jo = fresh["token"].as_str().unwrap().to_string();
+    assert_eq!(desk.get(&jo, "/agent/me").await.0, 200);
+
+    // Bad agent definitions are refused with where and why.
+    let (status, body) = desk
+        .post(
+            flowhost_tests::ADMIN_TOKEN,
+            "/admin/agents",
+            json!({"id": "x y", "queues": []}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = desk
+        .post(
+            flowhost_tests::ADMIN_TOKEN,
+            "/admin/agents",
+            json!({"id": "zed", "queues": [{"queue": "nope"}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queues[0]"),
+        "{body}"
+    );
+
+    desk.reach_queue("sup-1", "help").await;
+    desk.list_until(&jo, "offered", |l| customers(l, "offers") == ["sup-1"])
+        .await;
+    assert_eq!(
+        desk.post(&jo, &path("sup-1", "accept"), json!({})).await.0,
+        200
+    );
+
+    assert_eq!(desk.get(&jo, "/agent/queues").await.0, 403);
+    let (status, queues) = desk.get(&kim, "/agent/queues").await;
+    assert_eq!(status, 200, "{queues}");
+    assert_eq!(queues["queues"][0]["queue"], "support");
+    assert_eq!(
+        queues["queues"][0]["agents"]["online"],
+        json!(["jo", "kim"])
+    );
+
+    // The supervisor takes the conversation over; the agent no longer has it.
+    let (status, body) = desk.post(&kim, &path("sup-1", "takeover"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        desk.post(&jo, &path("sup-1", "reply"), json!({"text": "hi"}))
+            .await
+            .0,
+        403
+    );
+    // An agent who holds conversations cannot be removed.
+    let (status, _) = desk
+        .call(
+            "DELETE",
+            flowhost_tests::ADMIN_TOKEN,
+            "/admin/agents/kim",
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = desk
+        .call(
+            "DELETE",
+            flowhost_tests::ADMIN_TOKEN,
+            "/admin/agents/jo",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(desk.get(&jo, "/agent/me").await.0, 403);
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_resumes_after_a_reconnect_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let lea = desk.agent("lea", &["support"], "agent").await;
+
+    let mut stream = Stream::open(&desk, &lea, None).await;
+    desk.reach_queue("st-1", "first").await;
+    let offer = stream.until("offer").await;
+    let last_seen = offer.id.expect("events carry ids");
+    drop(stream);
+
+    // While disconnected: lea's status changes and a second customer waits.
+    let (status, _) = desk
+        .call(
+            "PUT",
+            &lea,
+            "/agent/status",
+            Some(json!({"status": "away"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = desk
+        .call(
+            "PUT",
+            &lea,
+            "/agent/status",
+            Some(json!({"status": "online"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let mut resumed = Stream::open(&desk, &lea, Some(last_seen)).await;
+    let away = resumed.next().await;
+    assert_eq!(
+        (away.kind.as_str(), &away.data["status"]),
+        ("status", &json!("away"))
+    );
+    assert!(away.id.unwrap() > last_seen);
+    let online = resumed.next().await;
+    assert_eq!(online.data["status"], "online");
+    assert!(online.id.unwrap() > away.id.unwrap());
+
+    // An id from before this process started asks for a resync.
+    let mut stale = Stream::open(&desk, &lea, Some(1)).await;
+    assert_eq!(stale.next().await.kind, "resync");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_assignments_and_rings_open_offers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, graph_url) = Graph::start().await;
+    let config = flowhost_tests::server_config(dir.path(), &flow(&graph_url, QUEUES));
+    let desk = Desk::with(config.clone(), graph.clone()).await;
+    let max = desk.agent("max", &["support"], "agent").await;
+    desk.reach_queue("rs-1", "help").await;
+    desk.list_until(&max, "offered", |l| customers(l, "offers") == ["rs-1"])
+        .await;
+    assert_eq!(
+        desk.post(&max, &path("rs-1", "accept"), json!({})).await.0,
+        200
+    );
+    // max is at capacity, so the next customer rings nia only.
+    let nia = desk.agent("nia", &["support"], "agent").await;
+    desk.reach_queue("rs-2", "help too").await;
+    desk.list_until(&nia, "offered", |l| customers(l, "offers") == ["rs-2"])
+        .await;
+    desk.server.stop().await.unwrap();
+
+    let desk = Desk::with(config, graph).await;
+    desk.list_until(&max, "restored", |l| {
+        customers(l, "conversations") == ["rs-1"]
+    })
+    .await;
+    let list = desk
+        .list_until(&nia, "offered again", |l| {
+            customers(l, "offers") == ["rs-2"]
+        })
+        .await;
+    assert!(
+        list["offers"][0]["offer_until_ms"].as_u64().unwrap() > now_ms() + 20_000,
+        "the open offer rings for a full ring time again: {list:#}"
+    );
+    let (status, body) = desk
+        .post(&max, &path("rs-1", "reply"), json!({"text": "still here"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    desk.graph.wait_for_text("rs-1", "still here").await;
+    desk.server.stop().await.unwrap();
+}
