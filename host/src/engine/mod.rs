@@ -188,7 +188,8 @@ impl Turn {
             .text
             .clone()
             .unwrap_or_else(|| format!("({} attachments)", message.attachments.len()));
-        self.state.note(self.now_ms, "out", summary);
+        self.state
+            .note_message(self.now_ms, "out", summary, &message.attachments);
         self.commit.outbox.push(OutboxMessage {
             id: message.id.clone(),
             conversation: self.state.key(),
@@ -433,15 +434,13 @@ impl Engine {
             message.attachments.clear();
         }
         let text = message.text.clone().unwrap_or_default();
-        turn.state.note(
-            now,
-            "in",
-            if text.is_empty() {
-                format!("({} attachments)", message.attachments.len())
-            } else {
-                text.clone()
-            },
-        );
+        let summary = if text.is_empty() {
+            format!("({} attachments)", message.attachments.len())
+        } else {
+            text.clone()
+        };
+        turn.state
+            .note_message(now, "in", summary, &message.attachments);
         // The 24-hour window runs from the customer's message as the channel
         // stamped it (a late delivery does not reopen it).
         let written_at = if message.timestamp_ms > 0 {

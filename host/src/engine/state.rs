@@ -89,6 +89,9 @@ pub struct HistoryEntry {
     /// `in`, `out`, `route`, `action`, `error`, `note`.
     pub kind: String,
     pub text: String,
+    /// What a message carried besides its text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::plugin::Attachment>,
 }
 
 /// History lines one turn keeps in memory (a routing loop cannot grow it).
@@ -179,11 +182,26 @@ impl ConversationState {
         format!("{}:{}:{}", self.account, self.customer, self.session)
     }
 
+    /// Notes a message with what it carried.
+    pub fn note_message(
+        &mut self,
+        at_ms: u64,
+        kind: &str,
+        text: String,
+        attachments: &[crate::plugin::Attachment],
+    ) {
+        self.note(at_ms, kind, text);
+        if let Some(last) = self.history.last_mut() {
+            last.attachments = attachments.to_vec();
+        }
+    }
+
     pub fn note(&mut self, at_ms: u64, kind: &str, text: impl Into<String>) {
         self.history.push(HistoryEntry {
             at_ms,
             kind: kind.into(),
             text: text.into(),
+            attachments: Vec::new(),
         });
         if self.history.len() > HISTORY_LIMIT {
             let excess = self.history.len() - HISTORY_LIMIT;

@@ -1,10 +1,10 @@
-//! The HTTP server: health probes, Instagram webhooks and the admin API.
-//! (The Connexease webhook, the chatbot callback and the agent API join
-//! here as they are built.)
+//! The HTTP server: health probes, the Instagram and Connexease webhooks,
+//! the admin API, the agent API and the agent console.
 
 mod admin;
 pub mod agents;
 pub(crate) mod auth;
+mod console;
 pub mod error;
 mod listen;
 pub use auth::same_secret;
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .nest("/admin", admin::router(state.clone()))
         .nest("/agent", agents::router(state.clone()))
+        .merge(console::router())
         .merge(webhooks::router())
         .with_state(state)
 }

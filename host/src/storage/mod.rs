@@ -509,6 +509,7 @@ mod tests {
             at_ms: n,
             kind: "in".into(),
             text: format!("line {n}"),
+            attachments: Vec::new(),
         }
     }
 
