@@ -5,7 +5,7 @@
 
 use super::state::{ConversationState, Ending, OutboxMessage, Position};
 use super::{Engine, EngineError, Next, Turn, TurnReport};
-use crate::flow::model::Destination;
+use crate::flow::model::{Destination, ManagementAccess};
 use crate::model::agent::Agent;
 use crate::plugin::OutgoingMessage;
 use crate::storage::TurnCommit;
@@ -109,7 +109,7 @@ impl Engine {
         &self,
         key: &str,
         agent: &Agent,
-        action: AgentAction,
+        mut action: AgentAction,
     ) -> Result<TurnReport, Refusal> {
         if let AgentAction::Transfer(to) = &action {
             self.check_transfer(to)?;
@@ -117,9 +117,48 @@ impl Engine {
         let Some(mut turn) = self.load_turn(key).await? else {
             return Err(Refusal::NotFound(key.to_string()));
         };
-        let next = apply_agent_action(&mut turn, agent, action)?;
+        let access = turn
+            .state
+            .position
+            .queue()
+            .and_then(|q| self.flow.flow.queues.get(q))
+            .map(|q| q.agent_management_access)
+            .unwrap_or_default();
+        if let AgentAction::Reply(message) = &mut action {
+            self.sign_reply(&turn, agent, message).await;
+        }
+        let next = apply_agent_action(&mut turn, agent, access, action)?;
         self.follow(&mut turn, next).await;
         Ok(self.commit(turn).await?)
+    }
+
+    /// Puts the queue's `user_name` (rendered for this agent) before the
+    /// reply's text, so the customer knows who writes.
+    async fn sign_reply(&self, turn: &Turn, agent: &Agent, message: &mut OutgoingMessage) {
+        let Some(template) = turn
+            .state
+            .position
+            .queue()
+            .and_then(|q| self.flow.flow.queues.get(q))
+            .and_then(|q| q.user_name.as_ref())
+        else {
+            return;
+        };
+        let context = serde_json::json!({"agent": {"id": agent.id, "name": agent.name}});
+        let rendered = crate::templates::render(
+            self.runtime.templates(),
+            template,
+            &context,
+            crate::templates::MAX_RENDERED_BYTES,
+        )
+        .await;
+        match (rendered, &mut message.text) {
+            (Ok(name), Some(text)) if !name.trim().is_empty() => {
+                *text = format!("{}: {text}", name.trim());
+            }
+            (Ok(_), _) => {}
+            (Err(e), _) => tracing::warn!("user_name of the queue: {e}"),
+        }
     }
 
     /// A transfer goes to a queue or a step of this flow.
@@ -209,6 +248,7 @@ impl Engine {
 fn apply_agent_action(
     turn: &mut Turn,
     agent: &Agent,
+    access: ManagementAccess,
     action: AgentAction,
 ) -> Result<Next, Refusal> {
     let now = turn.now_ms;
@@ -281,15 +321,16 @@ fn apply_agent_action(
                     "this conversation is not with people".into(),
                 ));
             };
-            if !agent.manages(&queue) {
+            if !agent.manages(&queue, access) {
                 return Err(Refusal::Forbidden(format!(
-                    "only a supervisor of queue `{queue}` may take over its conversations"
+                    "queue `{queue}` lets {} take over its conversations",
+                    access_holders(access)
                 )));
             }
             assign(turn, &queue, &me, "taken over by");
         }
         AgentAction::Reply(message) => {
-            may_act(&turn.state, agent)?;
+            may_act(&turn.state, agent, access)?;
             let last = turn
                 .state
                 .last_inbound_ms
@@ -301,17 +342,19 @@ fn apply_agent_action(
                 });
             }
             turn.state.unread = 0;
+            turn.state.agent_reply_ms = Some(now);
+            turn.agent_replied = true;
             turn.send(message);
             if let Some(OutboxMessage { sender, .. }) = turn.commit.outbox.last_mut() {
                 *sender = "agent".into();
             }
         }
         AgentAction::Read => {
-            may_act(&turn.state, agent)?;
+            may_act(&turn.state, agent, access)?;
             turn.state.unread = 0;
         }
         AgentAction::Transfer(to) => {
-            let queue = may_act(&turn.state, agent)?;
+            let queue = may_act(&turn.state, agent, access)?;
             agent_leaves(turn, &me);
             match to {
                 TransferTo::Queue(target) => {
@@ -329,7 +372,7 @@ fn apply_agent_action(
             }
         }
         AgentAction::Close { cause, answered } => {
-            let queue = may_act(&turn.state, agent)?;
+            let queue = may_act(&turn.state, agent, access)?;
             agent_leaves(turn, &me);
             turn.route(format!("closed by {me}: {cause}"));
             turn.state.ending = Some(Ending {
@@ -346,17 +389,29 @@ fn apply_agent_action(
 }
 
 /// The conversation's queue, if `agent` answers it (or supervises its queue).
-fn may_act(state: &ConversationState, agent: &Agent) -> Result<String, Refusal> {
+fn may_act(
+    state: &ConversationState,
+    agent: &Agent,
+    access: ManagementAccess,
+) -> Result<String, Refusal> {
     match &state.position {
         Position::WithAgent {
             queue, agent: with, ..
-        } if *with == agent.id || agent.manages(queue) => Ok(queue.clone()),
+        } if *with == agent.id || agent.manages(queue, access) => Ok(queue.clone()),
         Position::WithAgent { .. } => Err(Refusal::Forbidden(
             "another agent answers this conversation".into(),
         )),
         _ => Err(Refusal::Conflict(
             "this conversation is not with an agent".into(),
         )),
+    }
+}
+
+fn access_holders(access: ManagementAccess) -> &'static str {
+    match access {
+        ManagementAccess::Supervisors => "only its supervisors",
+        ManagementAccess::Agents => "only its agents",
+        ManagementAccess::Nobody => "nobody",
     }
 }
 

@@ -15,6 +15,7 @@ mod decision;
 pub mod feed;
 pub mod language;
 pub mod matcher;
+mod queue_clocks;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +31,7 @@ use crate::plugin::{
 };
 use crate::registry::PluginRegistry;
 use crate::storage::{
-    Placement, PlacementChange, Storage, StorageError, TurnCommit, timer_key_hex,
+    Placement, PlacementChange, Storage, StorageError, TurnCommit, WaitingIn, timer_key_hex,
 };
 use crate::templates;
 use clock::Clock;
@@ -118,6 +119,8 @@ struct Turn {
     began_at: Position,
     /// Whether the event was a customer's message.
     inbound: bool,
+    /// Whether an agent replied in this turn.
+    agent_replied: bool,
 }
 
 impl Turn {
@@ -237,6 +240,20 @@ impl Turn {
         self.state.note(self.now_ms, "route", text);
     }
 
+    /// A durable timer for this conversation's session; returns its key.
+    fn schedule(&mut self, due_ms: u64, kind: TimerKind) -> String {
+        let timer = Timer {
+            id: uuid::Uuid::now_v7().to_string(),
+            conversation: self.state.key(),
+            session: self.state.session,
+            due_ms,
+            kind,
+        };
+        let key = timer_key_hex(&timer);
+        self.commit.timers_add.push(timer);
+        key
+    }
+
     /// Moves to `position`, cancelling the timers of the one it leaves.
     fn set_position(&mut self, position: Position) {
         if let Position::Automessage { timers, .. } = &self.state.position {
@@ -268,6 +285,8 @@ pub struct Engine {
     vars: Value,
     /// What agents are told about the conversations they see.
     feed: Arc<feed::Feed>,
+    /// Recent waits per queue, for the estimate told to customers.
+    waits: queue_clocks::WaitTimes,
 }
 
 impl Engine {
@@ -290,6 +309,7 @@ impl Engine {
             lanes: Default::default(),
             vars,
             feed: Arc::new(feed::Feed::new()),
+            waits: Default::default(),
         }
     }
 
@@ -450,6 +470,7 @@ impl Engine {
         };
         turn.state.last_inbound_ms = Some(turn.state.last_inbound_ms.unwrap_or(0).max(written_at));
         turn.state.last_message = Some(message.clone());
+        turn.state.customer_ms = Some(now);
         self.update_language(&mut turn, &text);
 
         let next = match turn.state.position.clone() {
@@ -502,6 +523,7 @@ impl Engine {
             notes: Vec::new(),
             vars: self.vars(),
             inbound: false,
+            agent_replied: false,
         })
     }
 
@@ -554,27 +576,43 @@ impl Engine {
             self.storage.commit_turn(stale, now).await?;
             return Ok(None);
         };
-        let current = match &state.position {
-            Position::Automessage { name, timers, .. }
-                if state.session == timer.session && timers.contains(&key) =>
-            {
-                name.clone()
-            }
-            _ => {
-                self.storage.commit_turn(stale, now).await?;
-                return Ok(None);
-            }
-        };
+        if state.session != timer.session {
+            self.storage.commit_turn(stale, now).await?;
+            return Ok(None);
+        }
         let commit = TurnCommit {
             timers_remove: vec![key.clone()],
             ..TurnCommit::default()
         };
         let mut turn = self.begin(state, commit, now).await?;
-        if let Position::Automessage { timers, .. } = &mut turn.state.position {
-            timers.retain(|k| *k != key);
-        }
-        let automessage = &self.flow.flow.automessages[&current];
         let next = match timer.kind {
+            TimerKind::Queue { check } => self.queue_timer(&mut turn, check).await,
+            kind => self.automessage_timer(&mut turn, &key, kind).await,
+        };
+        match next {
+            Some(next) => {
+                self.follow(&mut turn, next).await;
+                self.commit(turn).await.map(Some)
+            }
+            None => {
+                self.storage.commit_turn(stale, now).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// An automessage's timer: the next message, or leaving; `None` if the
+    /// conversation has left that automessage.
+    async fn automessage_timer(&self, turn: &mut Turn, key: &str, kind: TimerKind) -> Option<Next> {
+        let current = match &mut turn.state.position {
+            Position::Automessage { name, timers, .. } if timers.iter().any(|k| k == key) => {
+                timers.retain(|k| k != key);
+                name.clone()
+            }
+            _ => return None,
+        };
+        let automessage = &self.flow.flow.automessages[&current];
+        Some(match kind {
             TimerKind::AutomessageSend { index, .. } => {
                 if let Some(message) = automessage.messages.get(index) {
                     turn.send_text(
@@ -588,9 +626,8 @@ impl Engine {
                 Next::Stay
             }
             TimerKind::AutomessageNext { .. } => Next::Go(automessage.next.clone(), String::new()),
-        };
-        self.follow(&mut turn, next).await;
-        self.commit(turn).await.map(Some)
+            TimerKind::Queue { .. } => Next::Stay,
+        })
     }
 
     /// Follows destinations until the conversation waits.
@@ -663,6 +700,7 @@ impl Engine {
                     offer: None,
                     passed: Vec::new(),
                 });
+                self.greet_in_queue(turn, &name).await;
                 Next::Stay
             }
             Destination::Terminate(name) => {
@@ -694,20 +732,8 @@ impl Engine {
     async fn start_automessage(&self, turn: &mut Turn, name: &str) -> Next {
         let automessage = &self.flow.flow.automessages[name];
         let entered = turn.now_ms;
-        let conversation = turn.state.key();
-        let session = turn.state.session;
         let mut timers = Vec::new();
-        let mut timer = |due_ms: u64, kind: TimerKind| {
-            let timer = Timer {
-                id: uuid::Uuid::now_v7().to_string(),
-                conversation: conversation.clone(),
-                session,
-                due_ms,
-                kind,
-            };
-            timers.push(timer_key_hex(&timer));
-            turn.commit.timers_add.push(timer);
-        };
+        let mut timer = |due_ms: u64, kind: TimerKind| timers.push(turn.schedule(due_ms, kind));
         let mut immediate = Vec::new();
         for (index, message) in automessage.messages.iter().enumerate() {
             if message.delay_seconds == 0 {
@@ -846,8 +872,9 @@ impl Engine {
         }
     }
 
-    async fn commit(&self, turn: Turn) -> Result<TurnReport, EngineError> {
-        let change = placement_change(&turn.began_at, &turn.state.position);
+    async fn commit(&self, mut turn: Turn) -> Result<TurnReport, EngineError> {
+        self.start_queue_clocks(&mut turn);
+        let change = placement_change(&turn.began_at, &turn.state.position, turn.now_ms);
         let news = feed::news_of(&turn.began_at, &turn.state, turn.inbound);
         let Turn {
             state,
@@ -883,8 +910,13 @@ impl Engine {
 /// Where a position puts a conversation in the placement index.
 fn placement(position: &Position) -> Placement {
     match position {
-        Position::Queued { queue, .. } => Placement {
-            waiting: Some(queue.clone()),
+        Position::Queued {
+            queue, since_ms, ..
+        } => Placement {
+            waiting: Some(WaitingIn {
+                queue: queue.clone(),
+                since_ms: *since_ms,
+            }),
             agent: None,
         },
         Position::WithAgent { agent, .. } => Placement {
@@ -896,7 +928,15 @@ fn placement(position: &Position) -> Placement {
 }
 
 /// The index change a turn makes, if its placement changed.
-fn placement_change(before: &Position, after: &Position) -> Option<PlacementChange> {
+fn placement_change(before: &Position, after: &Position, now_ms: u64) -> Option<PlacementChange> {
+    let closed_by = match (before, after) {
+        (Position::WithAgent { agent, .. }, Position::Ended) => Some((agent.clone(), now_ms)),
+        _ => None,
+    };
     let (before, after) = (placement(before), placement(after));
-    (before != after).then_some(PlacementChange { before, after })
+    (before != after).then_some(PlacementChange {
+        before,
+        after,
+        closed_by,
+    })
 }

@@ -134,6 +134,17 @@ pub struct ConversationState {
     /// agent has not read yet (reset when the agent reads or replies).
     #[serde(default)]
     pub unread: u32,
+    /// When this session first reached a queue: its session timeout runs
+    /// from here, and a conversation an agent gives back waits from here.
+    #[serde(default)]
+    pub people_since_ms: Option<u64>,
+    /// When an agent last replied (engine time).
+    #[serde(default)]
+    pub agent_reply_ms: Option<u64>,
+    /// When flowhost took in the customer's last message (engine time; the
+    /// queue's timeouts count from it).
+    #[serde(default)]
+    pub customer_ms: Option<u64>,
 }
 
 impl ConversationState {
@@ -154,6 +165,9 @@ impl ConversationState {
             ending: None,
             last_agent: None,
             unread: 0,
+            people_since_ms: None,
+            agent_reply_ms: None,
+            customer_ms: None,
         }
     }
 
@@ -233,6 +247,41 @@ pub enum TimerKind {
     AutomessageSend { automessage: String, index: usize },
     /// Leave the automessage for its next destination.
     AutomessageNext { automessage: String },
+    /// One of a queue's clocks (see `engine::queue_clocks`).
+    Queue { check: QueueCheck },
+}
+
+/// What a queue timer checks when it fires. Each carries the time its
+/// clock started from; a clock that was restarted since (a newer message,
+/// another assignment) finds the state moved on and does nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "check")]
+pub enum QueueCheck {
+    /// Tell the waiting customer their place again.
+    Announce {
+        since_ms: u64,
+    },
+    /// Waited too long without an agent (`message_timeout`).
+    WaitLimit {
+        since_ms: u64,
+    },
+    /// The session has been with people too long (`session_timeout`).
+    SessionLimit,
+    /// The agent accepted but has not answered (`agent_timeout`).
+    AgentFirstReply {
+        since_ms: u64,
+    },
+    /// The customer's message has no answer (`agent_message_timeout`).
+    AgentAnswer {
+        customer_ms: u64,
+    },
+    /// The customer is quiet after the agent's message.
+    CustomerIdle {
+        reply_ms: u64,
+    },
+    CustomerGone {
+        reply_ms: u64,
+    },
 }
 
 /// A message waiting in the outbox for the channel's sender.

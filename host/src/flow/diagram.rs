@@ -175,6 +175,9 @@ fn build(flow: &Flow) -> Graph {
         if let Some(destination) = &queue.when_empty {
             edge(&id, destination_id(destination, ""), "no agent online");
         }
+        if let Some(destination) = &queue.when_timeout {
+            edge(&id, destination_id(destination, ""), "waited too long");
+        }
     }
     for (key, terminate) in &flow.terminates {
         nodes.push(Node {

@@ -501,7 +501,9 @@ pub enum RingStrategy {
     Sticky,
 }
 
-/// A queue of human agents and its text routing settings. Times in seconds.
+/// A queue of human agents and its text routing settings. Times are in
+/// seconds; a timeout of 0 is off. The README's queue table gives each
+/// setting's meaning for Instagram.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Queue {
@@ -509,28 +511,87 @@ pub struct Queue {
     /// Higher is served first.
     pub priority: u8,
     pub ring_strategy: RingStrategy,
+    /// The strategy `sticky` falls back to.
+    pub sticky_fallback: RingStrategy,
+    /// How long an offer rings before it goes to the next agent.
     pub agent_ring_time: u64,
+    /// Offers an agent may let lapse in a row before being set `away`
+    /// (0: never).
+    pub away_after_missed_offers: u32,
+    /// How often the router looks at this queue.
+    pub period_to_check: u64,
+    /// An agent who accepted must answer within this, or the conversation
+    /// goes back to the queue for someone else.
     pub agent_timeout: u64,
+    /// With an agent: a customer's message must be answered within this, or
+    /// the conversation goes back to the queue.
     pub agent_message_timeout: u64,
-    pub contact_message_timeout: u64,
+    /// With an agent: the customer silent this long after the agent's last
+    /// message gets `idle_session_message`, once.
     pub idle_session_timeout: u64,
     pub idle_session_message: Option<Text>,
+    /// With an agent: the customer silent this long after the agent's last
+    /// message ends the session (cause `contact-timeout`, answered).
+    pub contact_message_timeout: u64,
+    /// Waiting without an agent this long sends the conversation to
+    /// `when_timeout`.
+    pub message_timeout: u64,
+    pub when_timeout: Option<Destination>,
+    /// The longest a session stays with people (waiting and with agents),
+    /// from first entering a queue; then `session_timeout_message` and the
+    /// session ends (cause `session-timeout`).
     pub session_timeout: u64,
+    pub session_timeout_message: Option<Text>,
     pub max_concurrent_chats: u32,
+    /// Conversations an agent may take by hand beyond `max_concurrent_chats`.
     pub extra_chats: u32,
     pub leave_when_empty: bool,
     /// Where a waiting conversation goes when `leave_when_empty` is on and
     /// no agent of the queue is online.
     pub when_empty: Option<Destination>,
+    /// An agent who closes a conversation is given the longest-waiting one
+    /// of this queue at once, without an offer.
     pub close_auto_assign: bool,
+    /// Sent when a conversation enters the queue.
+    pub welcome_message: Option<Text>,
+    /// Tells a waiting customer their place and estimated wait
+    /// (`queue.position`, `queue.estimated_wait_minutes`).
+    pub position_message: Option<Text>,
+    /// Repeats `position_message` this often while waiting (0: on entering
+    /// only).
+    pub position_interval: u64,
+    /// The estimated wait told to customers is never more than this.
     pub hold_estimation_upper_limit: u64,
-    /// The strategy `sticky` falls back to.
-    pub sticky_fallback: RingStrategy,
-    /// Offers an agent may let lapse in a row before being set `away`
-    /// (0: never).
-    pub away_after_missed_offers: u32,
-    /// How often the router looks at this queue, in seconds.
-    pub period_to_check: u64,
+    /// How long a closed conversation stays in its agent's console.
+    pub closed_conversation_display_time: u64,
+    /// Shown in the console beside this queue's conversations.
+    pub logo_url: Option<String>,
+    /// Shown in the console: the number or words agents offer for a call.
+    pub call_me_text: Option<String>,
+    /// Notes for the agents of this queue, shown in the console.
+    pub notes: String,
+    /// Who may take over or transfer conversations they do not answer.
+    pub agent_management_access: ManagementAccess,
+    /// A translator plugin: agents read customers in their own language and
+    /// their replies go out in the customer's.
+    pub translation_provider: Option<String>,
+    /// How agents are named to customers: a template over `agent.name`
+    /// and `agent.id`, put before each agent message (`Ana: ...`); none:
+    /// messages go out as written.
+    pub user_name: Option<String>,
+}
+
+/// Who, besides the agent answering it, may act on a conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagementAccess {
+    /// Supervisors serving the queue.
+    #[default]
+    Supervisors,
+    /// Any agent serving the queue.
+    Agents,
+    /// Nobody: only the agent answering it.
+    Nobody,
 }
 
 impl Default for Queue {
@@ -539,22 +600,35 @@ impl Default for Queue {
             name: String::new(),
             priority: 0,
             ring_strategy: RingStrategy::RoundRobin,
+            sticky_fallback: RingStrategy::RoundRobin,
             agent_ring_time: 30,
+            away_after_missed_offers: 3,
+            period_to_check: 1,
             agent_timeout: 300,
             agent_message_timeout: 600,
-            contact_message_timeout: 3600,
             idle_session_timeout: 1800,
             idle_session_message: None,
+            contact_message_timeout: 3600,
+            message_timeout: 0,
+            when_timeout: None,
             session_timeout: 86_400,
+            session_timeout_message: None,
             max_concurrent_chats: 3,
             extra_chats: 0,
             leave_when_empty: false,
             when_empty: None,
             close_auto_assign: false,
+            welcome_message: None,
+            position_message: None,
+            position_interval: 0,
             hold_estimation_upper_limit: 600,
-            sticky_fallback: RingStrategy::RoundRobin,
-            away_after_missed_offers: 3,
-            period_to_check: 1,
+            closed_conversation_display_time: 300,
+            logo_url: None,
+            call_me_text: None,
+            notes: String::new(),
+            agent_management_access: ManagementAccess::Supervisors,
+            translation_provider: None,
+            user_name: None,
         }
     }
 }

@@ -351,38 +351,7 @@ impl<'a> Validator<'a> {
         }
 
         for (key, queue) in &flow.queues {
-            if queue.name.trim().is_empty() {
-                self.error(format!("queues.{key}.name"), "is required");
-            }
-            if let Some(message) = &queue.idle_session_message {
-                self.check_text(
-                    &format!("queues.{key}.idle_session_message"),
-                    message,
-                    &HashSet::new(),
-                );
-            }
-            match &queue.when_empty {
-                Some(destination) => {
-                    self.check_destination(&format!("queues.{key}.when_empty"), destination, None)
-                }
-                None if queue.leave_when_empty => self.error(
-                    format!("queues.{key}.when_empty"),
-                    "is required when leave_when_empty is on: where do conversations go?",
-                ),
-                None => {}
-            }
-            if queue.sticky_fallback == RingStrategy::Sticky {
-                self.error(
-                    format!("queues.{key}.sticky_fallback"),
-                    "cannot be `sticky` itself",
-                );
-            }
-            if queue.agent_ring_time == 0 || queue.period_to_check == 0 {
-                self.error(
-                    format!("queues.{key}"),
-                    "agent_ring_time and period_to_check must be at least 1 second",
-                );
-            }
+            self.check_queue(key, queue);
         }
 
         for (key, terminate) in &flow.terminates {
@@ -406,6 +375,81 @@ impl<'a> Validator<'a> {
         self.check_cycles();
         self.check_reachability();
         (schedules, patterns, words, connector_of_account)
+    }
+
+    fn check_queue(&mut self, key: &str, queue: &Queue) {
+        let path = format!("queues.{key}");
+        if queue.name.trim().is_empty() {
+            self.error(format!("{path}.name"), "is required");
+        }
+        let waiting: HashSet<String> = ["queue".to_string()].into();
+        let texts = [
+            ("idle_session_message", &queue.idle_session_message),
+            ("session_timeout_message", &queue.session_timeout_message),
+            ("welcome_message", &queue.welcome_message),
+            ("position_message", &queue.position_message),
+        ];
+        for (field, text) in texts {
+            if let Some(text) = text {
+                self.check_text(&format!("{path}.{field}"), text, &waiting);
+            }
+        }
+        if let Some(user_name) = &queue.user_name {
+            let agent: HashSet<String> = ["agent".to_string()].into();
+            self.check_template(&format!("{path}.user_name"), user_name, &agent);
+        }
+        let leaves = [
+            (
+                "when_empty",
+                &queue.when_empty,
+                queue.leave_when_empty,
+                "leave_when_empty is on",
+            ),
+            (
+                "when_timeout",
+                &queue.when_timeout,
+                queue.message_timeout > 0,
+                "message_timeout is set",
+            ),
+        ];
+        for (field, destination, needed, because) in leaves {
+            match destination {
+                Some(destination) => {
+                    self.check_destination(&format!("{path}.{field}"), destination, None)
+                }
+                None if needed => self.error(
+                    format!("{path}.{field}"),
+                    format!("is required when {because}: where do conversations go?"),
+                ),
+                None => {}
+            }
+        }
+        if queue.sticky_fallback == RingStrategy::Sticky {
+            self.error(
+                format!("{path}.sticky_fallback"),
+                "cannot be `sticky` itself",
+            );
+        }
+        if queue.agent_ring_time == 0 || queue.period_to_check == 0 {
+            self.error(
+                path.clone(),
+                "agent_ring_time and period_to_check must be at least 1 second",
+            );
+        }
+        if let Some(url) = &queue.logo_url
+            && !url.starts_with("https://")
+        {
+            self.error(format!("{path}.logo_url"), "must be an https:// URL");
+        }
+        if queue.idle_session_message.is_some()
+            && queue.contact_message_timeout > 0
+            && queue.idle_session_timeout >= queue.contact_message_timeout
+        {
+            self.warning(
+                format!("{path}.idle_session_timeout"),
+                "is not shorter than contact_message_timeout, so the idle message is never sent",
+            );
+        }
     }
 
     fn check_language(&mut self, path: &str, code: &str) {

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flow::model::ManagementAccess;
+
 /// What an agent may do beyond answering their own conversations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,9 +117,15 @@ impl Agent {
         self.queues.iter().find(|m| m.queue == queue)
     }
 
-    /// Supervisors manage the queues they serve.
-    pub fn manages(&self, queue: &str) -> bool {
-        self.role == Role::Supervisor && self.serves(queue).is_some()
+    /// Whether the queue's `agent_management_access` lets this agent take
+    /// over or transfer its conversations that others answer.
+    pub fn manages(&self, queue: &str, access: ManagementAccess) -> bool {
+        let serves = self.serves(queue).is_some();
+        match access {
+            ManagementAccess::Supervisors => serves && self.role == Role::Supervisor,
+            ManagementAccess::Agents => serves,
+            ManagementAccess::Nobody => false,
+        }
     }
 }
 

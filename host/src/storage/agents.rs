@@ -5,11 +5,12 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::sled_store::{SledStore, from_json, settle, to_json};
-use super::{PlacementChange, Storage, StorageError};
+use super::{PlacementChange, Storage, StorageError, WaitingIn};
 use crate::model::agent::Agent;
 
 const WAITING: &[u8] = b"w\0";
 const ASSIGNED: &[u8] = b"a\0";
+const CLOSED: &[u8] = b"c\0";
 
 fn waiting_key(conversation: &str) -> Vec<u8> {
     [WAITING, conversation.as_bytes()].concat()
@@ -21,6 +22,10 @@ fn assigned_prefix(agent: &str) -> Vec<u8> {
 
 fn assigned_key(agent: &str, conversation: &str) -> Vec<u8> {
     [assigned_prefix(agent).as_slice(), conversation.as_bytes()].concat()
+}
+
+fn closed_prefix(agent: &str) -> Vec<u8> {
+    [CLOSED, agent.as_bytes(), b"\0"].concat()
 }
 
 /// The index writes of one turn's placement change: removals first, so a
@@ -36,11 +41,15 @@ pub(super) fn placement_writes(
     if let Some(agent) = &change.before.agent {
         writes.push((assigned_key(agent, conversation), None));
     }
-    if let Some(queue) = &change.after.waiting {
-        writes.push((waiting_key(conversation), Some(queue.as_bytes().to_vec())));
+    if let Some(waiting) = &change.after.waiting {
+        writes.push((waiting_key(conversation), Some(to_json(waiting))));
     }
     if let Some(agent) = &change.after.agent {
         writes.push((assigned_key(agent, conversation), Some(Vec::new())));
+    }
+    if let Some((agent, at_ms)) = &change.closed_by {
+        let key = [closed_prefix(agent).as_slice(), conversation.as_bytes()].concat();
+        writes.push((key, Some(at_ms.to_be_bytes().to_vec())));
     }
     writes
 }
@@ -97,18 +106,45 @@ impl SledStore {
         Ok(true)
     }
 
-    /// Conversations waiting for an agent: `(conversation key, queue)`.
-    pub fn waiting(&self) -> Result<Vec<(String, String)>, StorageError> {
+    /// Conversations waiting for an agent, by conversation key.
+    pub fn waiting(&self) -> Result<Vec<(String, WaitingIn)>, StorageError> {
         self.placements
             .scan_prefix(WAITING)
             .map(|entry| {
-                let (key, queue) = entry?;
+                let (key, value) = entry?;
                 Ok((
                     String::from_utf8_lossy(&key[WAITING.len()..]).into_owned(),
-                    String::from_utf8_lossy(&queue).into_owned(),
+                    from_json(&value, "waiting entry")?,
                 ))
             })
             .collect()
+    }
+
+    /// Conversations `agent` closed, and when, oldest first; entries closed
+    /// before `forget_before_ms` are removed on the way.
+    pub fn closed_by(
+        &self,
+        agent: &str,
+        forget_before_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let prefix = closed_prefix(agent);
+        let mut kept = Vec::new();
+        for entry in self.placements.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let at_ms = value
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if at_ms < forget_before_ms {
+                self.placements.remove(&key)?;
+            } else {
+                let conversation = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                kept.push((conversation, at_ms));
+            }
+        }
+        kept.sort_by_key(|(_, at)| *at);
+        Ok(kept)
     }
 
     /// Keys of the conversations `agent` answers.
@@ -169,8 +205,20 @@ impl Storage {
         self.thread.write(move |db| db.remove_agent(&id)).await
     }
 
-    pub async fn waiting(&self) -> Result<Vec<(String, String)>, StorageError> {
+    pub async fn waiting(&self) -> Result<Vec<(String, WaitingIn)>, StorageError> {
         self.thread.read(|db| db.waiting()).await
+    }
+
+    /// See [`SledStore::closed_by`].
+    pub async fn closed_by(
+        &self,
+        agent: &str,
+        forget_before_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let agent = agent.to_string();
+        self.thread
+            .apply(move |db| db.closed_by(&agent, forget_before_ms))
+            .await
     }
 
     pub async fn assigned_to(&self, agent: &str) -> Result<Vec<String>, StorageError> {
@@ -186,7 +234,10 @@ mod tests {
 
     fn placed(waiting: Option<&str>, agent: Option<&str>) -> Placement {
         Placement {
-            waiting: waiting.map(String::from),
+            waiting: waiting.map(|queue| WaitingIn {
+                queue: queue.into(),
+                since_ms: 7,
+            }),
             agent: agent.map(String::from),
         }
     }
@@ -196,6 +247,7 @@ mod tests {
         let change = PlacementChange {
             before: placed(Some("sales"), None),
             after: placed(None, Some("ayse")),
+            closed_by: None,
         };
         let writes = placement_writes(&change, "acct\0cust");
         assert_eq!(

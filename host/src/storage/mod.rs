@@ -167,15 +167,25 @@ pub struct TurnCommit {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Placement {
     /// The queue it waits in.
-    pub waiting: Option<String>,
+    pub waiting: Option<WaitingIn>,
     /// The agent answering it.
     pub agent: Option<String>,
+}
+
+/// Where and since when a conversation waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingIn {
+    pub queue: String,
+    pub since_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlacementChange {
     pub before: Placement,
     pub after: Placement,
+    /// The agent who just closed it, and when: it stays in their list for
+    /// the queue's display time.
+    pub closed_by: Option<(String, u64)>,
 }
 
 /// The handle every part of flowhost uses; cheap to clone.

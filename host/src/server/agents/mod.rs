@@ -394,16 +394,50 @@ async fn close(
     if body.cause.trim().is_empty() || body.cause.len() > 200 {
         return Err(ApiError::bad_request("`cause` must be 1 to 200 bytes"));
     }
+    let desk = desk(&state)?;
+    let key = conversation_key(&at.0, &at.1);
+    let queue = state
+        .runner
+        .storage
+        .conversation(&key)
+        .await?
+        .and_then(|c| c.position.queue().map(String::from));
     let action = AgentAction::Close {
         cause: body.cause,
         answered: body.answered,
     };
-    let answer = act(&state, &agent, at, action).await?;
-    let now = state.desk.as_ref().map_or(0, |d| d.engine.now_ms());
+    let Json(mut answer) = act(&state, &agent, at, action).await?;
+    let now = desk.engine.now_ms();
     state
         .runner
         .storage
         .modify_agent(&agent.id, move |agent| agent.last_activity_ms = now)
         .await?;
-    Ok(answer)
+    let auto_assign = queue
+        .as_ref()
+        .and_then(|q| desk.engine.flow().flow.queues.get(q))
+        .is_some_and(|q| q.close_auto_assign);
+    if let (true, Some(queue)) = (auto_assign, queue) {
+        answer["next"] = json!(take_next(&state, &agent, &queue).await);
+    }
+    Ok(Json(answer))
+}
+
+/// `close_auto_assign`: the agent who closed gets the longest-waiting
+/// conversation of the queue at once, if they have room; its key, if any.
+async fn take_next(state: &AppState, agent: &Agent, queue: &str) -> Option<String> {
+    let waiting = state.runner.storage.waiting().await.ok()?;
+    let (key, _) = waiting
+        .into_iter()
+        .filter(|(_, w)| w.queue == queue)
+        .min_by_key(|(_, w)| w.since_ms)?;
+    let (account, customer) = key.split_once('\0')?;
+    let at = (account.to_string(), customer.to_string());
+    match assign_to(state, agent, agent, at, AgentAction::Pickup).await {
+        Ok(_) => Some(key),
+        Err(e) => {
+            tracing::info!(agent = %agent.id, "no conversation given on close: {}", e.message);
+            None
+        }
+    }
 }

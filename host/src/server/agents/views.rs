@@ -72,8 +72,8 @@ pub async fn my_conversations(
     }
     let mut offers = Vec::new();
     let mut waiting = Vec::new();
-    for (key, queue) in storage.waiting().await? {
-        if agent.serves(&queue).is_none() {
+    for (key, waits) in storage.waiting().await? {
+        if agent.serves(&waits.queue).is_none() {
             continue;
         }
         let Some(conversation) = storage.conversation(&key).await? else {
@@ -87,12 +87,51 @@ pub async fn my_conversations(
             waiting.push(summary(&conversation, now));
         }
     }
+    let closed = recently_closed(&state, &agent, now).await?;
     Ok(Json(json!({
         "now_ms": now,
         "conversations": mine,
         "offers": offers,
         "waiting": waiting,
+        "closed": closed,
     })))
+}
+
+/// What the agent closed lately: each stays for its queue's
+/// `closed_conversation_display_time` (or until the customer writes again).
+async fn recently_closed(
+    state: &AppState,
+    agent: &Agent,
+    now: u64,
+) -> Result<Vec<Value>, ApiError> {
+    let queues = &desk(state)?.engine.flow().flow.queues;
+    let longest = queues
+        .values()
+        .map(|q| q.closed_conversation_display_time)
+        .max()
+        .unwrap_or(0);
+    let storage = &state.runner.storage;
+    let mut closed = Vec::new();
+    for (key, at_ms) in storage
+        .closed_by(&agent.id, now.saturating_sub(longest * 1000))
+        .await?
+    {
+        let Some(conversation) = storage.conversation(&key).await? else {
+            continue;
+        };
+        let Some(ending) = conversation.ending.as_ref().filter(|e| e.at_ms == at_ms) else {
+            continue;
+        };
+        let shown_ms = ending
+            .queue
+            .as_ref()
+            .and_then(|q| queues.get(q))
+            .map_or(0, |q| q.closed_conversation_display_time * 1000);
+        if conversation.position == Position::Ended && at_ms + shown_ms >= now {
+            closed.push(summary(&conversation, now));
+        }
+    }
+    Ok(closed)
 }
 
 /// One conversation with its whole history (the bot's part too), for an
@@ -124,6 +163,19 @@ pub async fn conversation(
     body["history"] = json!(history);
     body["last_message"] = json!(conversation.last_message);
     body["contact"] = json!(conversation.contact);
+    let queue_key = conversation.position.queue().or(conversation
+        .ending
+        .as_ref()
+        .and_then(|e| e.queue.as_deref()));
+    if let Some(queue) = queue_key.and_then(|q| desk(&state).ok()?.engine.flow().flow.queues.get(q))
+    {
+        body["queue_info"] = json!({
+            "name": queue.name,
+            "logo_url": queue.logo_url,
+            "call_me_text": queue.call_me_text,
+            "notes": queue.notes,
+        });
+    }
     Ok(Json(body))
 }
 
@@ -140,14 +192,10 @@ pub async fn queues(
     let storage = &state.runner.storage;
     let agents = storage.agents().await?;
     let mut waiting: BTreeMap<String, (u32, u64)> = BTreeMap::new();
-    for (key, queue) in storage.waiting().await? {
-        if let Some(Position::Queued { since_ms, .. }) =
-            storage.conversation(&key).await?.map(|c| c.position)
-        {
-            let entry = waiting.entry(queue).or_default();
-            entry.0 += 1;
-            entry.1 = entry.1.max(now.saturating_sub(since_ms));
-        }
+    for (_, waits) in storage.waiting().await? {
+        let entry = waiting.entry(waits.queue).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(now.saturating_sub(waits.since_ms));
     }
     let queues: Vec<Value> = agent
         .queues

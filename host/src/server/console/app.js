@@ -83,11 +83,13 @@ async function refresh() {
   renderList("offers", state.list.offers, "Accept", "accept");
   renderList("mine", state.list.conversations, null, null);
   renderList("waiting", state.list.waiting, "Pick up", "pickup");
+  renderList("closed", state.list.closed, null, null);
   const ringing = state.list.offers.length;
   document.title = (ringing ? "(" + ringing + ") offer · " : "") + "flowhost · agent console";
   if (state.open) {
-    const stillMine = state.list.conversations.find((c) => c.key === state.open.key);
-    if (stillMine) await openConversation(stillMine); else closeView();
+    const shown = state.list.conversations.concat(state.list.closed);
+    const still = shown.find((c) => c.key === state.open.key);
+    if (still) await openConversation(still); else closeView();
   }
 }
 
@@ -131,6 +133,7 @@ async function openConversation(item) {
   $("c-title").textContent = conversation.name || conversation.customer;
   $("c-queue").textContent = "queue " + (conversation.queue || "-");
   showWindow(conversation.window_left_ms);
+  showQueueInfo(conversation.queue_info);
   const history = $("c-history");
   history.replaceChildren();
   for (const line of conversation.history) {
@@ -153,6 +156,15 @@ async function openConversation(item) {
   if (conversation.unread > 0) {
     await api("POST", conversationPath(conversation, "read"));
   }
+}
+
+function showQueueInfo(info) {
+  $("c-queue-info").hidden = !info;
+  if (!info) return;
+  $("c-logo").hidden = !info.logo_url;
+  if (info.logo_url) $("c-logo").src = info.logo_url;
+  $("c-call-me").textContent = info.call_me_text ? "Call: " + info.call_me_text : "";
+  $("c-notes").textContent = info.notes || "";
 }
 
 function closeView() {
