@@ -1038,3 +1038,427 @@ async fn two_agents_work_a_conversation_in_the_console_in_a_real_browser() {
     assert_eq!(ending.terminate, "agent:bo");
     desk.server.stop().await.unwrap();
 }
+
+// ---- each queue setting ---------------------------------------------------
+
+/// The texts the customer was sent, in order.
+fn texts(desk: &Desk, customer: &str) -> Vec<String> {
+    desk.graph
+        .to(customer)
+        .iter()
+        .filter_map(|b| b["message"]["text"].as_str().map(String::from))
+        .collect()
+}
+
+async fn wait_for_position(desk: &Desk, customer: &str, at: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let position = desk.position(customer).await;
+        if position["at"] == at {
+            return position;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{customer} never got to {at}: {position}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn ending_of(desk: &Desk, customer: &str) -> flowhost::engine::state::Ending {
+    wait_for_position(desk, customer, "ended").await;
+    let key = flowhost::engine::state::conversation_key(ACCOUNT, customer);
+    let state = desk
+        .server
+        .storage
+        .conversation(&key)
+        .await
+        .unwrap()
+        .unwrap();
+    state.ending.unwrap()
+}
+
+async fn set_status(desk: &Desk, token: &str, status: &str) {
+    let body = json!({ "status": status });
+    let (code, answer) = desk.call("PUT", token, "/agent/status", Some(body)).await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_queues_are_served_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support: { name: Support, priority: 1, max_concurrent_chats: 1 }
+  sales: { name: Sales, priority: 9, max_concurrent_chats: 1 }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let ola = desk.agent("ola", &["support", "sales"], "agent").await;
+    set_status(&desk, &ola, "offline").await;
+    desk.reach_queue("low-1", "help").await;
+    wait_for_position(&desk, "low-1", "queued").await;
+    desk.reach_queue("high-1", "sales").await;
+    wait_for_position(&desk, "high-1", "queued").await;
+    set_status(&desk, &ola, "online").await;
+    let list = desk
+        .list_until(&ola, "offered", |l| !customers(l, "offers").is_empty())
+        .await;
+    assert_eq!(customers(&list, "offers"), ["high-1"], "{list:#}");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_queues_ring_the_agent_who_served_the_customer_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support: { name: Support, ring_strategy: sticky, sticky_fallback: round_robin }
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let pia = desk.agent("pia", &["support"], "agent").await;
+    let quinn = desk.agent("quinn", &["support"], "agent").await;
+    desk.reach_queue("sticky-1", "help").await;
+    let (first, other) = {
+        let position = wait_for_position(&desk, "sticky-1", "queued").await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut offered = position["offer"]["agents"].clone();
+        while offered.is_null() {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            offered = desk.position("sticky-1").await["offer"]["agents"].clone();
+        }
+        if offered == json!(["pia"]) {
+            (&pia, &quinn)
+        } else {
+            (&quinn, &pia)
+        }
+    };
+    assert_eq!(
+        desk.post(first, &path("sticky-1", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    let close = json!({"cause": "done", "answered": true});
+    assert_eq!(
+        desk.post(first, &path("sticky-1", "close"), close).await.0,
+        200
+    );
+    // The other agent is now the round robin's pick, but the customer comes
+    // back to the one who served them.
+    let _ = other;
+    for _ in 0..3 {
+        desk.reach_queue("sticky-1", "again").await;
+        desk.list_until(first, "offered again", |l| {
+            customers(l, "offers") == ["sticky-1"]
+        })
+        .await;
+        assert_eq!(
+            desk.post(first, &path("sticky-1", "accept"), json!({}))
+                .await
+                .0,
+            200
+        );
+        let close = json!({"cause": "done", "answered": true});
+        assert_eq!(
+            desk.post(first, &path("sticky-1", "close"), close).await.0,
+            200
+        );
+    }
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_who_does_not_answer_in_time_gives_the_conversation_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support: { name: Support, ring_strategy: longest_idle, agent_timeout: 1, agent_message_timeout: 1 }
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let rae = desk.agent("rae", &["support"], "agent").await;
+    desk.reach_queue("slow-1", "help").await;
+    desk.list_until(&rae, "offered", |l| customers(l, "offers") == ["slow-1"])
+        .await;
+    assert_eq!(
+        desk.post(&rae, &path("slow-1", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+
+    // agent_timeout: no first answer within 1 s, back to the queue.
+    let position = wait_for_position(&desk, "slow-1", "queued").await;
+    assert_eq!(position["passed"], json!(["rae"]), "{position}");
+    let sam = desk.agent("sam", &["support"], "agent").await;
+    desk.list_until(&sam, "offered", |l| customers(l, "offers") == ["slow-1"])
+        .await;
+    assert_eq!(
+        desk.post(&sam, &path("slow-1", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    let reply = json!({"text": "Hi, Sam here."});
+    assert_eq!(
+        desk.post(&sam, &path("slow-1", "reply"), reply).await.0,
+        200
+    );
+
+    // agent_message_timeout: the customer's next message goes unanswered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        desk.position("slow-1").await["agent"],
+        "sam",
+        "answered in time"
+    );
+    desk.customer_writes("slow-1", "hello?").await;
+    let position = wait_for_position(&desk, "slow-1", "queued").await;
+    assert_eq!(position["passed"], json!(["sam"]), "{position}");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_customer_is_reminded_then_the_session_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    agent_message_timeout: 0
+    idle_session_timeout: 1
+    idle_session_message: "Are you still there?"
+    contact_message_timeout: 3
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let tia = desk.agent("tia", &["support"], "agent").await;
+    desk.reach_queue("quiet-1", "help").await;
+    desk.list_until(&tia, "offered", |l| customers(l, "offers") == ["quiet-1"])
+        .await;
+    assert_eq!(
+        desk.post(&tia, &path("quiet-1", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    let reply = json!({"text": "What is your order number?"});
+    assert_eq!(
+        desk.post(&tia, &path("quiet-1", "reply"), reply).await.0,
+        200
+    );
+    desk.graph
+        .wait_for_text("quiet-1", "Are you still there?")
+        .await;
+    let ending = ending_of(&desk, "quiet-1").await;
+    assert_eq!(
+        (ending.cause.as_str(), ending.answered),
+        ("contact-timeout", true)
+    );
+    let reminders = texts(&desk, "quiet-1")
+        .iter()
+        .filter(|t| *t == "Are you still there?")
+        .count();
+    assert_eq!(reminders, 1, "reminded once");
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_too_long_and_staying_too_long_end_where_the_queue_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    message_timeout: 1
+    when_timeout: { terminate: nobody }
+  sales:
+    name: Sales
+    session_timeout: 2
+    session_timeout_message: "We have to close this chat now."
+    agent_message_timeout: 0
+    contact_message_timeout: 0
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    // message_timeout: nobody serves support.
+    desk.reach_queue("long-1", "help").await;
+    desk.graph
+        .wait_for_text("long-1", "Nobody is here right now, write again later.")
+        .await;
+    assert_eq!(ending_of(&desk, "long-1").await.cause, "no-agent");
+
+    // session_timeout: with an agent, the session still ends on time.
+    let uma = desk.agent("uma", &["sales"], "agent").await;
+    desk.reach_queue("long-2", "sales").await;
+    desk.list_until(&uma, "offered", |l| customers(l, "offers") == ["long-2"])
+        .await;
+    assert_eq!(
+        desk.post(&uma, &path("long-2", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    let reply = json!({"text": "Hello!"});
+    assert_eq!(
+        desk.post(&uma, &path("long-2", "reply"), reply).await.0,
+        200
+    );
+    desk.graph
+        .wait_for_text("long-2", "We have to close this chat now.")
+        .await;
+    let ending = ending_of(&desk, "long-2").await;
+    assert_eq!(
+        (ending.cause.as_str(), ending.answered),
+        ("session-timeout", true)
+    );
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_customers_hear_the_welcome_their_place_and_the_capped_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    welcome_message: "Welcome to {{ queue.name }}."
+    position_message: "You are number {{ queue.position }}; about {{ queue.estimated_wait_minutes }} min."
+    position_interval: 1
+    hold_estimation_upper_limit: 120
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    desk.reach_queue("pos-1", "help").await;
+    desk.graph
+        .wait_for_text("pos-1", "Welcome to Support.")
+        .await;
+    desk.graph
+        .wait_for_text("pos-1", "You are number 1; about 2 min.")
+        .await;
+    desk.reach_queue("pos-2", "help").await;
+    desk.graph
+        .wait_for_text("pos-2", "You are number 2; about 2 min.")
+        .await;
+    // Repeated at the interval while waiting.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while texts(&desk, "pos-1")
+        .iter()
+        .filter(|t| t.starts_with("You are number 1"))
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "{:?}", texts(&desk, "pos-1"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_hands_over_the_next_and_the_closed_one_stays_listed_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    max_concurrent_chats: 1
+    close_auto_assign: true
+    closed_conversation_display_time: 2
+    logo_url: https://example.com/logo.png
+    call_me_text: "+90 212 000 00 00"
+    notes: Ask for the order number first.
+    user_name: "{{ agent.name }} (Support)"
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let vic = desk.agent("vic", &["support"], "agent").await;
+    desk.reach_queue("auto-1", "help").await;
+    desk.list_until(&vic, "offered", |l| customers(l, "offers") == ["auto-1"])
+        .await;
+    assert_eq!(
+        desk.post(&vic, &path("auto-1", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    desk.reach_queue("auto-2", "help").await;
+    wait_for_position(&desk, "auto-2", "queued").await;
+
+    // user_name: the customer sees who writes.
+    let reply = json!({"text": "Let me look."});
+    assert_eq!(
+        desk.post(&vic, &path("auto-1", "reply"), reply).await.0,
+        200
+    );
+    desk.graph
+        .wait_for_text("auto-1", "VIC (Support): Let me look.")
+        .await;
+    // logo, call-me text and notes travel with the conversation.
+    let (_, view) = desk
+        .get(&vic, &format!("/agent/conversations/{ACCOUNT}/auto-1"))
+        .await;
+    assert_eq!(
+        view["queue_info"]["logo_url"],
+        "https://example.com/logo.png"
+    );
+    assert_eq!(view["queue_info"]["call_me_text"], "+90 212 000 00 00");
+    assert_eq!(
+        view["queue_info"]["notes"],
+        "Ask for the order number first."
+    );
+
+    // close_auto_assign: closing gives vic the waiting customer at once.
+    let close = json!({"cause": "solved", "answered": true});
+    let (status, closed) = desk.post(&vic, &path("auto-1", "close"), close).await;
+    assert_eq!(status, 200, "{closed}");
+    let next = flowhost::engine::state::conversation_key(ACCOUNT, "auto-2");
+    assert_eq!(closed["next"], json!(next));
+    assert_eq!(desk.position("auto-2").await["agent"], "vic");
+
+    // closed_conversation_display_time: listed, then gone.
+    let (_, list) = desk.get(&vic, "/agent/conversations").await;
+    assert_eq!(customers(&list, "closed"), ["auto-1"], "{list:#}");
+    desk.list_until(&vic, "forgotten", |l| customers(l, "closed").is_empty())
+        .await;
+    desk.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_access_decides_who_may_take_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support: { name: Support, agent_management_access: agents }
+  sales: { name: Sales, agent_management_access: nobody, ring_strategy: ring_all }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let wes = desk.agent("wes", &["support", "sales"], "agent").await;
+    let xia = desk.agent("xia", &["support"], "agent").await;
+    let yan = desk.agent("yan", &["sales"], "supervisor").await;
+
+    desk.reach_queue("acc-1", "help").await;
+    desk.list_until(&wes, "offered", |l| {
+        customers(l, "offers").contains(&"acc-1".to_string())
+    })
+    .await;
+    assert_eq!(
+        desk.post(&wes, &path("acc-1", "accept"), json!({})).await.0,
+        200
+    );
+    // `agents`: a fellow agent of the queue may take it over.
+    assert_eq!(
+        desk.post(&xia, &path("acc-1", "takeover"), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(desk.position("acc-1").await["agent"], "xia");
+
+    desk.reach_queue("acc-2", "sales").await;
+    desk.list_until(&wes, "offered", |l| {
+        customers(l, "offers").contains(&"acc-2".to_string())
+    })
+    .await;
+    assert_eq!(
+        desk.post(&wes, &path("acc-2", "accept"), json!({})).await.0,
+        200
+    );
+    // `nobody`: not even the queue's supervisor.
+    let (status, body) = desk.post(&yan, &path("acc-2", "takeover"), json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(desk.position("acc-2").await["agent"], "wes");
+    desk.server.stop().await.unwrap();
+}
