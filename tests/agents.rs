@@ -1462,3 +1462,94 @@ async fn management_access_decides_who_may_take_over() {
     assert_eq!(desk.position("acc-2").await["agent"], "wes");
     desk.server.stop().await.unwrap();
 }
+
+/// Issue 9, item 8 for Meta's handover protocol: while another app has the
+/// thread (messages arrive under `standby`), the bot keeps quiet; passed
+/// back, it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_another_meta_app_took_gets_no_bot_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let post = |item: Value| {
+        let desk = &desk;
+        async move {
+            let body = json!({"object": "instagram", "entry": [{"id": IG_ID, "time": now_ms(), item["list"].as_str().unwrap(): [item["event"]]}]}).to_string();
+            let status = desk
+                .http
+                .post(format!("{}/webhooks/instagram", desk.base))
+                .header(
+                    "X-Hub-Signature-256",
+                    sign(SECRET.as_bytes(), body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    let event = |list: &str, body: Value| {
+        let mut event =
+            json!({"sender": {"id": "meta-1"}, "recipient": {"id": IG_ID}, "timestamp": now_ms()});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        json!({"list": list, "event": event})
+    };
+    let greeting = "Hi from the bot! Type sales or anything else.";
+
+    desk.customer_writes("meta-1", "hello").await;
+    desk.graph.wait_for_text("meta-1", greeting).await;
+    post(event(
+        "messaging",
+        json!({"take_thread_control": {"previous_owner_app_id": "1", "new_owner_app_id": "555"}}),
+    ))
+    .await;
+    post(event(
+        "standby",
+        json!({"message": {"mid": "sb-1", "text": "sales"}}),
+    ))
+    .await;
+    let key = flowhost::engine::state::conversation_key(ACCOUNT, "meta-1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !desk
+        .server
+        .storage
+        .history(&key)
+        .await
+        .unwrap()
+        .iter()
+        .any(|h| h.kind == "in" && h.text == "sales")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the standby message was never kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = desk
+        .server
+        .storage
+        .conversation(&key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.held_by.as_deref(), Some("Meta app 555"));
+    assert_eq!(desk.position("meta-1").await["at"], "waiting", "not routed");
+
+    post(event(
+        "messaging",
+        json!({"pass_thread_control": {"previous_owner_app_id": "555", "new_owner_app_id": "1"}}),
+    ))
+    .await;
+    desk.customer_writes("meta-1", "sales").await;
+    wait_for_position(&desk, "meta-1", "queued").await;
+    assert_eq!(
+        texts(&desk, "meta-1"),
+        [greeting],
+        "nothing sent while taken"
+    );
+    desk.server.stop().await.unwrap();
+}

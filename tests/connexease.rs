@@ -247,3 +247,65 @@ async fn a_connexease_attachment_reaches_the_flow() {
     );
     server.stop().await.unwrap();
 }
+
+/// Issue 9, item 8: while a Connexease agent has the conversation, the bot
+/// keeps quiet; given back, it answers again; archived, the session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_a_connexease_agent_took_gets_no_bot_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cx, api) = connexease().await;
+    let server = start(dir.path(), &api).await;
+    let sign = expected_sign(SECRET, CHANNEL);
+    let replies = || cx.replies.lock().unwrap().len();
+    let wait_for_replies = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while replies() < n {
+            assert!(Instant::now() < deadline, "{n} replies expected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let conversation = |hook: &str, agent: Value| json!({"hook": hook, "channel": {"uuid": CHANNEL}, "payload": {"uuid": "conv-42", "agent": agent}});
+    let key = flowhost::engine::state::conversation_key("shop-cx", "conv-42");
+
+    let hello = customer_message("m-1", "hello", Value::Null);
+    assert_eq!(hook(&server, &hello, Some(&sign)).await, 200);
+    wait_for_replies(1).await;
+
+    let assigned = conversation("conversation.assigned", json!({"name": "Bo"}));
+    assert_eq!(hook(&server, &assigned, Some(&sign)).await, 200);
+    let waiting = customer_message("m-2", "are you there?", Value::Null);
+    assert_eq!(hook(&server, &waiting, Some(&sign)).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let history = server.storage.history(&key).await.unwrap();
+        if history.iter().any(|h| h.text == "are you there?") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the message was never kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(replies(), 1, "the bot stays quiet while Bo has it");
+    let state = server.storage.conversation(&key).await.unwrap().unwrap();
+    assert_eq!(state.held_by.as_deref(), Some("Connexease agent Bo"));
+
+    let returned = conversation("conversation.assigned", Value::Null);
+    assert_eq!(hook(&server, &returned, Some(&sign)).await, 200);
+    let again = customer_message("m-3", "hello again", Value::Null);
+    assert_eq!(hook(&server, &again, Some(&sign)).await, 200);
+    wait_for_replies(2).await;
+
+    let archived = conversation("conversation.archived", Value::Null);
+    assert_eq!(hook(&server, &archived, Some(&sign)).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = server.storage.conversation(&key).await.unwrap().unwrap();
+        if let Some(ending) = state.ending {
+            assert_eq!(ending.cause, "closed-elsewhere");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.unwrap();
+}

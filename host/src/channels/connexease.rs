@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::engine::state::Handover;
 use crate::flow::model::ConnexeaseSign;
 use crate::plugin::OutgoingMessage;
 
@@ -47,6 +48,15 @@ pub struct CustomerMessage {
 pub enum Hook {
     /// A customer wrote (`message.created` with no agent).
     Message(CustomerMessage),
+    /// A Connexease agent took the conversation (`conversation.assigned`,
+    /// or an agent's own message), gave it back (assigned to nobody,
+    /// `conversation.unassigned`) or closed it (`conversation.archived`).
+    Handover {
+        conversation: String,
+        /// Unique per delivery body: redeliveries of it are dropped.
+        event_id: String,
+        handover: Handover,
+    },
     /// Anything else (agent and bot messages, conversation events): kept in
     /// the log, never routed.
     Other { hook: String },
@@ -59,7 +69,26 @@ pub fn parse(body: &[u8]) -> Option<(String, Hook)> {
     let channel = root["channel"]["uuid"].as_str()?.to_string();
     let hook = root["hook"].as_str().unwrap_or_default().to_string();
     let payload = &root["payload"];
-    if hook != "message.created" || !payload["agent"].is_null() {
+    if let Some(handover) = handover_of(&hook, payload) {
+        let conversation = payload["conversation_uuid"]
+            .as_str()
+            .or_else(|| payload["conversation"]["uuid"].as_str())
+            .or_else(|| {
+                payload["uuid"]
+                    .as_str()
+                    .filter(|_| hook.starts_with("conversation."))
+            });
+        let Some(conversation) = conversation else {
+            return Some((channel, Hook::Other { hook }));
+        };
+        let event = Hook::Handover {
+            conversation: conversation.to_string(),
+            event_id: hex::encode(Sha256::digest(body)),
+            handover,
+        };
+        return Some((channel, event));
+    }
+    if hook != "message.created" {
         return Some((channel, Hook::Other { hook }));
     }
     let Some(conversation) = payload["conversation_uuid"]
@@ -84,6 +113,27 @@ pub fn parse(body: &[u8]) -> Option<(String, Hook)> {
             attachments: attachments(payload),
         }),
     ))
+}
+
+/// The handover a hook means, if it means one.
+fn handover_of(hook: &str, payload: &Value) -> Option<Handover> {
+    let agent = &payload["agent"];
+    let agent_name = || {
+        agent["name"]
+            .as_str()
+            .or_else(|| agent["uuid"].as_str())
+            .or_else(|| agent.as_str())
+            .unwrap_or("an agent")
+            .to_string()
+    };
+    match hook {
+        "message.created" | "conversation.assigned" if !agent.is_null() => Some(Handover::Taken {
+            by: format!("Connexease agent {}", agent_name()),
+        }),
+        "conversation.assigned" | "conversation.unassigned" => Some(Handover::Returned),
+        "conversation.archived" | "conversation.closed" => Some(Handover::Closed),
+        _ => None,
+    }
 }
 
 /// Media of a message. Connexease's field names are not publicly
@@ -178,28 +228,34 @@ mod tests {
     }
 
     #[test]
-    fn customer_messages_are_routed_and_agent_echoes_are_not() {
+    fn customer_messages_are_routed_and_agents_take_the_thread() {
         let customer = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m1","content":"hello","conversation_uuid":"conv-1","customer":{"name":"Ada","phone_number":"+90"},"agent":null}}"#;
         let (channel, hook) = parse(customer).unwrap();
         assert_eq!(channel, "ch");
-        assert_eq!(
-            hook,
-            Hook::Message(CustomerMessage {
-                channel: "ch".into(),
-                conversation: "conv-1".into(),
-                message_id: "m1".into(),
-                text: Some("hello".into()),
-                customer_name: Some("Ada".into()),
-                attachments: Vec::new(),
-            })
+        assert!(
+            matches!(hook, Hook::Message(m) if m.conversation == "conv-1" && m.text.as_deref() == Some("hello"))
         );
+
+        let handover = |body: &[u8]| match parse(body).unwrap().1 {
+            Hook::Handover {
+                conversation,
+                handover,
+                ..
+            } => (conversation, handover),
+            other => panic!("not a handover: {other:?}"),
+        };
         let agent = br#"{"hook":"message.created","channel":{"uuid":"ch"},"payload":{"uuid":"m2","content":"hi","conversation_uuid":"conv-1","agent":{"name":"Bo"}}}"#;
-        assert_eq!(
-            parse(agent).unwrap().1,
-            Hook::Other {
-                hook: "message.created".into()
-            }
-        );
+        let taken = Handover::Taken {
+            by: "Connexease agent Bo".into(),
+        };
+        assert_eq!(handover(agent), ("conv-1".into(), taken.clone()));
+        let assigned = br#"{"hook":"conversation.assigned","channel":{"uuid":"ch"},"payload":{"uuid":"conv-1","agent":{"name":"Bo"}}}"#;
+        assert_eq!(handover(assigned), ("conv-1".into(), taken));
+        let nobody = br#"{"hook":"conversation.assigned","channel":{"uuid":"ch"},"payload":{"uuid":"conv-1","agent":null}}"#;
+        assert_eq!(handover(nobody), ("conv-1".into(), Handover::Returned));
+        let archived = br#"{"hook":"conversation.archived","channel":{"uuid":"ch"},"payload":{"uuid":"conv-1"}}"#;
+        assert_eq!(handover(archived), ("conv-1".into(), Handover::Closed));
+
         let created = br#"{"hook":"conversation.created","channel":{"uuid":"ch"},"payload":{"uuid":"conv-1"}}"#;
         assert_eq!(
             parse(created).unwrap().1,
@@ -207,7 +263,6 @@ mod tests {
                 hook: "conversation.created".into()
             }
         );
-        assert_eq!(parse(b"nope"), None);
     }
 
     #[test]

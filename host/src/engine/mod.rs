@@ -13,6 +13,7 @@ pub mod agents;
 pub mod clock;
 mod decision;
 pub mod feed;
+mod handover;
 pub mod language;
 pub mod matcher;
 mod queue_clocks;
@@ -474,6 +475,8 @@ impl Engine {
         self.update_language(&mut turn, &text);
 
         let next = match turn.state.position.clone() {
+            // Someone outside flowhost answers: keep the message, say nothing.
+            _ if turn.state.held_by.is_some() => Next::Stay,
             Position::Start => {
                 turn.route(format!("connector `{connector_key}`"));
                 Next::Go(connector.next.clone(), String::new())
@@ -576,7 +579,7 @@ impl Engine {
             self.storage.commit_turn(stale, now).await?;
             return Ok(None);
         };
-        if state.session != timer.session {
+        if state.session != timer.session || state.held_by.is_some() {
             self.storage.commit_turn(stale, now).await?;
             return Ok(None);
         }

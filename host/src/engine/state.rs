@@ -145,6 +145,10 @@ pub struct ConversationState {
     /// queue's timeouts count from it).
     #[serde(default)]
     pub customer_ms: Option<u64>,
+    /// Someone outside flowhost answers this customer now (an aggregator's
+    /// agent, another Meta app): the bot keeps quiet until they give it back.
+    #[serde(default)]
+    pub held_by: Option<String>,
 }
 
 impl ConversationState {
@@ -168,6 +172,7 @@ impl ConversationState {
             people_since_ms: None,
             agent_reply_ms: None,
             customer_ms: None,
+            held_by: None,
         }
     }
 
@@ -183,6 +188,7 @@ impl ConversationState {
         );
         next.history_len = self.history_len;
         next.last_agent = self.last_agent.clone();
+        next.held_by = self.held_by.clone();
         next
     }
 
@@ -227,6 +233,18 @@ impl ConversationState {
 /// `account \0 customer`.
 pub fn conversation_key(account: &str, customer: &str) -> String {
     format!("{account}\u{0}{customer}")
+}
+
+/// A customer's thread taken by someone outside flowhost, or given back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "handover")]
+pub enum Handover {
+    /// An agent of the aggregator, or another Meta app, took the thread.
+    Taken { by: String },
+    /// They gave it back: the bot answers the next message again.
+    Returned,
+    /// They closed it: the next message starts a new session.
+    Closed,
 }
 
 /// A durable timer: fires an event into a conversation at `due_ms`.

@@ -285,15 +285,25 @@ impl Lanes {
     async fn turn(&self, event: &LaneEvent) -> Result<(), EngineError> {
         match event {
             LaneEvent::Inbound { seq, record } => {
-                let result = self
-                    .engine
-                    .handle_inbound(
-                        &record.account,
-                        record.contact.clone(),
-                        record.message.clone(),
-                        *seq,
-                    )
-                    .await;
+                let contact = record.contact.clone();
+                let result = match &record.handover {
+                    Some(handover) => self
+                        .engine
+                        .handle_handover(
+                            &record.account,
+                            contact,
+                            record.message.clone(),
+                            handover.clone(),
+                            *seq,
+                        )
+                        .await
+                        .map(|_| ()),
+                    None => self
+                        .engine
+                        .handle_inbound(&record.account, contact, record.message.clone(), *seq)
+                        .await
+                        .map(|_| ()),
+                };
                 match result {
                     Ok(_) => Ok(()),
                     Err(EngineError::NoConnector(account)) => {

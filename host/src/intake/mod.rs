@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::engine::Engine;
-use crate::engine::state::conversation_key;
+use crate::engine::state::{Handover, conversation_key};
 use crate::plugin::{Contact, InboundMessage};
 use crate::storage::{Storage, StorageError};
 use lanes::{LaneEvent, Lanes};
@@ -34,6 +34,10 @@ pub struct InboxRecord {
     pub account: String,
     pub contact: Contact,
     pub message: InboundMessage,
+    /// Set when the event is not a message but a handover of the thread
+    /// (`message` then only identifies and orders it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
 }
 
 /// Events read from the inbox at a time.

@@ -69,6 +69,12 @@ pub enum EventKind {
         referral_type: Option<String>,
         reference: Option<String>,
     },
+    /// The handover protocol: another app took the thread from us
+    /// (`take_thread_control`) or passed it to us (`pass_thread_control`).
+    ThreadControl {
+        to_us: bool,
+        other_app: Option<String>,
+    },
     /// Anything else: kept, logged and skipped.
     Unknown { fields: Vec<String> },
 }
@@ -112,6 +118,9 @@ impl Event {
             }
             EventKind::Read { mid } => format!("read:{mid}:{}", self.timestamp_ms),
             EventKind::Referral { .. } => format!("referral:{}:{}", self.sender, self.timestamp_ms),
+            EventKind::ThreadControl { to_us, .. } => {
+                format!("thread:{to_us}:{}:{}", self.sender, self.timestamp_ms)
+            }
             EventKind::Unknown { .. } => format!(
                 "unknown:{}",
                 hex::encode(Sha256::digest(self.raw.to_string()))
@@ -315,6 +324,18 @@ fn parse_kind(item: &Value) -> EventKind {
             num_edit: edit["num_edit"].as_u64().unwrap_or(0),
         };
     }
+    if let Some(passed) = item.get("pass_thread_control").filter(|p| p.is_object()) {
+        return EventKind::ThreadControl {
+            to_us: true,
+            other_app: text(&passed["previous_owner_app_id"]),
+        };
+    }
+    if let Some(taken) = item.get("take_thread_control").filter(|t| t.is_object()) {
+        return EventKind::ThreadControl {
+            to_us: false,
+            other_app: text(&taken["new_owner_app_id"]),
+        };
+    }
     if let Some(referral) = item.get("referral").filter(|r| r.is_object()) {
         return EventKind::Referral {
             source: text(&referral["source"]),
@@ -387,6 +408,12 @@ mod tests {
             item(json!({"read": {"mid": "m7"}})),
             item(json!({"referral": {"ref": "summer", "source": "ADS", "type": "OPEN_THREAD"}})),
             item(json!({"message_edit": {"mid": "m1", "text": "hello!", "num_edit": 1}})),
+            item(
+                json!({"take_thread_control": {"previous_owner_app_id": "1", "new_owner_app_id": "263902037430900"}}),
+            ),
+            item(
+                json!({"pass_thread_control": {"previous_owner_app_id": "263902037430900", "new_owner_app_id": "1"}}),
+            ),
             item(json!({"optin": {"ref": "x"}})),
         ]);
         let events = parse(&body).unwrap();
@@ -402,6 +429,8 @@ mod tests {
                 EventKind::Reaction { .. } => "reaction",
                 EventKind::Read { .. } => "read",
                 EventKind::Referral { .. } => "referral",
+                EventKind::ThreadControl { to_us: false, .. } => "taken",
+                EventKind::ThreadControl { to_us: true, .. } => "passed",
                 EventKind::Unknown { .. } => "unknown",
             })
             .collect();
@@ -420,6 +449,8 @@ mod tests {
                 "read",
                 "referral",
                 "edit",
+                "taken",
+                "passed",
                 "unknown"
             ]
         );
@@ -443,7 +474,7 @@ mod tests {
         );
         assert_eq!(events[0].customer(), "IGSID-1");
         assert_eq!(
-            events[12].kind,
+            events[14].kind,
             EventKind::Unknown {
                 fields: vec!["optin".into()]
             }

@@ -94,8 +94,38 @@ pub(super) async fn receive(
     else {
         return (StatusCode::FORBIDDEN, "bad signature");
     };
-    let message = match hook {
-        connexease::Hook::Message(message) => message,
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (dedupe, record) = match hook {
+        connexease::Hook::Message(message) => customer_record(&account.key, &channel, message, now),
+        connexease::Hook::Handover {
+            conversation,
+            event_id,
+            handover,
+        } => {
+            tracing::info!(
+                account = account.key,
+                conversation,
+                "Connexease handover: {handover:?}"
+            );
+            let record = InboxRecord {
+                account: account.key.clone(),
+                contact: Contact {
+                    id: conversation,
+                    name: None,
+                    username: None,
+                },
+                message: InboundMessage {
+                    id: event_id.clone(),
+                    timestamp_ms: now,
+                    ..InboundMessage::default()
+                },
+                handover: Some(handover),
+            };
+            (format!("connexease:{channel}:handover:{event_id}"), record)
+        }
         connexease::Hook::Other { hook } => {
             tracing::debug!(
                 account = account.key,
@@ -105,33 +135,6 @@ pub(super) async fn receive(
             return (StatusCode::OK, "ok");
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let record = InboxRecord {
-        account: account.key.clone(),
-        contact: Contact {
-            id: message.conversation.clone(),
-            name: message.customer_name.clone(),
-            username: None,
-        },
-        message: InboundMessage {
-            id: message.message_id.clone(),
-            text: message.text,
-            payload: None,
-            attachments: message
-                .attachments
-                .iter()
-                .map(|(kind, url)| Attachment {
-                    kind: kind.clone(),
-                    url: url.clone(),
-                })
-                .collect(),
-            timestamp_ms: now,
-        },
-    };
-    let dedupe = format!("connexease:{channel}:{}", message.message_id);
     match intake.accept(&[(dedupe, record)]).await {
         Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
@@ -142,4 +145,35 @@ pub(super) async fn receive(
             )
         }
     }
+}
+
+/// A customer's message as an inbox record, with its dedupe key.
+fn customer_record(
+    account: &str,
+    channel: &str,
+    message: connexease::CustomerMessage,
+    now: u64,
+) -> (String, InboxRecord) {
+    let dedupe = format!("connexease:{channel}:{}", message.message_id);
+    let record = InboxRecord {
+        account: account.to_string(),
+        contact: Contact {
+            id: message.conversation.clone(),
+            name: message.customer_name.clone(),
+            username: None,
+        },
+        message: InboundMessage {
+            id: message.message_id,
+            text: message.text,
+            payload: None,
+            attachments: message
+                .attachments
+                .into_iter()
+                .map(|(kind, url)| Attachment { kind, url })
+                .collect(),
+            timestamp_ms: now,
+        },
+        handover: None,
+    };
+    (dedupe, record)
 }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use crate::channels::instagram::events::{self, Event, EventKind, ParseError};
 use crate::channels::instagram::signature::{self, SignatureError};
+use crate::engine::state::Handover;
 use crate::flow::model::{Account, Flow, resolve_secret};
 use crate::intake::InboxRecord;
 use crate::plugin::{Attachment, Contact, InboundMessage};
@@ -239,12 +240,7 @@ impl InstagramAccounts {
             return Taken::Skipped;
         }
         if event.standby {
-            tracing::info!(
-                account = account.key,
-                customer = event.customer(),
-                "standby event (another app owns the thread) recorded and not answered"
-            );
-            return Taken::Skipped;
+            return self.standby(account, event);
         }
         if let Some(reason) = event.refusal() {
             tracing::warn!(account = account.key, "event refused: {reason}");
@@ -300,6 +296,21 @@ impl InstagramAccounts {
                 };
                 return Taken::Echo(echo, mid);
             }
+            EventKind::ThreadControl { to_us, other_app } => {
+                let handover = if to_us {
+                    Handover::Returned
+                } else {
+                    Handover::Taken {
+                        by: meta_app(other_app.as_deref()),
+                    }
+                };
+                let message = InboundMessage {
+                    id: dedupe.clone(),
+                    timestamp_ms: event.timestamp_ms,
+                    ..InboundMessage::default()
+                };
+                return Taken::Record(dedupe, handover_record(account, contact, message, handover));
+            }
             // Echoes of our own sends never re-enter the flow; reads,
             // reactions, edits, deletions and unknown kinds are noted only.
             other => {
@@ -311,8 +322,70 @@ impl InstagramAccounts {
             account: account.key.clone(),
             contact,
             message,
+            handover: None,
         };
         Taken::Record(dedupe, record)
+    }
+
+    /// A customer's message under `standby`: another app owns the thread,
+    /// so the conversation is marked taken (the bot keeps quiet, timers
+    /// included) and the message kept in its history; other standby events
+    /// are skipped.
+    fn standby(&self, account: &IgAccount, event: Event) -> Taken {
+        let dedupe = format!(
+            "instagram:{}:standby:{}",
+            event.account_id,
+            event.dedupe_key()
+        );
+        let contact = Contact {
+            id: event.customer().to_string(),
+            name: None,
+            username: None,
+        };
+        match event.kind {
+            EventKind::Message {
+                is_echo: false,
+                mid,
+                text,
+                ..
+            } if !mid.is_empty() && !contact.id.is_empty() => {
+                tracing::info!(
+                    account = account.key,
+                    customer = contact.id,
+                    "standby message: another app owns the thread"
+                );
+                let message = InboundMessage {
+                    id: mid,
+                    text,
+                    timestamp_ms: event.timestamp_ms,
+                    ..InboundMessage::default()
+                };
+                let taken = Handover::Taken { by: meta_app(None) };
+                Taken::Record(dedupe, handover_record(account, contact, message, taken))
+            }
+            _ => Taken::Skipped,
+        }
+    }
+}
+
+fn meta_app(app_id: Option<&str>) -> String {
+    match app_id {
+        Some(id) => format!("Meta app {id}"),
+        None => "another Meta app".into(),
+    }
+}
+
+fn handover_record(
+    account: &IgAccount,
+    contact: Contact,
+    message: InboundMessage,
+    handover: Handover,
+) -> InboxRecord {
+    InboxRecord {
+        account: account.key.clone(),
+        contact,
+        message,
+        handover: Some(handover),
     }
 }
 
