@@ -40,6 +40,8 @@ pub enum AgentAction {
 #[derive(Clone, Debug)]
 pub enum TransferTo {
     Queue(String),
+    /// The connector's `default_queue` (the "default department").
+    DefaultQueue,
     /// Another agent (whose eligibility the caller checked).
     Agent(String),
     /// Back into the flow: a decision tree, a chatbot, ...
@@ -111,12 +113,18 @@ impl Engine {
         agent: &Agent,
         mut action: AgentAction,
     ) -> Result<TurnReport, Refusal> {
-        if let AgentAction::Transfer(to) = &action {
-            self.check_transfer(to)?;
-        }
         let Some(mut turn) = self.load_turn(key).await? else {
             return Err(Refusal::NotFound(key.to_string()));
         };
+        if let AgentAction::Transfer(TransferTo::DefaultQueue) = &action {
+            let queue = self.default_queue_of(&turn.state.account).ok_or_else(|| {
+                Refusal::Conflict("this conversation's connector names no default_queue".into())
+            })?;
+            action = AgentAction::Transfer(TransferTo::Queue(queue));
+        }
+        if let AgentAction::Transfer(to) = &action {
+            self.check_transfer(to)?;
+        }
         let access = turn
             .state
             .position
@@ -166,7 +174,7 @@ impl Engine {
         let flow = &self.flow.flow;
         let exists = match to {
             TransferTo::Queue(name) => flow.queues.contains_key(name),
-            TransferTo::Agent(_) => true,
+            TransferTo::Agent(_) | TransferTo::DefaultQueue => true,
             TransferTo::Flow(destination) => match destination {
                 Destination::DecisionTree(name) => flow.decision_trees.contains_key(name),
                 Destination::Chatbot(name) => flow.chatbots.contains_key(name),
@@ -364,6 +372,7 @@ fn apply_agent_action(
                 TransferTo::Agent(other) => {
                     assign(turn, &queue, &other, &format!("transferred by {me} to"));
                 }
+                TransferTo::DefaultQueue => unreachable!("resolved to its queue before"),
                 TransferTo::Flow(destination) => {
                     turn.route(format!("transferred by {me} back to the flow"));
                     turn.set_position(Position::Start);

@@ -34,7 +34,7 @@ impl Engine {
                 Some(index) => Next::Go(decision.targets[index].go.clone(), tree.to_string()),
                 None => {
                     turn.error(format!("decision `{name}`: no target `{target}` to follow"));
-                    Next::Stay
+                    self.to_default_queue(turn)
                 }
             };
         }

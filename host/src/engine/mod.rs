@@ -506,6 +506,23 @@ impl Engine {
         self.commit(turn).await
     }
 
+    /// The conversation's connector's `default_queue`, when the flow cannot
+    /// go on; without one it stays where it is.
+    fn to_default_queue(&self, turn: &mut Turn) -> Next {
+        match self.default_queue_of(&turn.state.account) {
+            Some(queue) => {
+                turn.route(format!("to the connector's default queue `{queue}`"));
+                Next::Go(Destination::Queue(queue), String::new())
+            }
+            None => Next::Stay,
+        }
+    }
+
+    pub(crate) fn default_queue_of(&self, account: &str) -> Option<String> {
+        let connector = self.flow.connector_of_account.get(account)?;
+        self.flow.flow.connectors[connector].default_queue.clone()
+    }
+
     /// A turn on `state`: its saved data loaded, `commit` to fill.
     async fn begin(
         &self,
@@ -860,7 +877,7 @@ impl Engine {
                     }
                     Some(queue) => {
                         turn.error(format!("chatbot `{name}` handed off to `{queue}`, which is not a queue of this flow"));
-                        Next::Stay
+                        self.to_default_queue(turn)
                     }
                     None => Next::Stay,
                 }

@@ -227,6 +227,12 @@ pub struct Connector {
     /// day, the length of Instagram's messaging window.
     #[serde(default = "default_session_timeout")]
     pub session_timeout_seconds: u64,
+    /// The "default department": where a conversation goes when the flow
+    /// cannot go on (a chatbot hands off to a queue that does not exist, an
+    /// action names a target that does not exist) or an agent transfers it
+    /// back to the connector.
+    #[serde(default)]
+    pub default_queue: Option<String>,
 }
 
 fn default_session_timeout() -> u64 {

@@ -267,6 +267,14 @@ impl<'a> Validator<'a> {
                 );
             }
             self.check_destination(&format!("{path}.next"), &connector.next, None);
+            if let Some(queue) = &connector.default_queue
+                && !flow.queues.contains_key(queue)
+            {
+                self.error(
+                    format!("{path}.default_queue"),
+                    format!("no queue is named `{queue}`"),
+                );
+            }
         }
 
         let mut schedules = BTreeMap::new();

@@ -308,7 +308,8 @@ async fn reply(
     act(&state, &agent, at, AgentAction::Reply(message)).await
 }
 
-/// Exactly one of the fields: where the conversation goes.
+/// Exactly one of the fields: where the conversation goes
+/// (`default_queue: true` is the connector's default queue).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
@@ -316,6 +317,8 @@ struct TransferBody {
     agent: Option<String>,
     decision_tree: Option<String>,
     chatbot: Option<String>,
+    #[serde(default)]
+    default_queue: bool,
 }
 
 async fn transfer(
@@ -324,7 +327,14 @@ async fn transfer(
     Path(at): Conversation,
     Json(body): Json<TransferBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let to = match (body.queue, body.agent, body.decision_tree, body.chatbot) {
+    let named = (body.queue, body.agent, body.decision_tree, body.chatbot);
+    let to = match named {
+        (None, None, None, None) if body.default_queue => TransferTo::DefaultQueue,
+        _ if body.default_queue => {
+            return Err(ApiError::bad_request(
+                "name exactly one of `queue`, `agent`, `decision_tree`, `chatbot`, `default_queue`",
+            ));
+        }
         (Some(queue), None, None, None) => TransferTo::Queue(queue),
         (None, Some(other), None, None) => {
             let taker = eligible_taker(&state, &other, &at).await?;
@@ -335,7 +345,7 @@ async fn transfer(
         (None, None, None, Some(bot)) => TransferTo::Flow(Destination::Chatbot(bot)),
         _ => {
             return Err(ApiError::bad_request(
-                "name exactly one of `queue`, `agent`, `decision_tree`, `chatbot`",
+                "name exactly one of `queue`, `agent`, `decision_tree`, `chatbot`, `default_queue`",
             ));
         }
     };

@@ -205,8 +205,9 @@ $("reply-form").addEventListener("submit", async (event) => {
 
 $("transfer-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const kind = $("transfer-kind").value;
   const body = {};
-  body[$("transfer-kind").value] = $("transfer-target").value.trim();
+  body[kind] = kind === "default_queue" ? true : $("transfer-target").value.trim();
   if (await act("transfer", body)) $("transfer-target").value = "";
 });
 
