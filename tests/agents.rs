@@ -22,6 +22,7 @@ fn flow(graph: &str, queues: &str) -> String {
     format!(
         r#"
 default_language: en
+languages: [en, tr]
 accounts:
   {ACCOUNT}:
     channel: instagram
@@ -1554,5 +1555,77 @@ async fn a_thread_another_meta_app_took_gets_no_bot_reply() {
         [greeting],
         "nothing sent while taken"
     );
+    desk.server.stop().await.unwrap();
+}
+
+/// A queue's translation provider: the agent reads the customer's Turkish
+/// in English (also what was written while waiting), and the English reply
+/// reaches the customer in Turkish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_and_a_customer_without_a_common_language_talk_through_the_translator() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    translation_provider: phrase-translator
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let body = json!({"id": "eve", "name": "Eve", "queues": [{"queue": "support"}], "language": "en", "status": "online"});
+    let (status, created) = desk
+        .post(flowhost_tests::ADMIN_TOKEN, "/admin/agents", body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let eve = created["token"].as_str().unwrap().to_string();
+
+    desk.reach_queue("tr-cust", "Merhaba, siparişim nerede? Kargom gecikti.")
+        .await;
+    desk.list_until(&eve, "offered", |l| customers(l, "offers") == ["tr-cust"])
+        .await;
+    assert_eq!(
+        desk.post(&eve, &path("tr-cust", "accept"), json!({}))
+            .await
+            .0,
+        200
+    );
+    let translations = |view: &Value| -> Vec<String> {
+        view["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["kind"] == "translation" && h["language"] == "en")
+            .map(|h| h["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, view) = desk
+        .get(&eve, &format!("/agent/conversations/{ACCOUNT}/tr-cust"))
+        .await;
+    assert_eq!(view["language"], "tr", "{view:#}");
+    let read = translations(&view);
+    assert!(
+        read.iter()
+            .any(|t| t.contains("where is my order") && t.contains("my parcel is late")),
+        "{read:?}"
+    );
+
+    let reply = json!({"text": "Let me check that for you."});
+    let (status, body) = desk.post(&eve, &path("tr-cust", "reply"), reply).await;
+    assert_eq!(status, 200, "{body}");
+    desk.graph
+        .wait_for_text("tr-cust", "sizin için kontrol edeyim.")
+        .await;
+
+    desk.customer_writes("tr-cust", "Teşekkür ederim").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, view) = desk
+            .get(&eve, &format!("/agent/conversations/{ACCOUNT}/tr-cust"))
+            .await;
+        if translations(&view).iter().any(|t| t == "thank you") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", translations(&view));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     desk.server.stop().await.unwrap();
 }

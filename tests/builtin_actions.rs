@@ -653,3 +653,68 @@ async fn a_planted_artifact_is_never_loaded() {
         "a shared cache directory was used"
     );
 }
+
+/// The built-in translator (contract 0.2.0) beside the 0.1.0 built-ins:
+/// whole phrases, longest phrases within a message, detection, pairs it
+/// does not know, and phrases a queue adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phrase_translator_translates_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner(dir.path()).await;
+    let translator = runner.registry.get("phrase-translator").expect("built in");
+    assert_eq!(translator.info().kind, PluginKind::Translator);
+    assert_eq!(translator.info().contract, "0.2.0");
+    let translate =
+        |text: &'static str, source: Option<&'static str>, target: &'static str, config: Value| {
+            let (runtime, translator) = (runner.runtime.clone(), translator.clone());
+            async move {
+                runtime
+                    .run_translator(&translator, &config, text, source, target)
+                    .await
+            }
+        };
+    let none = json!({});
+    let whole = translate("Where is my order?", Some("en"), "tr", none.clone())
+        .await
+        .unwrap();
+    assert_eq!(whole.text, "siparişim nerede?");
+    let parts = translate(
+        "Merhaba! Kargom gecikti, sipariş 123456",
+        None,
+        "en",
+        none.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(parts.source_language.as_deref(), Some("tr"), "detected");
+    assert_eq!(parts.text, "hello my parcel is late order 123456");
+    let same = translate("hello", Some("en"), "en", none.clone())
+        .await
+        .unwrap();
+    assert_eq!(same.text, "hello");
+
+    let unknown = translate("hello", Some("en"), "de", none.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), "unsupported_languages", "{unknown}");
+    let added = json!({"phrases": {"en-de": {"hello": "hallo"}}});
+    assert_eq!(
+        translate("hello", Some("en"), "de", added)
+            .await
+            .unwrap()
+            .text,
+        "hallo"
+    );
+    let bad = translate("hello", Some("en"), "de", json!({"phrases": 3}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), "invalid_config", "{bad}");
+
+    // A translator is not an action.
+    let error = runner
+        .runtime
+        .run_action(&translator, context("c", "hi", "en"), &none)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "wrong_kind");
+}

@@ -288,7 +288,8 @@ async fn a_component_for_an_unknown_contract_version_is_rejected_by_name() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("flowhost:plugin@9.0.0") && text.contains("supports flowhost:plugin@0.1.0"),
+        text.contains("flowhost:plugin@9.0.0")
+            && text.contains("supports flowhost:plugin@0.2.0, flowhost:plugin@0.1.0"),
         "{text}"
     );
 }

@@ -773,7 +773,7 @@ async fn hostile_and_malformed_webhooks_reach_no_flow() {
     }
 
     // Standby (another app owns the thread), no mid, no sender: taken with
-    // a 200 and never answered.
+    // a 200 and never answered (the standby message marks its thread taken).
     let no_sender = json!({"recipient": {"id": IG_ID}, "timestamp": now_ms(), "message": {"mid": "m.6", "text": "hi"}});
     let mut no_mid = hello("C-5", "m.5");
     no_mid["message"].as_object_mut().unwrap().remove("mid");
@@ -790,7 +790,16 @@ async fn hostile_and_malformed_webhooks_reach_no_flow() {
     assert_eq!(graph.wait_for("C-9", 1).await.len(), 1);
     assert_eq!(graph.wait_for("C-2", 1).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for customer in ["C-1", "C-3", "C-4", "C-5", ""] {
+    // The standby customer is kept as taken by another app, unanswered.
+    assert!(graph.texts_to("C-4").is_empty(), "C-4 was answered");
+    let standby = server
+        .storage
+        .conversation(&conversation_key("shop-ig", "C-4"))
+        .await
+        .unwrap()
+        .expect("the standby message is kept");
+    assert_eq!(standby.held_by.as_deref(), Some("another Meta app"));
+    for customer in ["C-1", "C-3", "C-5", ""] {
         assert!(
             graph.texts_to(customer).is_empty(),
             "{customer:?} was answered"

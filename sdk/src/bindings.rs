@@ -35,3 +35,22 @@ pub mod chatbot {
         },
     });
 }
+
+/// The `translator` world of `flowhost:plugin@0.2.0`: the 0.1.0 `log` and
+/// `http` capabilities (the same Rust types as above) plus the
+/// `translator-plugin` export.
+pub mod translator {
+    wit_bindgen::generate!({
+        world: "translator",
+        path: "../wit/flowhost-plugin@0.2.0",
+        pub_export_macro: true,
+        export_macro_name: "export_translator_world",
+        default_bindings_module: "flowhost_sdk::bindings::translator",
+        runtime_path: "flowhost_sdk::__private::wit_bindgen::rt",
+        with: {
+            "flowhost:plugin/types@0.1.0": flowhost_sdk::bindings::action::flowhost::plugin::types,
+            "flowhost:plugin/log@0.1.0": flowhost_sdk::bindings::action::flowhost::plugin::log,
+            "flowhost:plugin/http@0.1.0": flowhost_sdk::bindings::action::flowhost::plugin::http,
+        },
+    });
+}

@@ -1,13 +1,15 @@
 //! # flowhost-sdk
 //!
 //! Write flowhost plugins in Rust. A plugin is a `wasm32-wasip2` component
-//! that exports one of two worlds of the WIT package `flowhost:plugin@0.1.0`
-//! (see `wit/` in the flowhost repository):
+//! that exports one of the worlds of the WIT package `flowhost:plugin` (see
+//! `wit/` in the flowhost repository):
 //!
 //! - an **action** runs as one step of a decision tree ([`Action`],
-//!   [`export_action!`]);
+//!   [`export_action!`]; contract 0.1.0);
 //! - a **chatbot adapter** speaks a third-party bot's protocol
-//!   ([`Chatbot`], [`export_chatbot!`]).
+//!   ([`Chatbot`], [`export_chatbot!`]; contract 0.1.0);
+//! - a **translator** turns customers' messages into agents' languages and
+//!   back ([`Translator`], [`export_translator!`]; contract 0.2.0).
 //!
 //! A plugin implements one trait and calls one macro. What it may do beyond
 //! computing is limited to the capabilities it declares in `describe`:
@@ -40,9 +42,11 @@ pub mod log;
 pub mod messaging;
 pub mod templates;
 pub mod tickets;
+pub mod translator;
 
 pub use action::{Action, ActionError, Outcome};
 pub use chatbot::Chatbot;
+pub use translator::Translator;
 pub use types::{
     Attachment, Button, Capability, Contact, Context, Conversation, HostError, Message, NamedValue,
     OutgoingMessage, PluginInfo, QuickReply,
@@ -84,5 +88,7 @@ pub mod __private {
     pub use crate::action::run_action;
     pub use crate::bindings::action::exports::flowhost::plugin::action_plugin::Guest as ActionGuest;
     pub use crate::bindings::chatbot::exports::flowhost::plugin::chatbot_adapter::Guest as ChatbotGuest;
+    pub use crate::bindings::translator::exports::flowhost::plugin0_2_0::translator_plugin::Guest as TranslatorGuest;
     pub use crate::chatbot::{chatbot_callback, chatbot_deliver};
+    pub use crate::translator::translator_translate;
 }

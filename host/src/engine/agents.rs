@@ -73,6 +73,8 @@ pub enum Refusal {
         "the customer last wrote {days} days ago; Instagram lets a human agent answer within 7 days, so nothing was sent"
     )]
     WindowClosed { days: u64 },
+    #[error("the reply could not be translated, so nothing was sent: {0}")]
+    Translation(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -132,12 +134,48 @@ impl Engine {
             .and_then(|q| self.flow.flow.queues.get(q))
             .map(|q| q.agent_management_access)
             .unwrap_or_default();
+        let mut original = None;
         if let AgentAction::Reply(message) = &mut action {
+            original = self
+                .translate_reply(&mut turn, &agent.language, message)
+                .await?;
             self.sign_reply(&turn, agent, message).await;
         }
+        let was_with = turn.state.position.agent().map(String::from);
         let next = apply_agent_action(&mut turn, agent, access, action)?;
+        if let Some(original) = original {
+            turn.state
+                .note_translation(turn.now_ms, original, &agent.language);
+        }
+        self.translate_for_new_agent(&mut turn, agent, was_with)
+            .await;
         self.follow(&mut turn, next).await;
         Ok(self.commit(turn).await?)
+    }
+
+    /// When the action gave the conversation to an agent, what the customer
+    /// wrote while waiting, in that agent's language.
+    async fn translate_for_new_agent(
+        &self,
+        turn: &mut Turn,
+        actor: &Agent,
+        was_with: Option<String>,
+    ) {
+        let Some(now_with) = turn.state.position.agent().map(String::from) else {
+            return;
+        };
+        if was_with.as_ref() == Some(&now_with) {
+            return;
+        }
+        let language = if now_with == actor.id {
+            actor.language.clone()
+        } else {
+            match self.storage.agent(&now_with).await {
+                Ok(Some(agent)) => agent.language,
+                _ => return,
+            }
+        };
+        self.translate_waiting(turn, &language).await;
     }
 
     /// Puts the queue's `user_name` (rendered for this agent) before the

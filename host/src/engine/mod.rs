@@ -18,6 +18,7 @@ pub mod language;
 pub mod matcher;
 mod queue_clocks;
 pub mod state;
+mod translation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -502,6 +503,9 @@ impl Engine {
             }
             Position::Ended => unreachable!("an ended conversation starts a new session"),
         };
+        if matches!(turn.state.position, Position::WithAgent { .. }) {
+            self.translate_inbound(&mut turn, &text).await;
+        }
         self.follow(&mut turn, next).await;
         self.commit(turn).await
     }

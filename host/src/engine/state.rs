@@ -92,6 +92,9 @@ pub struct HistoryEntry {
     /// What a message carried besides its text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::plugin::Attachment>,
+    /// The language of a `translation` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// History lines one turn keeps in memory (a routing loop cannot grow it).
@@ -216,12 +219,21 @@ impl ConversationState {
         }
     }
 
+    /// Notes a translation of the line before, in `language`.
+    pub fn note_translation(&mut self, at_ms: u64, text: String, language: &str) {
+        self.note(at_ms, "translation", text);
+        if let Some(last) = self.history.last_mut() {
+            last.language = Some(language.to_string());
+        }
+    }
+
     pub fn note(&mut self, at_ms: u64, kind: &str, text: impl Into<String>) {
         self.history.push(HistoryEntry {
             at_ms,
             kind: kind.into(),
             text: text.into(),
             attachments: Vec::new(),
+            language: None,
         });
         if self.history.len() > HISTORY_LIMIT {
             let excess = self.history.len() - HISTORY_LIMIT;

@@ -581,6 +581,8 @@ pub struct Queue {
     /// A translator plugin: agents read customers in their own language and
     /// their replies go out in the customer's.
     pub translation_provider: Option<String>,
+    /// The translator's configuration (its schema says what it takes).
+    pub translation_config: serde_json::Value,
     /// How agents are named to customers: a template over `agent.name`
     /// and `agent.id`, put before each agent message (`Ana: ...`); none:
     /// messages go out as written.
@@ -634,6 +636,7 @@ impl Default for Queue {
             notes: String::new(),
             agent_management_access: ManagementAccess::Supervisors,
             translation_provider: None,
+            translation_config: serde_json::Value::Null,
             user_name: None,
         }
     }

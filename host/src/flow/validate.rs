@@ -402,6 +402,9 @@ impl<'a> Validator<'a> {
                 self.check_text(&format!("{path}.{field}"), text, &waiting);
             }
         }
+        if let Some(provider) = &queue.translation_provider {
+            self.check_translator(&path, provider, &queue.translation_config);
+        }
         if let Some(user_name) = &queue.user_name {
             let agent: HashSet<String> = ["agent".to_string()].into();
             self.check_template(&format!("{path}.user_name"), user_name, &agent);
@@ -456,6 +459,42 @@ impl<'a> Validator<'a> {
             self.warning(
                 format!("{path}.idle_session_timeout"),
                 "is not shorter than contact_message_timeout, so the idle message is never sent",
+            );
+        }
+    }
+
+    fn check_translator(&mut self, path: &str, provider: &str, config: &Value) {
+        let field = format!("{path}.translation_provider");
+        let schema = match self.catalog.plugins.get(provider) {
+            None if !self.catalog.plugins.is_empty() => {
+                return self.error(field, format!("no plugin is named `{provider}`"));
+            }
+            Some((kind, _)) if *kind != PluginKind::Translator => {
+                return self.error(
+                    field,
+                    format!(
+                        "`{provider}` is a {} plugin, not a translator",
+                        kind_name(*kind)
+                    ),
+                );
+            }
+            Some((_, schema)) => schema.as_ref(),
+            None => None,
+        };
+        let config = if config.is_null() {
+            &serde_json::json!({})
+        } else {
+            config
+        };
+        let problems: Vec<(String, String)> = schema
+            .into_iter()
+            .flat_map(|schema| schema.iter_errors(config))
+            .map(|e| (e.instance_path().as_str().to_string(), e.to_string()))
+            .collect();
+        for (pointer, message) in problems {
+            self.error(
+                format!("{path}.translation_config{}", pointer_to_path(&pointer)),
+                format!("does not match the plugin's schema: {message}"),
             );
         }
     }
@@ -710,9 +749,13 @@ impl<'a> Validator<'a> {
                             format!("{spath}.action"),
                             format!("no plugin is named `{}`", action.action),
                         ),
-                        Some((PluginKind::Chatbot, _)) => self.error(
+                        Some((kind, _)) if *kind != PluginKind::Action => self.error(
                             format!("{spath}.action"),
-                            format!("`{}` is a chatbot adapter, not an action", action.action),
+                            format!(
+                                "`{}` is a {} plugin, not an action",
+                                action.action,
+                                kind_name(*kind)
+                            ),
                         ),
                         Some((_, Some(schema))) => {
                             let problems: Vec<(String, String)> = schema
@@ -927,6 +970,14 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+    }
+}
+
+fn kind_name(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Action => "action",
+        PluginKind::Chatbot => "chatbot adapter",
+        PluginKind::Translator => "translator",
     }
 }
 

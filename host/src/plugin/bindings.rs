@@ -3,7 +3,7 @@
 //! frozen folder in `wit/`; the older ones stay so old plugins keep running.
 
 /// Contract versions this host can run, newest first.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// `flowhost:plugin@0.1.0`.
 pub mod v0_1_0 {
@@ -30,4 +30,21 @@ pub mod v0_1_0 {
             },
         });
     }
+}
+
+/// `flowhost:plugin@0.2.0`: the translator world. Its imports are the 0.1.0
+/// capability interfaces, unchanged, so they map onto the modules above
+/// (one implementation of each capability serves every version).
+pub mod v0_2_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/flowhost-plugin@0.2.0",
+        world: "translator",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "flowhost:plugin/types@0.1.0": crate::plugin::bindings::v0_1_0::flowhost::plugin::types,
+            "flowhost:plugin/log@0.1.0": crate::plugin::bindings::v0_1_0::flowhost::plugin::log,
+            "flowhost:plugin/http@0.1.0": crate::plugin::bindings::v0_1_0::flowhost::plugin::http,
+        },
+    });
 }

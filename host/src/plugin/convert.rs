@@ -229,4 +229,25 @@ mod chatbot {
             }
         }
     }
+
+    use crate::plugin::bindings::v0_2_0::exports::flowhost::plugin0_2_0::translator_plugin as wit_tr;
+
+    impl From<wit_tr::TranslateError> for CallError {
+        fn from(error: wit_tr::TranslateError) -> Self {
+            match error {
+                wit_tr::TranslateError::InvalidConfig(reason) => {
+                    CallError::InvalidConfig { reason }
+                }
+                wit_tr::TranslateError::UnsupportedLanguages(reason) => {
+                    CallError::UnsupportedLanguages { reason }
+                }
+                wit_tr::TranslateError::Unavailable(reason) => {
+                    CallError::TranslatorUnavailable { reason }
+                }
+                wit_tr::TranslateError::Host(error) => CallError::Capability {
+                    reason: host_error_text(error),
+                },
+            }
+        }
+    }
 }

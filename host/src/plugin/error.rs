@@ -18,7 +18,7 @@ pub enum LoadError {
         supported: Vec<String>,
     },
     #[error(
-        "plugin `{plugin}` exports neither flowhost:plugin/action-plugin nor flowhost:plugin/chatbot-adapter (it exports: {exports})"
+        "plugin `{plugin}` exports none of flowhost:plugin/action-plugin, flowhost:plugin/chatbot-adapter, flowhost:plugin/translator-plugin (it exports: {exports})"
     )]
     NotAPlugin { plugin: String, exports: String },
     #[error("plugin `{plugin}` needs an import this host does not provide: {reason}")]
@@ -89,6 +89,12 @@ pub enum CallError {
     /// A chatbot adapter says the bot broke its protocol.
     #[error("chatbot protocol error: {reason}")]
     BotProtocol { reason: String },
+    /// A translator cannot translate between these languages.
+    #[error("translation unsupported: {reason}")]
+    UnsupportedLanguages { reason: String },
+    /// A translator's provider cannot be reached.
+    #[error("translator unavailable: {reason}")]
+    TranslatorUnavailable { reason: String },
     /// The plugin is not of the kind the caller asked for.
     #[error("plugin `{plugin}` is not an {expected} plugin")]
     WrongKind {
@@ -119,6 +125,8 @@ impl CallError {
             CallError::Failed { .. } => "failed",
             CallError::BotUnavailable { .. } => "bot_unavailable",
             CallError::BotProtocol { .. } => "bot_protocol",
+            CallError::UnsupportedLanguages { .. } => "unsupported_languages",
+            CallError::TranslatorUnavailable { .. } => "translator_unavailable",
             CallError::WrongKind { .. } => "wrong_kind",
             CallError::Host { .. } => "host",
         }

@@ -96,6 +96,7 @@ pub struct Plugin {
 enum Pre {
     Action(current::ActionPre<CallState>),
     Chatbot(current::chatbot::ChatbotPre<CallState>),
+    Translator(bindings::v0_2_0::TranslatorPre<CallState>),
 }
 
 impl Plugin {
@@ -192,6 +193,10 @@ impl PluginRuntime {
             ),
             PluginKind::Chatbot => Pre::Chatbot(
                 current::chatbot::ChatbotPre::new(instance_pre)
+                    .map_err(|e| invalid(format!("{e:#}")))?,
+            ),
+            PluginKind::Translator => Pre::Translator(
+                bindings::v0_2_0::TranslatorPre::new(instance_pre)
                     .map_err(|e| invalid(format!("{e:#}")))?,
             ),
         };
@@ -352,6 +357,55 @@ impl PluginRuntime {
         Ok(turn)
     }
 
+    /// Translates `text` into `target` with a translator plugin.
+    pub async fn run_translator(
+        &self,
+        plugin: &Plugin,
+        config: &Value,
+        text: &str,
+        source: Option<&str>,
+        target: &str,
+    ) -> Result<Translation, CallError> {
+        let Pre::Translator(pre) = &plugin.pre else {
+            return Err(CallError::WrongKind {
+                plugin: plugin.info.name.clone(),
+                expected: "translator",
+            });
+        };
+        let limits = &plugin.shared.limits;
+        let config = config.to_string();
+        check_input(limits, config.len() + text.len())?;
+        let (_slot, mut store) = self
+            .begin(plugin.shared.clone(), CallScope::empty())
+            .await?;
+        let (times, budget) = watched(&store);
+        let source = source.map(String::from);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .flowhost_plugin0_2_0_translator_plugin()
+                .call_translate(&mut store, &config, text, source.as_deref(), target)
+                .await
+        };
+        let limit = limits.call_timeout();
+        let translation = settle(
+            CallClock::watch(times, budget, limit, call).await,
+            limit,
+            &store,
+        )?
+        .map_err(|error| cap_reason(error.into()))?;
+        if translation.text.len() > limits.max_output_bytes {
+            return Err(CallError::OutputTooLarge {
+                size: translation.text.len(),
+                limit: limits.max_output_bytes,
+            });
+        }
+        Ok(Translation {
+            text: translation.text,
+            source_language: translation.source_language,
+        })
+    }
+
     async fn describe(
         &self,
         pre: &Pre,
@@ -373,6 +427,13 @@ impl PluginRuntime {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance
                         .flowhost_plugin_chatbot_adapter()
+                        .call_describe(&mut store)
+                        .await
+                }
+                Pre::Translator(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .flowhost_plugin0_2_0_translator_plugin()
                         .call_describe(&mut store)
                         .await
                 }
@@ -419,6 +480,7 @@ impl PluginRuntime {
             let kind = match interface {
                 "action-plugin" => PluginKind::Action,
                 "chatbot-adapter" => PluginKind::Chatbot,
+                "translator-plugin" => PluginKind::Translator,
                 _ => continue,
             };
             if !SUPPORTED_CONTRACTS.contains(&version) {

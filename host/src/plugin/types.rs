@@ -39,6 +39,17 @@ impl fmt::Display for Capability {
 pub enum PluginKind {
     Action,
     Chatbot,
+    /// Translates between a customer's and an agent's language (contract
+    /// 0.2.0).
+    Translator,
+}
+
+/// A translator's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    pub text: String,
+    /// The language the text was in, as the translator detected it.
+    pub source_language: Option<String>,
 }
 
 /// What a plugin said about itself in `describe`, plus what the host found.

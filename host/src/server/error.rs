@@ -81,6 +81,9 @@ impl From<Refusal> for ApiError {
             Refusal::WindowClosed { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", message)
             }
+            Refusal::Translation(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "translation_failed", message)
+            }
             Refusal::Engine(e) => e.into(),
         }
     }

@@ -520,6 +520,7 @@ mod tests {
             kind: "in".into(),
             text: format!("line {n}"),
             attachments: Vec::new(),
+            language: None,
         }
     }
 

@@ -139,7 +139,7 @@ async function openConversation(item) {
   for (const line of conversation.history) {
     const entry = element("li", line.kind);
     entry.append(element("time", "", new Date(line.at_ms).toLocaleString()));
-    entry.append(document.createTextNode(line.text));
+    entry.append(document.createTextNode((line.language ? "[" + line.language + "] " : "") + line.text));
     for (const attachment of line.attachments || []) {
       const link = element("a", "", " [" + attachment.type + "]");
       link.href = attachment.url;
