@@ -1629,3 +1629,197 @@ async fn an_agent_and_a_customer_without_a_common_language_talk_through_the_tran
     }
     desk.server.stop().await.unwrap();
 }
+
+// ---- the router on an injected clock -----------------------------------------
+
+mod router_on_a_clock {
+    use std::sync::Arc;
+
+    use flowhost::engine::agents::AgentAction;
+    use flowhost::engine::clock::FixedClock;
+    use flowhost::engine::state::conversation_key;
+    use flowhost::engine::{Engine, EngineSettings};
+    use flowhost::flow::PluginCatalog;
+    use flowhost::model::agent::{Agent, AgentStatus, Membership, Role};
+    use flowhost::plugin::{Contact, InboundMessage};
+    use flowhost::registry::PluginRegistry;
+    use flowhost::routing::queues::Router;
+    use flowhost::storage::Storage;
+    use serde_json::{Value, json};
+
+    const T0: u64 = 1_800_000_000_000;
+
+    struct Desk {
+        engine: Arc<Engine>,
+        router: Arc<Router>,
+        clock: Arc<FixedClock>,
+        storage: Storage,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A flow whose connector goes straight to queue `q` with `settings`,
+    /// and three online agents: ana, bo and cem, told apart by when they
+    /// were last offered something and when they were last active.
+    async fn desk(settings: &str) -> Desk {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Arc::new(flowhost_tests::runtime());
+        let registry = Arc::new(
+            PluginRegistry::load(&runtime, None, &Default::default())
+                .await
+                .unwrap(),
+        );
+        let yaml = format!(
+            r#"
+accounts:
+  ig: {{ channel: instagram, ig_user_id: "1", access_token: t, app_secret: s, verify_token: v }}
+connectors:
+  dm: {{ title: DMs, account: ig, next: {{ queue: q }} }}
+queues:
+  q: {{ name: Q, {settings} }}
+"#
+        );
+        let flow = flowhost::flow::parse(&yaml).unwrap();
+        let (compiled, _) =
+            flowhost::flow::compile(flow, &PluginCatalog::from_registry(&registry)).unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let clock = Arc::new(FixedClock::at(T0));
+        let engine = Arc::new(Engine::new(
+            Arc::new(compiled),
+            runtime,
+            registry,
+            storage.clone(),
+            clock.clone(),
+            EngineSettings::default(),
+        ));
+        for (id, last_offer_ms, last_activity_ms) in
+            [("ana", 300, 100), ("bo", 100, 500), ("cem", 200, 50)]
+        {
+            let agent = Agent {
+                id: id.into(),
+                name: id.into(),
+                role: Role::Agent,
+                language: "en".into(),
+                queues: vec![Membership {
+                    queue: "q".into(),
+                    priority: 0,
+                }],
+                status: AgentStatus::Online,
+                status_since_ms: 0,
+                token_sha256: format!("digest-of-{id}"),
+                last_activity_ms,
+                last_offer_ms,
+                missed_offers: 0,
+            };
+            storage.put_agent(agent).await.unwrap();
+        }
+        Desk {
+            router: Router::new(engine.clone()),
+            engine,
+            clock,
+            storage,
+            _dir: dir,
+        }
+    }
+
+    impl Desk {
+        async fn customer_writes(&self, customer: &str) {
+            let contact = Contact {
+                id: customer.into(),
+                ..Default::default()
+            };
+            let message = InboundMessage {
+                id: format!(
+                    "{customer}-{}",
+                    self.clock.0.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+                text: Some("help".into()),
+                ..Default::default()
+            };
+            self.engine
+                .handle_message("ig", contact, message)
+                .await
+                .unwrap();
+        }
+
+        async fn offered(&self, customer: &str) -> Value {
+            let key = conversation_key("ig", customer);
+            let state = self.storage.conversation(&key).await.unwrap().unwrap();
+            serde_json::to_value(&state.position).unwrap()["offer"]["agents"].clone()
+        }
+
+        async fn agent(&self, id: &str) -> Agent {
+            self.storage.agent(id).await.unwrap().unwrap()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_ring_strategy_picks_its_agent() {
+        let cases = [
+            ("ring_strategy: round_robin", json!(["bo"])),
+            ("ring_strategy: longest_idle", json!(["cem"])),
+            ("ring_strategy: least_busy", json!(["cem"])),
+            ("ring_strategy: ring_all", json!(["ana", "bo", "cem"])),
+        ];
+        for (settings, expected) in cases {
+            let desk = desk(settings).await;
+            desk.customer_writes("c1").await;
+            desk.router.pass(false).await.unwrap();
+            assert_eq!(desk.offered("c1").await, expected, "{settings}");
+        }
+        let desk = desk("ring_strategy: random").await;
+        desk.customer_writes("c1").await;
+        desk.router.pass(false).await.unwrap();
+        let offered = desk.offered("c1").await;
+        assert_eq!(offered.as_array().map(Vec::len), Some(1), "{offered}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sticky_rings_the_last_agent_and_a_lapsed_offer_moves_on() {
+        let desk =
+            desk("ring_strategy: sticky, sticky_fallback: round_robin, agent_ring_time: 10").await;
+        desk.customer_writes("c1").await;
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c1").await, json!(["bo"]), "round robin first");
+        let ana = desk.agent("ana").await;
+        // ana takes it from the queue by hand and closes it; the customer
+        // comes back: ana is rung, though round robin would ring cem.
+        let key = conversation_key("ig", "c1");
+        desk.engine
+            .agent_turn(&key, &ana, AgentAction::Pickup)
+            .await
+            .unwrap();
+        let close = AgentAction::Close {
+            cause: "done".into(),
+            answered: true,
+        };
+        desk.engine.agent_turn(&key, &ana, close).await.unwrap();
+        desk.clock.advance(1_000);
+        desk.customer_writes("c1").await;
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c1").await, json!(["ana"]));
+
+        // Nobody answers in 10 s: the offer lapses and moves on (sticky
+        // falls back to round robin, and ana has passed), and ana's missed
+        // offer is counted.
+        desk.clock.advance(10_001);
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c1").await, json!(["cem"]));
+        assert_eq!(desk.agent("ana").await.missed_offers, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queue_is_looked_at_once_per_period_to_check() {
+        let desk =
+            desk("ring_strategy: ring_all, period_to_check: 5, max_concurrent_chats: 5").await;
+        desk.customer_writes("c1").await;
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c1").await, json!(["ana", "bo", "cem"]));
+        desk.clock.advance(1_000);
+        desk.customer_writes("c2").await;
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c2").await, Value::Null, "not due before 5 s");
+        desk.clock.advance(4_000);
+        desk.router.pass(false).await.unwrap();
+        assert_eq!(desk.offered("c2").await, json!(["ana", "bo", "cem"]));
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -30,6 +30,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct Router {
     engine: Arc<Engine>,
     wake: Notify,
+    /// When each queue was last looked at (`period_to_check`).
+    checked: Mutex<HashMap<String, u64>>,
 }
 
 /// A waiting conversation as the router sees it.
@@ -54,6 +56,7 @@ impl Router {
         Arc::new(Router {
             engine,
             wake: Notify::new(),
+            checked: Mutex::default(),
         })
     }
 
@@ -63,10 +66,9 @@ impl Router {
     }
 
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut checked: HashMap<String, u64> = HashMap::new();
         let mut first = true;
         while !*stop.borrow() {
-            if let Err(e) = self.pass(first, &mut checked).await {
+            if let Err(e) = self.pass(first).await {
                 tracing::error!("routing waiting conversations: {e}");
             }
             first = false;
@@ -78,12 +80,11 @@ impl Router {
         }
     }
 
-    /// One look at every queue that is due (`period_to_check`).
-    async fn pass(
-        &self,
-        first: bool,
-        checked: &mut HashMap<String, u64>,
-    ) -> Result<(), EngineError> {
+    /// One look at every queue that is due (`period_to_check`). `first`
+    /// is the pass after a start: offers still ringing ring again, for a
+    /// full ring time. (The server runs it in [`Router::run`]; tests call
+    /// it on an injected clock.)
+    pub async fn pass(&self, first: bool) -> Result<(), EngineError> {
         let now = self.engine.now_ms();
         let flow = &self.engine.flow().flow;
         let storage = self.engine.storage();
@@ -101,15 +102,17 @@ impl Router {
             let priority = flow.queues.get(&w.queue).map_or(0, |q| q.priority);
             (Reverse(priority), w.since_ms)
         });
-        let due = |queue: &str, settings: &Queue| {
-            let last = checked.get(queue).copied().unwrap_or(0);
-            first || now >= last + settings.period_to_check * 1000
+        let due: HashMap<String, bool> = {
+            let checked = self.checked.lock().expect("router lock");
+            let due = |queue: &str, settings: &Queue| {
+                let last = checked.get(queue).copied();
+                first || last.is_none_or(|last| now >= last + settings.period_to_check * 1000)
+            };
+            flow.queues
+                .iter()
+                .map(|(name, settings)| (name.clone(), due(name, settings)))
+                .collect()
         };
-        let due: HashMap<String, bool> = flow
-            .queues
-            .iter()
-            .map(|(name, settings)| (name.clone(), due(name, settings)))
-            .collect();
         for entry in waiting {
             let Some(settings) = flow.queues.get(&entry.queue) else {
                 continue;
@@ -119,6 +122,7 @@ impl Router {
             }
             self.route(entry, settings, &mut desk, first, now).await?;
         }
+        let mut checked = self.checked.lock().expect("router lock");
         for (queue, was_due) in due {
             if was_due {
                 checked.insert(queue, now);
