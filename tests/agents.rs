@@ -1823,3 +1823,179 @@ queues:
         assert_eq!(desk.offered("c2").await, json!(["ana", "bo", "cem"]));
     }
 }
+
+// ---- hostile input and concurrency -----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_agent_requests_are_refused_with_where_and_why_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::start(dir.path(), QUEUES).await;
+    let zoe = desk.agent("zoe", &["support"], "agent").await;
+    let other = desk.agent("otto", &["sales"], "agent").await;
+    desk.reach_queue("bad-1", "help").await;
+    desk.list_until(&zoe, "offered", |l| customers(l, "offers") == ["bad-1"])
+        .await;
+    assert_eq!(
+        desk.post(&zoe, &path("bad-1", "accept"), json!({})).await.0,
+        200
+    );
+
+    let many: Vec<Value> = (0..14)
+        .map(|i| json!({"title": format!("q{i}"), "payload": "p"}))
+        .collect();
+    let refused = [
+        (json!({"text": "x".repeat(4001)}), "`text` is 4001 bytes"),
+        (
+            json!({"text": "hi", "quick_replies": many}),
+            "14 quick replies",
+        ),
+        (
+            json!({"text": "hi", "attachments": [{"type": "image", "url": "file:///etc/passwd"}]}),
+            "attachments[0].url",
+        ),
+        (
+            json!({"text": "hi", "sneaky": true}),
+            "unknown field `sneaky`",
+        ),
+        (json!({}), "needs `text` or `attachments`"),
+    ];
+    for (body, why) in refused {
+        let (status, answer) = desk.post(&zoe, &path("bad-1", "reply"), body).await;
+        assert!(status == 400 || status == 422, "{status} {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{why:?} not in {answer}");
+    }
+    let not_json = desk
+        .http
+        .post(format!("{}{}", desk.base, path("bad-1", "close")))
+        .bearer_auth(&zoe)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    // Someone else's queue and a conversation that does not exist.
+    let view = format!("/agent/conversations/{ACCOUNT}/bad-1");
+    assert_eq!(desk.get(&other, &view).await.0, 403);
+    assert_eq!(
+        desk.post(&other, &path("bad-1", "close"), json!({"cause": "x"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        desk.post(&zoe, &path("nobody", "accept"), json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        desk.get(&zoe, &format!("/agent/conversations/{ACCOUNT}/nobody"))
+            .await
+            .0,
+        404
+    );
+    // Nothing was sent and the conversation is still zoe's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        desk.graph
+            .to("bad-1")
+            .iter()
+            .all(|b| b["message"]["text"] != "hi")
+    );
+    assert_eq!(desk.position("bad-1").await["agent"], "zoe");
+
+    // Live streams per agent are bounded.
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        streams.push(Stream::open(&desk, &zoe, None).await);
+    }
+    let ninth = desk.get(&zoe, "/agent/stream").await;
+    assert_eq!(ninth.0, 429, "{:?}", ninth.1);
+    streams.pop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = desk
+            .http
+            .get(format!("{}/agent/stream", desk.base))
+            .bearer_auth(&zoe)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    desk.server.stop().await.unwrap();
+}
+
+/// Six agents grab twelve ringing conversations all at once: each ends
+/// with exactly one agent, and nobody holds more than the queue allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_agents_accepting_at_once_never_double_assign_or_overfill() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support: { name: Support, ring_strategy: ring_all, max_concurrent_chats: 2, agent_timeout: 0 }
+  sales: { name: Sales }
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        tokens.push(desk.agent(&format!("a{i}"), &["support"], "agent").await);
+    }
+    let customers_all: Vec<String> = (0..12).map(|i| format!("rush-{i}")).collect();
+    futures::future::join_all(customers_all.iter().map(|c| desk.reach_queue(c, "help"))).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut with_agent = 0;
+        for customer in &customers_all {
+            if desk.position(customer).await["at"] == "with_agent" {
+                with_agent += 1;
+            }
+        }
+        if with_agent == customers_all.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {with_agent} were taken");
+        // Every agent accepts every offer it sees, all at the same time.
+        let lists =
+            futures::future::join_all(tokens.iter().map(|t| desk.get(t, "/agent/conversations")))
+                .await;
+        let mut accepts = Vec::new();
+        for (token, (_, list)) in tokens.iter().zip(lists) {
+            for customer in customers(&list, "offers") {
+                accepts.push((token.clone(), path(&customer, "accept")));
+            }
+        }
+        let results = futures::future::join_all(
+            accepts
+                .iter()
+                .map(|(token, accept)| desk.post(token, accept, json!({}))),
+        )
+        .await;
+        for (status, body) in results {
+            assert!(status == 200 || status == 409, "{status} {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut held = 0;
+    for i in 0..6 {
+        let mine = desk
+            .server
+            .storage
+            .assigned_to(&format!("a{i}"))
+            .await
+            .unwrap();
+        assert!(mine.len() <= 2, "a{i} holds {mine:?}");
+        held += mine.len();
+    }
+    assert_eq!(held, 12, "each conversation is held exactly once");
+    desk.server.stop().await.unwrap();
+}

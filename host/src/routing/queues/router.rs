@@ -88,20 +88,6 @@ impl Router {
         let now = self.engine.now_ms();
         let flow = &self.engine.flow().flow;
         let storage = self.engine.storage();
-        let mut waiting = Vec::new();
-        for (key, _) in storage.waiting().await? {
-            if let Some(entry) = storage.conversation(&key).await?.and_then(waiting_of) {
-                waiting.push(entry);
-            }
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        let mut desk = self.desk(&waiting, now).await?;
-        waiting.sort_by_key(|w| {
-            let priority = flow.queues.get(&w.queue).map_or(0, |q| q.priority);
-            (Reverse(priority), w.since_ms)
-        });
         let due: HashMap<String, bool> = {
             let checked = self.checked.lock().expect("router lock");
             let due = |queue: &str, settings: &Queue| {
@@ -113,6 +99,26 @@ impl Router {
                 .map(|(name, settings)| (name.clone(), due(name, settings)))
                 .collect()
         };
+        let index = storage.waiting().await?;
+        let any_due = index
+            .iter()
+            .any(|(_, w)| due.get(&w.queue).copied().unwrap_or(false));
+        if !any_due {
+            return Ok(());
+        }
+        // Every waiting conversation is read, not only the due queues':
+        // offers ringing in any queue count toward their agents' capacity.
+        let mut waiting = Vec::new();
+        for (key, _) in index {
+            if let Some(entry) = storage.conversation(&key).await?.and_then(waiting_of) {
+                waiting.push(entry);
+            }
+        }
+        let mut desk = self.desk(&waiting, now).await?;
+        waiting.sort_by_key(|w| {
+            let priority = flow.queues.get(&w.queue).map_or(0, |q| q.priority);
+            (Reverse(priority), w.since_ms)
+        });
         for entry in waiting {
             let Some(settings) = flow.queues.get(&entry.queue) else {
                 continue;

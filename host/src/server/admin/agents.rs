@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::model::agent::{Agent, AgentStatus, Membership, Role, is_agent_id};
 use crate::server::AppState;
 use crate::server::agents::{public_view, token_digest};
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,7 +48,7 @@ async fn show(
 
 async fn create(
     State(state): State<AppState>,
-    Json(fields): Json<AgentFields>,
+    ApiJson(fields): ApiJson<AgentFields>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Some(id) = fields.id.clone() else {
         return Err(ApiError::bad_request("`id` is required"));
@@ -86,7 +86,7 @@ async fn create(
 async fn change(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(fields): Json<AgentFields>,
+    ApiJson(fields): ApiJson<AgentFields>,
 ) -> Result<Json<Value>, ApiError> {
     if fields.id.as_ref().is_some_and(|new| *new != id) {
         return Err(ApiError::bad_request("`id` cannot change"));

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson};
 use crate::engine::Engine;
 use crate::engine::agents::{AgentAction, TransferTo};
 use crate::engine::state::conversation_key;
@@ -42,6 +42,8 @@ pub struct AgentDesk {
     assigning: tokio::sync::Mutex<()>,
     /// Turns true at shutdown: live streams end.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Open live streams per agent.
+    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl AgentDesk {
@@ -55,9 +57,15 @@ impl AgentDesk {
             router,
             assigning: tokio::sync::Mutex::new(()),
             stopping,
+            streams: Default::default(),
         }
     }
 }
+
+/// Instagram's limit on quick replies in one message.
+const MAX_QUICK_REPLIES: usize = 13;
+/// Live streams one agent may hold open at once (tabs, devices).
+pub const MAX_STREAMS_PER_AGENT: usize = 8;
 
 /// SHA-256 of a token, hex: how storage knows it.
 pub fn token_digest(token: &str) -> String {
@@ -137,7 +145,7 @@ struct StatusChange {
 async fn set_status(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
-    Json(change): Json<StatusChange>,
+    ApiJson(change): ApiJson<StatusChange>,
 ) -> Result<Json<Value>, ApiError> {
     let desk = desk(&state)?;
     let status = AgentStatus::parse(&change.status)
@@ -284,7 +292,7 @@ async fn reply(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
     Path(at): Conversation,
-    Json(body): Json<ReplyBody>,
+    ApiJson(body): ApiJson<ReplyBody>,
 ) -> Result<Json<Value>, ApiError> {
     let text = body.text.filter(|t| !t.trim().is_empty());
     if text.is_none() && body.attachments.is_empty() {
@@ -292,13 +300,7 @@ async fn reply(
             "a reply needs `text` or `attachments`",
         ));
     }
-    for (i, attachment) in body.attachments.iter().enumerate() {
-        if !attachment.url.starts_with("https://") && !attachment.url.starts_with("http://") {
-            return Err(ApiError::bad_request(format!(
-                "`attachments[{i}].url` must be an http(s) URL"
-            )));
-        }
-    }
+    check_reply(text.as_deref(), &body.quick_replies, &body.attachments)?;
     let message = OutgoingMessage {
         text,
         quick_replies: body.quick_replies,
@@ -306,6 +308,53 @@ async fn reply(
         ..Default::default()
     };
     act(&state, &agent, at, AgentAction::Reply(message)).await
+}
+
+/// What one agent message may carry: what Instagram can send, so nothing
+/// is stored that could not go out.
+fn check_reply(
+    text: Option<&str>,
+    quick_replies: &[QuickReply],
+    attachments: &[Attachment],
+) -> Result<(), ApiError> {
+    let max_text = crate::engine::MAX_OUTBOUND_TEXT_BYTES;
+    if let Some(text) = text
+        && text.len() > max_text
+    {
+        return Err(ApiError::bad_request(format!(
+            "`text` is {} bytes; at most {max_text}",
+            text.len()
+        )));
+    }
+    if quick_replies.len() > MAX_QUICK_REPLIES {
+        return Err(ApiError::bad_request(format!(
+            "{} quick replies; Instagram shows at most {MAX_QUICK_REPLIES}",
+            quick_replies.len()
+        )));
+    }
+    for (i, reply) in quick_replies.iter().enumerate() {
+        if reply.title.trim().is_empty() || reply.title.len() > 80 || reply.payload.len() > 1000 {
+            return Err(ApiError::bad_request(format!(
+                "`quick_replies[{i}]`: a title of 1 to 80 bytes and a payload of at most 1,000"
+            )));
+        }
+    }
+    if attachments.len() > crate::engine::MAX_ATTACHMENTS {
+        return Err(ApiError::bad_request(format!(
+            "{} attachments; at most {}",
+            attachments.len(),
+            crate::engine::MAX_ATTACHMENTS
+        )));
+    }
+    for (i, attachment) in attachments.iter().enumerate() {
+        let web = attachment.url.starts_with("https://") || attachment.url.starts_with("http://");
+        if !web || attachment.url.len() > 2048 {
+            return Err(ApiError::bad_request(format!(
+                "`attachments[{i}].url` must be an http(s) URL of at most 2,048 bytes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Exactly one of the fields: where the conversation goes
@@ -325,7 +374,7 @@ async fn transfer(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
     Path(at): Conversation,
-    Json(body): Json<TransferBody>,
+    ApiJson(body): ApiJson<TransferBody>,
 ) -> Result<Json<Value>, ApiError> {
     let named = (body.queue, body.agent, body.decision_tree, body.chatbot);
     let to = match named {
@@ -399,7 +448,7 @@ async fn close(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
     Path(at): Conversation,
-    Json(body): Json<CloseBody>,
+    ApiJson(body): ApiJson<CloseBody>,
 ) -> Result<Json<Value>, ApiError> {
     if body.cause.trim().is_empty() || body.cause.len() > 200 {
         return Err(ApiError::bad_request("`cause` must be 1 to 200 bytes"));

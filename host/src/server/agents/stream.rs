@@ -18,7 +18,7 @@ use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::desk;
+use super::{MAX_STREAMS_PER_AGENT, desk};
 use crate::engine::feed::{FeedEvent, Resume};
 use crate::model::agent::{Agent, Role};
 use crate::server::AppState;
@@ -36,6 +36,13 @@ pub async fn stream(
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let desk = desk(&state)?;
+    let open = StreamSlot::take(&desk.streams, &agent.id).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!("at most {MAX_STREAMS_PER_AGENT} live streams per agent; close one first"),
+        )
+    })?;
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -51,18 +58,24 @@ pub async fn stream(
         Resume::Resync => vec![resync()],
     };
     let mut stopping = desk.stopping.clone();
-    let live = stream::unfold((receiver, agent), |(mut receiver, agent)| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) if visible(&agent, &event) => {
-                    return Some((to_sse(&event), (receiver, agent)));
+    // The slot travels with the stream and is given back when it ends.
+    let live = stream::unfold(
+        (receiver, agent, open),
+        |(mut receiver, agent, open)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if visible(&agent, &event) => {
+                        return Some((to_sse(&event), (receiver, agent, open)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => {
+                        return Some((resync(), (receiver, agent, open)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => return Some((resync(), (receiver, agent))),
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     let events = stream::iter(backlog)
         .chain(live)
         .take_until(async move {
@@ -70,6 +83,41 @@ pub async fn stream(
         })
         .map(Ok);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+type Counts = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One of an agent's live streams, counted while it is open.
+struct StreamSlot {
+    counts: Counts,
+    agent: String,
+}
+
+impl StreamSlot {
+    fn take(counts: &Counts, agent: &str) -> Option<StreamSlot> {
+        let mut open = counts.lock().expect("streams lock");
+        let count = open.entry(agent.to_string()).or_default();
+        if *count >= MAX_STREAMS_PER_AGENT {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            counts: counts.clone(),
+            agent: agent.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.lock().expect("streams lock");
+        if let Some(count) = open.get_mut(&self.agent) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.agent);
+            }
+        }
+    }
 }
 
 /// An agent sees events addressed to them; a supervisor also those of the
