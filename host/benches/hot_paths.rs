@@ -1,7 +1,8 @@
 //! The pieces every message goes through, one at a time: the webhook's
 //! signature check and parse, matching an answer (a regex and similar
 //! words), rendering a template, committing a turn, and accepting an inbox
-//! event under group commit with 1, 8 and 64 concurrent writers.
+//! event under group commit with 1, 8 and 64 concurrent writers, and one
+//! pass of the queue router over 100 and 1,000 waiting conversations.
 //! Run with `cargo bench -p flowhost --bench hot_paths`.
 
 use std::time::{Duration, Instant};
@@ -221,5 +222,70 @@ fn sled_alone(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, intake, matching, templates, storage, sled_alone);
+/// One router pass when every agent is busy: it reads each waiting
+/// conversation and offers nothing (the cost a full queue adds per
+/// `period_to_check`).
+fn router(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use flowhost::engine::clock::FixedClock;
+    use flowhost::engine::{Engine, EngineSettings};
+    use flowhost::flow::PluginCatalog;
+    use flowhost::registry::PluginRegistry;
+    use flowhost::routing::queues::Router;
+
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let runtime = Arc::new(flowhost::plugin::PluginRuntime::new(&Default::default()).unwrap());
+    let registry = Arc::new(PluginRegistry::default());
+    let yaml = r#"
+accounts:
+  ig: { channel: instagram, ig_user_id: "1", access_token: t, app_secret: s, verify_token: v }
+connectors:
+  dm: { title: DMs, account: ig, next: { queue: q } }
+queues:
+  q: { name: Q, period_to_check: 1 }
+"#;
+    let flow = flowhost::flow::parse(yaml).unwrap();
+    let catalog = PluginCatalog::from_registry(&registry);
+    let compiled = Arc::new(flowhost::flow::compile(flow, &catalog).unwrap().0);
+    let mut group = c.benchmark_group("router: one pass, nobody free");
+    for waiting in [100u64, 1_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let clock = Arc::new(FixedClock::at(1_800_000_000_000));
+        let engine = Arc::new(Engine::new(
+            compiled.clone(),
+            runtime.clone(),
+            registry.clone(),
+            storage,
+            clock.clone(),
+            EngineSettings::default(),
+        ));
+        tokio.block_on(async {
+            for i in 0..waiting {
+                let contact = Contact {
+                    id: format!("c{i}"),
+                    ..Default::default()
+                };
+                let message = InboundMessage {
+                    id: format!("m{i}"),
+                    text: Some("help".into()),
+                    ..Default::default()
+                };
+                engine.handle_message("ig", contact, message).await.unwrap();
+            }
+        });
+        let router = Router::new(engine);
+        group.throughput(Throughput::Elements(waiting));
+        group.bench_function(BenchmarkId::from_parameter(waiting), |b| {
+            b.iter(|| {
+                clock.advance(1_000);
+                tokio.block_on(router.pass(false)).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, intake, matching, templates, storage, sled_alone, router);
 criterion_main!(benches);
