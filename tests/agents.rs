@@ -183,6 +183,13 @@ impl Desk {
         )
     }
 
+    /// A POST that must succeed; its answer.
+    async fn ok(&self, token: &str, path: &str, body: Value) -> Value {
+        let (status, answer) = self.post(token, path, body).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+        answer
+    }
+
     async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         self.call("GET", token, path, None).await
     }
@@ -705,10 +712,7 @@ async fn transfers_go_to_another_queue_and_back_to_the_bot() {
     desk.reach_queue("tr-1", "help").await;
     desk.list_until(&hal, "offered", |l| customers(l, "offers") == ["tr-1"])
         .await;
-    assert_eq!(
-        desk.post(&hal, &path("tr-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&hal, &path("tr-1", "accept"), json!({})).await;
 
     // Nonsense is refused and changes nothing.
     for body in [
@@ -733,10 +737,7 @@ async fn transfers_go_to_another_queue_and_back_to_the_bot() {
     assert_eq!(body["position"]["queue"], "sales", "{body}");
     desk.list_until(&ivy, "offered", |l| customers(l, "offers") == ["tr-1"])
         .await;
-    assert_eq!(
-        desk.post(&ivy, &path("tr-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&ivy, &path("tr-1", "accept"), json!({})).await;
 
     let (status, body) = desk
         .post(
@@ -830,10 +831,7 @@ async fn tokens_roles_and_supervisors() {
     desk.reach_queue("sup-1", "help").await;
     desk.list_until(&jo, "offered", |l| customers(l, "offers") == ["sup-1"])
         .await;
-    assert_eq!(
-        desk.post(&jo, &path("sup-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&jo, &path("sup-1", "accept"), json!({})).await;
 
     assert_eq!(desk.get(&jo, "/agent/queues").await.0, 403);
     let (status, queues) = desk.get(&kim, "/agent/queues").await;
@@ -935,10 +933,7 @@ async fn a_restart_keeps_assignments_and_rings_open_offers_again() {
     desk.reach_queue("rs-1", "help").await;
     desk.list_until(&max, "offered", |l| customers(l, "offers") == ["rs-1"])
         .await;
-    assert_eq!(
-        desk.post(&max, &path("rs-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&max, &path("rs-1", "accept"), json!({})).await;
     // max is at capacity, so the next customer rings nia only.
     let nia = desk.agent("nia", &["support"], "agent").await;
     desk.reach_queue("rs-2", "help too").await;
@@ -1135,17 +1130,9 @@ async fn sticky_queues_ring_the_agent_who_served_the_customer_last() {
             (&quinn, &pia)
         }
     };
-    assert_eq!(
-        desk.post(first, &path("sticky-1", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(first, &path("sticky-1", "accept"), json!({})).await;
     let close = json!({"cause": "done", "answered": true});
-    assert_eq!(
-        desk.post(first, &path("sticky-1", "close"), close).await.0,
-        200
-    );
+    desk.ok(first, &path("sticky-1", "close"), close).await;
     // The other agent is now the round robin's pick, but the customer comes
     // back to the one who served them.
     let _ = other;
@@ -1155,17 +1142,9 @@ async fn sticky_queues_ring_the_agent_who_served_the_customer_last() {
             customers(l, "offers") == ["sticky-1"]
         })
         .await;
-        assert_eq!(
-            desk.post(first, &path("sticky-1", "accept"), json!({}))
-                .await
-                .0,
-            200
-        );
+        desk.ok(first, &path("sticky-1", "accept"), json!({})).await;
         let close = json!({"cause": "done", "answered": true});
-        assert_eq!(
-            desk.post(first, &path("sticky-1", "close"), close).await.0,
-            200
-        );
+        desk.ok(first, &path("sticky-1", "close"), close).await;
     }
     desk.server.stop().await.unwrap();
 }
@@ -1184,29 +1163,16 @@ async fn an_agent_who_does_not_answer_in_time_gives_the_conversation_back() {
     desk.reach_queue("slow-1", "help").await;
     desk.list_until(&rae, "offered", |l| customers(l, "offers") == ["slow-1"])
         .await;
-    assert_eq!(
-        desk.post(&rae, &path("slow-1", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&rae, &path("slow-1", "accept"), json!({})).await;
 
     // agent_timeout: no first answer within 1 s, back to the queue.
     let position = wait_for_position(&desk, "slow-1", "queued").await;
     assert_eq!(position["passed"], json!(["rae"]), "{position}");
     desk.list_until(&sam, "offered", |l| customers(l, "offers") == ["slow-1"])
         .await;
-    assert_eq!(
-        desk.post(&sam, &path("slow-1", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&sam, &path("slow-1", "accept"), json!({})).await;
     let reply = json!({"text": "Hi, Sam here."});
-    assert_eq!(
-        desk.post(&sam, &path("slow-1", "reply"), reply).await.0,
-        200
-    );
+    desk.ok(&sam, &path("slow-1", "reply"), reply).await;
 
     // agent_message_timeout: the customer's next message goes unanswered.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1238,17 +1204,9 @@ async fn a_quiet_customer_is_reminded_then_the_session_ends() {
     desk.reach_queue("quiet-1", "help").await;
     desk.list_until(&tia, "offered", |l| customers(l, "offers") == ["quiet-1"])
         .await;
-    assert_eq!(
-        desk.post(&tia, &path("quiet-1", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&tia, &path("quiet-1", "accept"), json!({})).await;
     let reply = json!({"text": "What is your order number?"});
-    assert_eq!(
-        desk.post(&tia, &path("quiet-1", "reply"), reply).await.0,
-        200
-    );
+    desk.ok(&tia, &path("quiet-1", "reply"), reply).await;
     desk.graph
         .wait_for_text("quiet-1", "Are you still there?")
         .await;
@@ -1293,17 +1251,9 @@ async fn waiting_too_long_and_staying_too_long_end_where_the_queue_says() {
     desk.reach_queue("long-2", "sales").await;
     desk.list_until(&uma, "offered", |l| customers(l, "offers") == ["long-2"])
         .await;
-    assert_eq!(
-        desk.post(&uma, &path("long-2", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&uma, &path("long-2", "accept"), json!({})).await;
     let reply = json!({"text": "Hello!"});
-    assert_eq!(
-        desk.post(&uma, &path("long-2", "reply"), reply).await.0,
-        200
-    );
+    desk.ok(&uma, &path("long-2", "reply"), reply).await;
     desk.graph
         .wait_for_text("long-2", "We have to close this chat now.")
         .await;
@@ -1373,21 +1323,13 @@ async fn closing_hands_over_the_next_and_the_closed_one_stays_listed_for_a_while
     desk.reach_queue("auto-1", "help").await;
     desk.list_until(&vic, "offered", |l| customers(l, "offers") == ["auto-1"])
         .await;
-    assert_eq!(
-        desk.post(&vic, &path("auto-1", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&vic, &path("auto-1", "accept"), json!({})).await;
     desk.reach_queue("auto-2", "help").await;
     wait_for_position(&desk, "auto-2", "queued").await;
 
     // user_name: the customer sees who writes.
     let reply = json!({"text": "Let me look."});
-    assert_eq!(
-        desk.post(&vic, &path("auto-1", "reply"), reply).await.0,
-        200
-    );
+    desk.ok(&vic, &path("auto-1", "reply"), reply).await;
     desk.graph
         .wait_for_text("auto-1", "VIC (Support): Let me look.")
         .await;
@@ -1438,17 +1380,9 @@ async fn management_access_decides_who_may_take_over() {
         customers(l, "offers").contains(&"acc-1".to_string())
     })
     .await;
-    assert_eq!(
-        desk.post(&wes, &path("acc-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&wes, &path("acc-1", "accept"), json!({})).await;
     // `agents`: a fellow agent of the queue may take it over.
-    assert_eq!(
-        desk.post(&xia, &path("acc-1", "takeover"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&xia, &path("acc-1", "takeover"), json!({})).await;
     assert_eq!(desk.position("acc-1").await["agent"], "xia");
 
     desk.reach_queue("acc-2", "sales").await;
@@ -1456,10 +1390,7 @@ async fn management_access_decides_who_may_take_over() {
         customers(l, "offers").contains(&"acc-2".to_string())
     })
     .await;
-    assert_eq!(
-        desk.post(&wes, &path("acc-2", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&wes, &path("acc-2", "accept"), json!({})).await;
     // `nobody`: not even the queue's supervisor.
     let (status, body) = desk.post(&yan, &path("acc-2", "takeover"), json!({})).await;
     assert_eq!(status, 403, "{body}");
@@ -1582,12 +1513,7 @@ async fn an_agent_and_a_customer_without_a_common_language_talk_through_the_tran
         .await;
     desk.list_until(&eve, "offered", |l| customers(l, "offers") == ["tr-cust"])
         .await;
-    assert_eq!(
-        desk.post(&eve, &path("tr-cust", "accept"), json!({}))
-            .await
-            .0,
-        200
-    );
+    desk.ok(&eve, &path("tr-cust", "accept"), json!({})).await;
     let translations = |view: &Value| -> Vec<String> {
         view["history"]
             .as_array()
@@ -1835,10 +1761,7 @@ async fn hostile_agent_requests_are_refused_with_where_and_why_and_change_nothin
     desk.reach_queue("bad-1", "help").await;
     desk.list_until(&zoe, "offered", |l| customers(l, "offers") == ["bad-1"])
         .await;
-    assert_eq!(
-        desk.post(&zoe, &path("bad-1", "accept"), json!({})).await.0,
-        200
-    );
+    desk.ok(&zoe, &path("bad-1", "accept"), json!({})).await;
 
     let many: Vec<Value> = (0..14)
         .map(|i| json!({"title": format!("q{i}"), "payload": "p"}))

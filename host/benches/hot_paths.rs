@@ -287,5 +287,7 @@ queues:
     group.finish();
 }
 
-criterion_group!(benches, intake, matching, templates, storage, sled_alone, router);
+criterion_group!(
+    benches, intake, matching, templates, storage, sled_alone, router
+);
 criterion_main!(benches);

@@ -15,12 +15,7 @@ pub async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    match bearer(&request) {
         Some(token) if same_secret(token, &state.admin_token) => next.run(request).await,
         Some(_) => (StatusCode::FORBIDDEN, "wrong admin token").into_response(),
         None => (
@@ -30,6 +25,15 @@ pub async fn require_admin(
         )
             .into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Constant-time comparison of two secrets of any length.

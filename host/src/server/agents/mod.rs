@@ -79,11 +79,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/status", put(set_status))
         .route("/conversations", get(views::my_conversations))
         .route(conversation, get(views::conversation))
-        .route(&format!("{conversation}/accept"), post(accept))
-        .route(&format!("{conversation}/decline"), post(decline))
-        .route(&format!("{conversation}/pickup"), post(pickup))
-        .route(&format!("{conversation}/takeover"), post(take_over))
-        .route(&format!("{conversation}/read"), post(read))
+        .route(&format!("{conversation}/{{action}}"), post(bodiless))
         .route(&format!("{conversation}/reply"), post(reply))
         .route(&format!("{conversation}/transfer"), post(transfer))
         .route(&format!("{conversation}/close"), post(close))
@@ -99,12 +95,7 @@ async fn require_agent(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(token_digest);
+    let presented = super::auth::bearer(&request).map(token_digest);
     let Some(digest) = presented else {
         return (
             StatusCode::UNAUTHORIZED,
@@ -236,44 +227,24 @@ async fn assign_to(
 
 type Conversation = Path<(String, String)>;
 
-async fn accept(
+/// The actions without a body: `accept`, `decline`, `pickup`, `takeover`,
+/// `read` (`POST …/{account}/{customer}/{action}`).
+async fn bodiless(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
-    Path(at): Conversation,
+    Path((account, customer, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    assign_to(&state, &agent, &agent, at, AgentAction::Accept).await
-}
-
-async fn pickup(
-    State(state): State<AppState>,
-    Extension(agent): Extension<Agent>,
-    Path(at): Conversation,
-) -> Result<Json<Value>, ApiError> {
-    assign_to(&state, &agent, &agent, at, AgentAction::Pickup).await
-}
-
-async fn take_over(
-    State(state): State<AppState>,
-    Extension(agent): Extension<Agent>,
-    Path(at): Conversation,
-) -> Result<Json<Value>, ApiError> {
-    assign_to(&state, &agent, &agent, at, AgentAction::TakeOver).await
-}
-
-async fn decline(
-    State(state): State<AppState>,
-    Extension(agent): Extension<Agent>,
-    Path(at): Conversation,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &agent, at, AgentAction::Decline).await
-}
-
-async fn read(
-    State(state): State<AppState>,
-    Extension(agent): Extension<Agent>,
-    Path(at): Conversation,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &agent, at, AgentAction::Read).await
+    let at = (account, customer);
+    match name.as_str() {
+        "accept" => assign_to(&state, &agent, &agent, at, AgentAction::Accept).await,
+        "pickup" => assign_to(&state, &agent, &agent, at, AgentAction::Pickup).await,
+        "takeover" => assign_to(&state, &agent, &agent, at, AgentAction::TakeOver).await,
+        "decline" => act(&state, &agent, at, AgentAction::Decline).await,
+        "read" => act(&state, &agent, at, AgentAction::Read).await,
+        other => Err(ApiError::not_found(format!(
+            "no action `{other}`: accept, decline, pickup, takeover, read, reply, transfer or close"
+        ))),
+    }
 }
 
 /// An agent's message: text, quick replies, attachments by URL.
