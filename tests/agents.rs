@@ -183,6 +183,15 @@ impl Desk {
         )
     }
 
+    /// The customer reaches a queue (`text` picks it), the agent is
+    /// offered the conversation and accepts it.
+    async fn take(&self, token: &str, customer: &str, text: &str) {
+        self.reach_queue(customer, text).await;
+        self.list_until(token, "offered", |l| customers(l, "offers") == [customer])
+            .await;
+        self.ok(token, &path(customer, "accept"), json!({})).await;
+    }
+
     /// A POST that must succeed; its answer.
     async fn ok(&self, token: &str, path: &str, body: Value) -> Value {
         let (status, answer) = self.post(token, path, body).await;
@@ -709,10 +718,7 @@ async fn transfers_go_to_another_queue_and_back_to_the_bot() {
     let hal = desk.agent("hal", &["support"], "agent").await;
     let ivy = desk.agent("ivy", &["sales"], "agent").await;
 
-    desk.reach_queue("tr-1", "help").await;
-    desk.list_until(&hal, "offered", |l| customers(l, "offers") == ["tr-1"])
-        .await;
-    desk.ok(&hal, &path("tr-1", "accept"), json!({})).await;
+    desk.take(&hal, "tr-1", "help").await;
 
     // Nonsense is refused and changes nothing.
     for body in [
@@ -828,10 +834,7 @@ async fn tokens_roles_and_supervisors() {
         "{body}"
     );
 
-    desk.reach_queue("sup-1", "help").await;
-    desk.list_until(&jo, "offered", |l| customers(l, "offers") == ["sup-1"])
-        .await;
-    desk.ok(&jo, &path("sup-1", "accept"), json!({})).await;
+    desk.take(&jo, "sup-1", "help").await;
 
     assert_eq!(desk.get(&jo, "/agent/queues").await.0, 403);
     let (status, queues) = desk.get(&kim, "/agent/queues").await;
@@ -930,10 +933,7 @@ async fn a_restart_keeps_assignments_and_rings_open_offers_again() {
     let config = flowhost_tests::server_config(dir.path(), &flow(&graph_url, QUEUES));
     let desk = Desk::with(config.clone(), graph.clone()).await;
     let max = desk.agent("max", &["support"], "agent").await;
-    desk.reach_queue("rs-1", "help").await;
-    desk.list_until(&max, "offered", |l| customers(l, "offers") == ["rs-1"])
-        .await;
-    desk.ok(&max, &path("rs-1", "accept"), json!({})).await;
+    desk.take(&max, "rs-1", "help").await;
     // max is at capacity, so the next customer rings nia only.
     let nia = desk.agent("nia", &["support"], "agent").await;
     desk.reach_queue("rs-2", "help too").await;
@@ -1160,10 +1160,7 @@ async fn an_agent_who_does_not_answer_in_time_gives_the_conversation_back() {
     // Both idle alike: longest_idle breaks the tie by id, so rae first.
     let rae = desk.agent("rae", &["support"], "agent").await;
     let sam = desk.agent("sam", &["support"], "agent").await;
-    desk.reach_queue("slow-1", "help").await;
-    desk.list_until(&rae, "offered", |l| customers(l, "offers") == ["slow-1"])
-        .await;
-    desk.ok(&rae, &path("slow-1", "accept"), json!({})).await;
+    desk.take(&rae, "slow-1", "help").await;
 
     // agent_timeout: no first answer within 1 s, back to the queue.
     let position = wait_for_position(&desk, "slow-1", "queued").await;
@@ -1201,10 +1198,7 @@ async fn a_quiet_customer_is_reminded_then_the_session_ends() {
 "#;
     let desk = Desk::start(dir.path(), queues).await;
     let tia = desk.agent("tia", &["support"], "agent").await;
-    desk.reach_queue("quiet-1", "help").await;
-    desk.list_until(&tia, "offered", |l| customers(l, "offers") == ["quiet-1"])
-        .await;
-    desk.ok(&tia, &path("quiet-1", "accept"), json!({})).await;
+    desk.take(&tia, "quiet-1", "help").await;
     let reply = json!({"text": "What is your order number?"});
     desk.ok(&tia, &path("quiet-1", "reply"), reply).await;
     desk.graph
@@ -1248,10 +1242,7 @@ async fn waiting_too_long_and_staying_too_long_end_where_the_queue_says() {
 
     // session_timeout: with an agent, the session still ends on time.
     let uma = desk.agent("uma", &["sales"], "agent").await;
-    desk.reach_queue("long-2", "sales").await;
-    desk.list_until(&uma, "offered", |l| customers(l, "offers") == ["long-2"])
-        .await;
-    desk.ok(&uma, &path("long-2", "accept"), json!({})).await;
+    desk.take(&uma, "long-2", "sales").await;
     let reply = json!({"text": "Hello!"});
     desk.ok(&uma, &path("long-2", "reply"), reply).await;
     desk.graph
@@ -1320,10 +1311,7 @@ async fn closing_hands_over_the_next_and_the_closed_one_stays_listed_for_a_while
 "#;
     let desk = Desk::start(dir.path(), queues).await;
     let vic = desk.agent("vic", &["support"], "agent").await;
-    desk.reach_queue("auto-1", "help").await;
-    desk.list_until(&vic, "offered", |l| customers(l, "offers") == ["auto-1"])
-        .await;
-    desk.ok(&vic, &path("auto-1", "accept"), json!({})).await;
+    desk.take(&vic, "auto-1", "help").await;
     desk.reach_queue("auto-2", "help").await;
     wait_for_position(&desk, "auto-2", "queued").await;
 
@@ -1758,10 +1746,7 @@ async fn hostile_agent_requests_are_refused_with_where_and_why_and_change_nothin
     let desk = Desk::start(dir.path(), QUEUES).await;
     let zoe = desk.agent("zoe", &["support"], "agent").await;
     let other = desk.agent("otto", &["sales"], "agent").await;
-    desk.reach_queue("bad-1", "help").await;
-    desk.list_until(&zoe, "offered", |l| customers(l, "offers") == ["bad-1"])
-        .await;
-    desk.ok(&zoe, &path("bad-1", "accept"), json!({})).await;
+    desk.take(&zoe, "bad-1", "help").await;
 
     let many: Vec<Value> = (0..14)
         .map(|i| json!({"title": format!("q{i}"), "payload": "p"}))
