@@ -136,6 +136,8 @@ impl Engine {
             .unwrap_or_default();
         let mut original = None;
         if let AgentAction::Reply(message) = &mut action {
+            // Refused before any translator runs for it.
+            may_reply(&turn, agent, access)?;
             original = self
                 .translate_reply(&mut turn, &agent.language, message)
                 .await?;
@@ -376,17 +378,7 @@ fn apply_agent_action(
             assign(turn, &queue, &me, "taken over by");
         }
         AgentAction::Reply(message) => {
-            may_act(&turn.state, agent, access)?;
-            let last = turn
-                .state
-                .last_inbound_ms
-                .unwrap_or(turn.state.started_at_ms);
-            let age = now.saturating_sub(last);
-            if age > HUMAN_AGENT_WINDOW_MS {
-                return Err(Refusal::WindowClosed {
-                    days: age / (24 * 3600 * 1000),
-                });
-            }
+            may_reply(turn, agent, access)?;
             turn.state.unread = 0;
             turn.state.agent_reply_ms = Some(now);
             turn.agent_replied = true;
@@ -433,6 +425,22 @@ fn apply_agent_action(
         }
     }
     Ok(Next::Stay)
+}
+
+/// Whether `agent` may reply now: theirs, and within Instagram's 7 days.
+fn may_reply(turn: &Turn, agent: &Agent, access: ManagementAccess) -> Result<(), Refusal> {
+    may_act(&turn.state, agent, access)?;
+    let last = turn
+        .state
+        .last_inbound_ms
+        .unwrap_or(turn.state.started_at_ms);
+    let age = turn.now_ms.saturating_sub(last);
+    if age > HUMAN_AGENT_WINDOW_MS {
+        return Err(Refusal::WindowClosed {
+            days: age / (24 * 3600 * 1000),
+        });
+    }
+    Ok(())
 }
 
 /// The conversation's queue, if `agent` answers it (or supervises its queue).
