@@ -90,6 +90,8 @@ try {
   await ana.click("#reply-form button");
   await ana.waitForFunction((text) => document.getElementById("c-history").textContent.includes(text), env("REPLY"));
 
+  if (process.env.SHOTS) await ana.screenshot({ path: `${process.env.SHOTS}/conversation.png` });
+
   step("the customer answers; the conversation updates live");
   await customerWrites("thanks, one more question", 2);
   await ana.waitForFunction(() => document.getElementById("c-history").textContent.includes("one more question"), null, { timeout: 20000 });
