@@ -393,7 +393,6 @@ fn apply_agent_action(
         }
         AgentAction::Transfer(to) => {
             let queue = may_act(&turn.state, agent, access)?;
-            agent_leaves(turn, &me);
             match to {
                 TransferTo::Queue(target) => {
                     turn.route(format!("transferred by {me} to queue `{target}`"));
@@ -412,7 +411,6 @@ fn apply_agent_action(
         }
         AgentAction::Close { cause, answered } => {
             let queue = may_act(&turn.state, agent, access)?;
-            agent_leaves(turn, &me);
             turn.route(format!("closed by {me}: {cause}"));
             turn.state.ending = Some(Ending {
                 terminate: format!("agent:{me}"),
@@ -478,8 +476,4 @@ fn assign(turn: &mut Turn, queue: &str, agent: &str, how: &str) {
         agent: agent.to_string(),
         since_ms: turn.now_ms,
     });
-}
-
-fn agent_leaves(turn: &mut Turn, agent: &str) {
-    turn.state.last_agent = Some(agent.to_string());
 }
