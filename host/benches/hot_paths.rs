@@ -222,8 +222,8 @@ fn sled_alone(c: &mut Criterion) {
     });
 }
 
-/// One router pass when every agent is busy: it reads each waiting
-/// conversation and offers nothing (the cost a full queue adds per
+/// One router pass when nobody can take a conversation: it reads the
+/// waiting index and offers nothing (the cost a full queue adds per
 /// `period_to_check`).
 fn router(c: &mut Criterion) {
     use std::sync::Arc;

@@ -898,7 +898,7 @@ impl Engine {
 
     async fn commit(&self, mut turn: Turn) -> Result<TurnReport, EngineError> {
         self.start_queue_clocks(&mut turn);
-        let change = placement_change(&turn.began_at, &turn.state.position, turn.now_ms);
+        let change = placement_change(&turn.began_at, &turn.state, turn.now_ms);
         let news = feed::news_of(&turn.began_at, &turn.state, turn.inbound);
         let Turn {
             state,
@@ -932,14 +932,21 @@ impl Engine {
 }
 
 /// Where a position puts a conversation in the placement index.
-fn placement(position: &Position) -> Placement {
+fn placement(position: &Position, last_agent: &Option<String>) -> Placement {
     match position {
         Position::Queued {
-            queue, since_ms, ..
+            queue,
+            since_ms,
+            offer,
+            passed,
         } => Placement {
             waiting: Some(WaitingIn {
                 queue: queue.clone(),
                 since_ms: *since_ms,
+                offered_to: offer.as_ref().map(|o| o.agents.clone()).unwrap_or_default(),
+                offer_until_ms: offer.as_ref().map_or(0, |o| o.until_ms),
+                passed: passed.clone(),
+                last_agent: last_agent.clone(),
             }),
             agent: None,
         },
@@ -952,12 +959,18 @@ fn placement(position: &Position) -> Placement {
 }
 
 /// The index change a turn makes, if its placement changed.
-fn placement_change(before: &Position, after: &Position, now_ms: u64) -> Option<PlacementChange> {
+fn placement_change(
+    before: &Position,
+    state: &ConversationState,
+    now_ms: u64,
+) -> Option<PlacementChange> {
+    let after = &state.position;
     let closed_by = match (before, after) {
         (Position::WithAgent { agent, .. }, Position::Ended) => Some((agent.clone(), now_ms)),
         _ => None,
     };
-    let (before, after) = (placement(before), placement(after));
+    let last_agent = &state.last_agent;
+    let (before, after) = (placement(before, last_agent), placement(after, last_agent));
     (before != after).then_some(PlacementChange {
         before,
         after,

@@ -237,6 +237,7 @@ mod tests {
             waiting: waiting.map(|queue| WaitingIn {
                 queue: queue.into(),
                 since_ms: 7,
+                ..WaitingIn::default()
             }),
             agent: agent.map(String::from),
         }

@@ -172,11 +172,23 @@ pub struct Placement {
     pub agent: Option<String>,
 }
 
-/// Where and since when a conversation waits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where and since when a conversation waits, and what the router needs
+/// to know of it, so a pass of the router reads only this index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitingIn {
     pub queue: String,
     pub since_ms: u64,
+    /// The agents its offer rings for, and until when (none: no offer).
+    #[serde(default)]
+    pub offered_to: Vec<String>,
+    #[serde(default)]
+    pub offer_until_ms: u64,
+    /// Agents who declined it or let it lapse.
+    #[serde(default)]
+    pub passed: Vec<String>,
+    /// The agent who last answered this customer (`sticky`).
+    #[serde(default)]
+    pub last_agent: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

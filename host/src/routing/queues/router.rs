@@ -19,10 +19,11 @@ use tokio::sync::{Notify, watch};
 use super::strategy::{Candidate, choose};
 use crate::engine::agents::RouterAction;
 use crate::engine::feed::News;
-use crate::engine::state::{ConversationState, Offer, Position};
+use crate::engine::state::Offer;
 use crate::engine::{Engine, EngineError};
 use crate::flow::model::Queue;
 use crate::model::agent::{Agent, AgentStatus};
+use crate::storage::WaitingIn;
 
 /// The finest granularity of the router's clock.
 const TICK: Duration = Duration::from_millis(250);
@@ -106,14 +107,10 @@ impl Router {
         if !any_due {
             return Ok(());
         }
-        // Every waiting conversation is read, not only the due queues':
-        // offers ringing in any queue count toward their agents' capacity.
-        let mut waiting = Vec::new();
-        for (key, _) in index {
-            if let Some(entry) = storage.conversation(&key).await?.and_then(waiting_of) {
-                waiting.push(entry);
-            }
-        }
+        // The index says all the router needs, offers included (those of
+        // every queue count toward their agents' capacity), so a pass reads
+        // no conversation; it loads one only in the turn that changes it.
+        let mut waiting: Vec<Waiting> = index.into_iter().map(waiting_of).collect();
         let mut desk = self.desk(&waiting, now).await?;
         waiting.sort_by_key(|w| {
             let priority = flow.queues.get(&w.queue).map_or(0, |q| q.priority);
@@ -296,23 +293,19 @@ pub fn status_news(agent: &Agent) -> News {
     }
 }
 
-fn waiting_of(state: ConversationState) -> Option<Waiting> {
-    let key = state.key();
-    match state.position {
-        Position::Queued {
-            queue,
-            since_ms,
-            offer,
-            passed,
-        } => Some(Waiting {
-            key,
-            queue,
-            since_ms,
-            offer,
-            passed,
-            last_agent: state.last_agent,
-        }),
-        _ => None,
+fn waiting_of((key, entry): (String, WaitingIn)) -> Waiting {
+    let offer = (!entry.offered_to.is_empty()).then(|| Offer {
+        agents: entry.offered_to,
+        at_ms: 0,
+        until_ms: entry.offer_until_ms,
+    });
+    Waiting {
+        key,
+        queue: entry.queue,
+        since_ms: entry.since_ms,
+        offer,
+        passed: entry.passed,
+        last_agent: entry.last_agent,
     }
 }
 
