@@ -294,7 +294,7 @@ pub fn status_news(agent: &Agent) -> News {
 }
 
 fn waiting_of((key, entry): (String, WaitingIn)) -> Waiting {
-    let offer = (!entry.offered_to.is_empty()).then(|| Offer {
+    let offer = (!entry.offered_to.is_empty()).then_some(Offer {
         agents: entry.offered_to,
         at_ms: 0,
         until_ms: entry.offer_until_ms,
