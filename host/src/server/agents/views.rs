@@ -70,22 +70,25 @@ pub async fn my_conversations(
             mine.push(summary(&conversation, now));
         }
     }
+    // Sorted from the waiting index alone: only what is listed is loaded,
+    // so a long queue does not make every list request read all of it.
+    let mut index: Vec<_> = storage
+        .waiting()
+        .await?
+        .into_iter()
+        .filter(|(_, w)| agent.serves(&w.queue).is_some())
+        .collect();
+    index.sort_by_key(|(_, w)| w.since_ms);
+    let (ringing, others): (Vec<_>, Vec<_>) = index
+        .into_iter()
+        .partition(|(_, w)| w.offered_to.contains(&agent.id) && w.offer_until_ms > now);
     let mut offers = Vec::new();
+    for (key, _) in ringing {
+        offers.extend(storage.conversation(&key).await?.map(|c| summary(&c, now)));
+    }
     let mut waiting = Vec::new();
-    for (key, waits) in storage.waiting().await? {
-        if agent.serves(&waits.queue).is_none() {
-            continue;
-        }
-        let Some(conversation) = storage.conversation(&key).await? else {
-            continue;
-        };
-        let offered = matches!(&conversation.position, Position::Queued { offer: Some(o), .. }
-            if o.agents.contains(&agent.id) && o.until_ms > now);
-        if offered {
-            offers.push(summary(&conversation, now));
-        } else if waiting.len() < WAITING_LISTED {
-            waiting.push(summary(&conversation, now));
-        }
+    for (key, _) in others.into_iter().take(WAITING_LISTED) {
+        waiting.extend(storage.conversation(&key).await?.map(|c| summary(&c, now)));
     }
     let closed = recently_closed(&state, &agent, now).await?;
     Ok(Json(json!({
