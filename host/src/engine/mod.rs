@@ -10,6 +10,7 @@
 //! parallel.
 
 pub mod agents;
+pub mod chatbot;
 pub mod clock;
 mod decision;
 pub mod feed;
@@ -23,13 +24,13 @@ mod translation;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::flow::CompiledFlow;
 use crate::flow::model::Destination;
 use crate::plugin::{
-    ActionContext, ChatbotInbound, ChatbotSession, Contact, Conversation, CustomFieldValue,
-    InboundMessage, OutgoingMessage, PluginRuntime, QuickReply, TemplateSandbox,
+    ActionContext, ChatbotInbound, Contact, Conversation, InboundMessage, OutgoingMessage,
+    PluginRuntime, QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
 use crate::storage::{
@@ -695,23 +696,7 @@ impl Engine {
                 )
             }
             Destination::Automessage(name) => self.start_automessage(turn, &name).await,
-            Destination::Chatbot(name) => {
-                let hash = uuid::Uuid::new_v4().simple().to_string();
-                turn.set_position(Position::Chatbot {
-                    name: name.clone(),
-                    hash: hash.clone(),
-                });
-                if flow.chatbots[&name].send_start_message {
-                    let inbound = ChatbotInbound {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        is_start: true,
-                        ..Default::default()
-                    };
-                    self.talk_to_chatbot(turn, &name, &hash, inbound).await
-                } else {
-                    Next::Stay
-                }
-            }
+            Destination::Chatbot(name) => self.enter_chatbot(turn, &name).await,
             Destination::Queue(name) => {
                 // The message that brought the customer here is the
                 // first the agent should read.
@@ -806,93 +791,6 @@ impl Engine {
             Next::Go(automessage.next.clone(), String::new())
         } else {
             Next::Stay
-        }
-    }
-
-    /// Sends one inbound to the chatbot's adapter and acts on its answer.
-    async fn talk_to_chatbot(
-        &self,
-        turn: &mut Turn,
-        name: &str,
-        hash: &str,
-        inbound: ChatbotInbound,
-    ) -> Next {
-        let bot = &self.flow.flow.chatbots[name];
-        let Some(adapter) = self.registry.get(&bot.adapter) else {
-            turn.error(format!(
-                "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
-                bot.adapter
-            ));
-            return Next::Go(bot.fallback.clone(), String::new());
-        };
-        let context = turn.template_context();
-        let mut custom_fields = Vec::with_capacity(bot.custom_fields.len());
-        for field in &bot.custom_fields {
-            let value = templates::render(
-                self.runtime.templates(),
-                &field.value,
-                &context,
-                templates::MAX_RENDERED_BYTES,
-            )
-            .await;
-            custom_fields.push(CustomFieldValue {
-                name: field.name.clone(),
-                title: field.title.clone(),
-                value: value.ok().filter(|v| !v.is_empty()),
-            });
-        }
-        let session = ChatbotSession {
-            response_url: format!(
-                "{}/chatbots/{name}/callback?conversation={}&hash={hash}",
-                self.settings.callback_base_url.trim_end_matches('/'),
-                url::form_urlencoded::byte_serialize(turn.state.id().as_bytes())
-                    .collect::<String>()
-            ),
-            hash: hash.to_string(),
-            custom_fields,
-        };
-        let mut config = json!({"url": bot.url, "send_attachments": bot.send_attachments});
-        if let (Some(target), Some(extra)) = (config.as_object_mut(), bot.config.as_object()) {
-            target.extend(extra.clone());
-        }
-        let mut inbound = inbound;
-        if !bot.send_attachments {
-            inbound.attachments.clear();
-        }
-        match self
-            .runtime
-            .run_chatbot(&adapter, turn.context(), &config, &session, &inbound)
-            .await
-        {
-            Ok(answer) => {
-                let limit = adapter.limits().max_messages as usize;
-                if answer.replies.len() > limit {
-                    turn.error(format!(
-                        "chatbot `{name}` answered with {} messages; the first {limit} (its max_messages) are sent",
-                        answer.replies.len()
-                    ));
-                }
-                for reply in answer.replies.into_iter().take(limit) {
-                    turn.send(reply);
-                }
-                match answer.handoff_queue {
-                    Some(queue) if self.flow.flow.queues.contains_key(&queue) => {
-                        Next::Go(Destination::Queue(queue), String::new())
-                    }
-                    Some(queue) => {
-                        turn.error(format!("chatbot `{name}` handed off to `{queue}`, which is not a queue of this flow"));
-                        self.to_default_queue(turn)
-                    }
-                    None => Next::Stay,
-                }
-            }
-            Err(error) => {
-                turn.error(format!(
-                    "chatbot `{name}` ({}): {error}; taking the fallback",
-                    error.code()
-                ));
-                Next::Go(bot.fallback.clone(), String::new())
-            }
         }
     }
 

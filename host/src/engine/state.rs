@@ -152,6 +152,19 @@ pub struct ConversationState {
     /// agent, another Meta app): the bot keeps quiet until they give it back.
     #[serde(default)]
     pub held_by: Option<String>,
+    /// The chatbot this customer last talked to, kept after the
+    /// conversation leaves it, so a late callback is told it moved on
+    /// rather than that its hash is wrong.
+    #[serde(default)]
+    pub bot: Option<BotStint>,
+}
+
+/// One visit to a chatbot node: its callback hash, fresh on every entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BotStint {
+    pub chatbot: String,
+    pub hash: String,
+    pub session: u64,
 }
 
 impl ConversationState {
@@ -176,6 +189,7 @@ impl ConversationState {
             agent_reply_ms: None,
             customer_ms: None,
             held_by: None,
+            bot: None,
         }
     }
 
@@ -192,6 +206,7 @@ impl ConversationState {
         next.history_len = self.history_len;
         next.last_agent = self.last_agent.clone();
         next.held_by = self.held_by.clone();
+        next.bot = self.bot.clone();
         next
     }
 
@@ -245,6 +260,17 @@ impl ConversationState {
 /// `account \0 customer`.
 pub fn conversation_key(account: &str, customer: &str) -> String {
     format!("{account}\u{0}{customer}")
+}
+
+/// Reads a conversation id (`account:customer:session`, as
+/// [`ConversationState::id`] writes it) into its parts. The account key
+/// may hold colons; customer ids never do.
+pub fn parse_conversation_id(id: &str) -> Option<(&str, &str, u64)> {
+    let mut parts = id.rsplitn(3, ':');
+    let session = parts.next()?.parse().ok()?;
+    let customer = parts.next().filter(|c| !c.is_empty())?;
+    let account = parts.next().filter(|a| !a.is_empty())?;
+    Some((account, customer, session))
 }
 
 /// A customer's thread taken by someone outside flowhost, or given back.

@@ -477,10 +477,44 @@ pub struct Chatbot {
     /// Extra adapter configuration.
     #[serde(default = "empty_object")]
     pub config: Value,
+    /// How long the bot has to answer one message, in seconds; after it the
+    /// conversation takes the fallback.
+    #[serde(default = "default_bot_timeout")]
+    pub timeout_seconds: u64,
+    /// Names the bot may hand off to (such as `10001`) and the queue each
+    /// means; a queue's own key is always accepted too.
+    #[serde(default)]
+    pub queue_aliases: BTreeMap<String, String>,
+}
+
+impl Chatbot {
+    /// The configuration the adapter gets: `url`, `send_attachments`, and
+    /// the node's `config` on top.
+    pub fn adapter_config(&self) -> Value {
+        let mut config = serde_json::json!({"url": self.url, "send_attachments": self.send_attachments});
+        if let (Some(target), Some(extra)) = (config.as_object_mut(), self.config.as_object()) {
+            target.extend(extra.clone());
+        }
+        config
+    }
+
+    /// The queue a hand-off names: a queue's key, or one of the aliases.
+    pub fn handoff_queue<'a>(&'a self, named: &'a str, queues: &BTreeMap<String, Queue>) -> Option<&'a str> {
+        if queues.contains_key(named) {
+            return Some(named);
+        }
+        self.queue_aliases.get(named).map(String::as_str)
+    }
 }
 
 fn default_adapter() -> String {
     "webhook-bot".into()
+}
+
+/// Ten seconds: long enough for a bot behind an NLU service, short enough
+/// that a customer is not left waiting in silence.
+fn default_bot_timeout() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

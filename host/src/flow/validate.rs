@@ -69,6 +69,10 @@ pub fn is_reserved_result_name(name: &str) -> bool {
     RESERVED_RESULT_NAMES.contains(&name)
 }
 
+/// The longest a chatbot's `timeout_seconds` may be: Meta wants webhook
+/// answers within seconds, and a customer should not wait longer.
+pub const MAX_BOT_TIMEOUT_SECONDS: u64 = 60;
+
 /// What validation knows of the plugins: kind and configuration schema.
 #[derive(Default)]
 pub struct PluginCatalog {
@@ -327,35 +331,7 @@ impl<'a> Validator<'a> {
         }
 
         for (key, bot) in &flow.chatbots {
-            let path = format!("chatbots.{key}");
-            match self.catalog.plugins.get(&bot.adapter) {
-                None if !self.catalog.plugins.is_empty() => self.error(
-                    format!("{path}.adapter"),
-                    format!("no plugin is named `{}`", bot.adapter),
-                ),
-                Some((kind, _)) if *kind != PluginKind::Chatbot => self.error(
-                    format!("{path}.adapter"),
-                    format!("plugin `{}` is not a chatbot adapter", bot.adapter),
-                ),
-                _ => {}
-            }
-            if url::Url::parse(&bot.url)
-                .map(|u| !matches!(u.scheme(), "http" | "https"))
-                .unwrap_or(true)
-            {
-                self.error(
-                    format!("{path}.url"),
-                    format!("`{}` is not an http(s) URL", bot.url),
-                );
-            }
-            self.check_destination(&format!("{path}.fallback"), &bot.fallback, None);
-            for (i, field) in bot.custom_fields.iter().enumerate() {
-                self.check_template(
-                    &format!("{path}.custom_fields[{i}].value"),
-                    &field.value,
-                    &HashSet::new(),
-                );
-            }
+            self.check_chatbot(key, bot, flow);
         }
 
         for (key, queue) in &flow.queues {
@@ -383,6 +359,75 @@ impl<'a> Validator<'a> {
         self.check_cycles();
         self.check_reachability();
         (schedules, patterns, words, connector_of_account)
+    }
+
+    fn check_chatbot(&mut self, key: &str, bot: &Chatbot, flow: &Flow) {
+        let path = format!("chatbots.{key}");
+        let schema = match self.catalog.plugins.get(&bot.adapter) {
+            None if !self.catalog.plugins.is_empty() => {
+                self.error(
+                    format!("{path}.adapter"),
+                    format!("no plugin is named `{}`", bot.adapter),
+                );
+                None
+            }
+            Some((kind, _)) if *kind != PluginKind::Chatbot => {
+                self.error(
+                    format!("{path}.adapter"),
+                    format!(
+                        "`{}` is a {} plugin, not a chatbot adapter",
+                        bot.adapter,
+                        kind_name(*kind)
+                    ),
+                );
+                None
+            }
+            Some((_, schema)) => schema.as_ref(),
+            None => None,
+        };
+        if url::Url::parse(&bot.url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            self.error(
+                format!("{path}.url"),
+                format!("`{}` is not an http(s) URL", bot.url),
+            );
+        }
+        let config = bot.adapter_config();
+        let problems: Vec<(String, String)> = schema
+            .into_iter()
+            .flat_map(|schema| schema.iter_errors(&config))
+            .map(|e| (e.instance_path().as_str().to_string(), e.to_string()))
+            .collect();
+        for (pointer, message) in problems {
+            self.error(
+                format!("{path}.config{}", pointer_to_path(&pointer)),
+                format!("does not match the adapter's schema: {message}"),
+            );
+        }
+        if !(1..=MAX_BOT_TIMEOUT_SECONDS).contains(&bot.timeout_seconds) {
+            self.error(
+                format!("{path}.timeout_seconds"),
+                format!("must be between 1 and {MAX_BOT_TIMEOUT_SECONDS} (a customer waits that long for an answer)"),
+            );
+        }
+        for (alias, queue) in &bot.queue_aliases {
+            if !flow.queues.contains_key(queue) {
+                self.error(
+                    format!("{path}.queue_aliases.{alias}"),
+                    format!("no queue is named `{queue}`"),
+                );
+            }
+        }
+        self.check_destination(&format!("{path}.fallback"), &bot.fallback, None);
+        for (i, field) in bot.custom_fields.iter().enumerate() {
+            self.check_template(
+                &format!("{path}.custom_fields[{i}].value"),
+                &field.value,
+                &HashSet::new(),
+            );
+        }
     }
 
     fn check_queue(&mut self, key: &str, queue: &Queue) {

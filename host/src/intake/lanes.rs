@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::InboxRecord;
-use crate::engine::state::Timer;
+use crate::engine::state::{Timer, conversation_key};
 use crate::engine::{Engine, EngineError};
 
 /// A failing turn is tried this many times before its event is set aside.
@@ -286,8 +286,15 @@ impl Lanes {
         match event {
             LaneEvent::Inbound { seq, record } => {
                 let contact = record.contact.clone();
-                let result = match &record.handover {
-                    Some(handover) => self
+                let result = match (&record.handover, &record.bot) {
+                    (_, Some(answer)) => {
+                        let key = conversation_key(&record.account, &contact.id);
+                        self.engine
+                            .handle_bot_answer(&key, answer.clone(), *seq)
+                            .await
+                            .map(|_| ())
+                    }
+                    (Some(handover), None) => self
                         .engine
                         .handle_handover(
                             &record.account,
@@ -298,7 +305,7 @@ impl Lanes {
                         )
                         .await
                         .map(|_| ()),
-                    None => self
+                    (None, None) => self
                         .engine
                         .handle_inbound(&record.account, contact, record.message.clone(), *seq)
                         .await

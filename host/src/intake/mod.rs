@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::engine::Engine;
+use crate::engine::chatbot::BotAnswer;
 use crate::engine::state::{Handover, conversation_key};
 use crate::plugin::{Contact, InboundMessage};
 use crate::storage::{Storage, StorageError};
@@ -38,6 +39,10 @@ pub struct InboxRecord {
     /// (`message` then only identifies and orders it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// Set when the event is a chatbot's later answer, posted to its
+    /// callback URL (`contact` then only names the customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotAnswer>,
 }
 
 /// Events read from the inbox at a time.
@@ -122,6 +127,11 @@ impl Intake {
             self.wake.notify_one();
         }
         Ok(accepted)
+    }
+
+    /// The engine the events go to.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The engine's clock.

@@ -298,7 +298,8 @@ impl PluginRuntime {
     }
 
     /// Forwards one customer message (or the start message) to a chatbot
-    /// adapter and returns what the bot answered at once.
+    /// adapter and returns what the bot answered at once. The whole call,
+    /// the bot's HTTP exchange included, gets at most `budget`.
     pub async fn run_chatbot(
         &self,
         plugin: &Plugin,
@@ -306,6 +307,7 @@ impl PluginRuntime {
         config: &Value,
         session: &ChatbotSession,
         inbound: &ChatbotInbound,
+        budget: std::time::Duration,
     ) -> Result<BotTurn, CallError> {
         let Pre::Chatbot(pre) = &plugin.pre else {
             return Err(CallError::WrongKind {
@@ -325,7 +327,7 @@ impl PluginRuntime {
         let (_slot, mut store) = self
             .begin(plugin.shared.clone(), CallScope::new(context))
             .await?;
-        let (times, budget) = watched(&store);
+        let (times, guest_budget) = watched(&store);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -339,22 +341,57 @@ impl PluginRuntime {
                 )
                 .await
         };
-        let limit = limits.call_timeout();
+        let limit = limits.call_timeout().min(budget);
         let turn = settle(
-            CallClock::watch(times, budget, limit, call).await,
+            CallClock::watch(times, guest_budget, limit, call).await,
             limit,
             &store,
         )?
         .map_err(|error| cap_reason(error.into()))?;
-        let turn = BotTurn::from(turn);
-        let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
-        if size > limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge {
-                size,
-                limit: limits.max_output_bytes,
+        bounded_turn(BotTurn::from(turn), limits)
+    }
+
+    /// Reads a body a bot posted to its callback URL with the adapter's
+    /// `parse-callback`. The adapter sees no conversation (an empty
+    /// context): whoever posted the body is not trusted yet.
+    pub async fn parse_chatbot_callback(
+        &self,
+        plugin: &Plugin,
+        config: &Value,
+        body: &[u8],
+    ) -> Result<BotCallback, CallError> {
+        let Pre::Chatbot(pre) = &plugin.pre else {
+            return Err(CallError::WrongKind {
+                plugin: plugin.info.name.clone(),
+                expected: "chatbot",
             });
-        }
-        Ok(turn)
+        };
+        let limits = &plugin.shared.limits;
+        let config = config.to_string();
+        check_input(limits, config.len() + body.len())?;
+        let (_slot, mut store) = self
+            .begin(plugin.shared.clone(), CallScope::new(ActionContext::default()))
+            .await?;
+        let (times, guest_budget) = watched(&store);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .flowhost_plugin_chatbot_adapter()
+                .call_parse_callback(&mut store, &config, body)
+                .await
+        };
+        let limit = limits.call_timeout();
+        let callback = settle(
+            CallClock::watch(times, guest_budget, limit, call).await,
+            limit,
+            &store,
+        )?
+        .map_err(|error| cap_reason(error.into()))?;
+        Ok(BotCallback {
+            conversation: callback.conversation,
+            hash: callback.hash,
+            turn: bounded_turn(BotTurn::from(callback.turn), limits)?,
+        })
     }
 
     /// Translates `text` into `target` with a translator plugin.
@@ -554,6 +591,18 @@ fn watched(store: &Store<CallState>) -> (Arc<state::CallTimes>, std::time::Durat
 }
 
 /// The value of a finished call, or why it did not finish.
+/// A bot's answer no larger than the adapter's `max_output_bytes`.
+fn bounded_turn(turn: BotTurn, limits: &Limits) -> Result<BotTurn, CallError> {
+    let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());
+    if size > limits.max_output_bytes {
+        return Err(CallError::OutputTooLarge {
+            size,
+            limit: limits.max_output_bytes,
+        });
+    }
+    Ok(turn)
+}
+
 fn settle<R>(
     finished: Result<wasmtime::Result<R>, Stopped>,
     limit: std::time::Duration,

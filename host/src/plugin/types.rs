@@ -224,6 +224,15 @@ pub struct ChatbotInbound {
     pub is_start: bool,
 }
 
+/// A body a bot posted to its callback URL, as its adapter read it. Empty
+/// `conversation` and `hash` mean the body does not name them (the URL does).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BotCallback {
+    pub conversation: String,
+    pub hash: String,
+    pub turn: BotTurn,
+}
+
 /// A chatbot's answer: messages, and perhaps a hand-off to a queue.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotTurn {

@@ -123,6 +123,7 @@ pub(super) async fn receive(
                     ..InboundMessage::default()
                 },
                 handover: Some(handover),
+                bot: None,
             };
             (format!("connexease:{channel}:handover:{event_id}"), record)
         }
@@ -174,6 +175,7 @@ fn customer_record(
             timestamp_ms: now,
         },
         handover: None,
+        bot: None,
     };
     (dedupe, record)
 }

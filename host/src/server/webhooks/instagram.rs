@@ -323,6 +323,7 @@ impl InstagramAccounts {
             contact,
             message,
             handover: None,
+            bot: None,
         };
         Taken::Record(dedupe, record)
     }
@@ -386,6 +387,7 @@ fn handover_record(
         contact,
         message,
         handover: Some(handover),
+        bot: None,
     }
 }
 
