@@ -2,13 +2,11 @@
 //! through signed Instagram webhooks, agents work through the agent API and
 //! its live stream, replies reach a stand-in of the Graph API.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::instagram::signature::sign;
+use flowhost_tests::graph::Graph;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -76,62 +74,6 @@ const QUEUES: &str = r#"
     agent_ring_time: 2
     away_after_missed_offers: 2
 "#;
-
-/// The Send API stand-in: keeps every request body.
-#[derive(Clone, Default)]
-struct Graph {
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Graph {
-    async fn start() -> (Graph, String) {
-        let graph = Graph::default();
-        let bodies = graph.bodies.clone();
-        let router = axum::Router::new().route(
-            "/v23.0/{ig_id}/messages",
-            post(move |Json(body): Json<Value>| {
-                let bodies = bodies.clone();
-                async move {
-                    let mut bodies = bodies.lock().unwrap();
-                    bodies.push(body.clone());
-                    let id = format!("m_{}", bodies.len());
-                    Json(json!({"recipient_id": body["recipient"]["id"], "message_id": id}))
-                }
-            }),
-        );
-        let addr = flowhost_tests::serve(router).await;
-        (graph, format!("http://{addr}"))
-    }
-
-    fn to(&self, customer: &str) -> Vec<Value> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| b["recipient"]["id"] == customer)
-            .cloned()
-            .collect()
-    }
-
-    async fn wait_for_text(&self, customer: &str, text: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(found) = self
-                .to(customer)
-                .into_iter()
-                .find(|b| b["message"]["text"] == text)
-            {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{customer} never got {text:?}; got {:?}",
-                self.to(customer)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 struct Desk {
     server: Server,

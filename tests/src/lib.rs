@@ -10,6 +10,7 @@ use flowhost::plugin::{
     ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
 };
 
+pub mod graph;
 pub mod stress;
 
 mod generated {

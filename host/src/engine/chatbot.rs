@@ -15,6 +15,7 @@ use super::{Engine, EngineError, Next, Turn, TurnReport};
 use crate::flow::model::Destination;
 use crate::plugin::{
     BotCallback, BotTurn, CallError, ChatbotInbound, ChatbotSession, CustomFieldValue,
+    InboundMessage,
 };
 use crate::storage::TurnCommit;
 use crate::templates;
@@ -78,7 +79,9 @@ fn where_it_is(position: &Position) -> String {
         Position::Start => "is no longer with the chatbot".into(),
         Position::Waiting { tree, .. } => format!("is in decision tree `{tree}`"),
         Position::Automessage { name, .. } => format!("is in automessage `{name}`"),
-        Position::Chatbot { name, .. } => format!("talks to chatbot `{name}` again, under a new hash"),
+        Position::Chatbot { name, .. } => {
+            format!("talks to chatbot `{name}` again, under a new hash")
+        }
         Position::Queued { queue, .. } => format!("waits in queue `{queue}`"),
         Position::WithAgent { queue, .. } => format!("is with an agent of queue `{queue}`"),
         Position::Ended => "has ended".into(),
@@ -99,15 +102,27 @@ impl Engine {
             hash: hash.clone(),
             session: turn.state.session,
         });
-        if !self.flow.flow.chatbots[name].send_start_message {
-            return Next::Stay;
+        if self.flow.flow.chatbots[name].send_start_message {
+            let start = ChatbotInbound {
+                id: uuid::Uuid::now_v7().to_string(),
+                is_start: true,
+                ..Default::default()
+            };
+            let next = self.talk_to_chatbot(turn, name, &hash, start).await;
+            if !matches!(next, Next::Stay) {
+                return next;
+            }
         }
-        let inbound = ChatbotInbound {
-            id: uuid::Uuid::now_v7().to_string(),
-            is_start: true,
-            ..Default::default()
-        };
-        self.talk_to_chatbot(turn, name, &hash, inbound).await
+        // The message that brought the customer here is the bot's to
+        // answer, unless a decision already took it as its answer.
+        let unanswered = turn.inbound && turn.began_at == Position::Start;
+        match turn.state.last_message.clone().filter(|_| unanswered) {
+            Some(message) => {
+                let inbound = inbound_of(&message);
+                self.talk_to_chatbot(turn, name, &hash, inbound).await
+            }
+            None => Next::Stay,
+        }
     }
 
     /// Sends one inbound to the chatbot's adapter and acts on its answer.
@@ -208,7 +223,9 @@ impl Engine {
         };
         match bot.handoff_queue(&named, &self.flow.flow.queues) {
             Some(queue) => {
-                turn.route(format!("chatbot `{name}` hands the conversation to queue `{queue}`"));
+                turn.route(format!(
+                    "chatbot `{name}` hands the conversation to queue `{queue}`"
+                ));
                 Next::Go(Destination::Queue(queue.to_string()), String::new())
             }
             None => {
@@ -224,9 +241,12 @@ impl Engine {
     /// adapter.
     pub async fn parse_callback(&self, name: &str, body: &[u8]) -> Result<BotCallback, CallError> {
         let bot = &self.flow.flow.chatbots[name];
-        let adapter = self.registry.get(&bot.adapter).ok_or_else(|| CallError::BotUnavailable {
-            reason: format!("no adapter plugin `{}`", bot.adapter),
-        })?;
+        let adapter = self
+            .registry
+            .get(&bot.adapter)
+            .ok_or_else(|| CallError::BotUnavailable {
+                reason: format!("no adapter plugin `{}`", bot.adapter),
+            })?;
         self.runtime
             .parse_chatbot_callback(&adapter, &bot.adapter_config(), body)
             .await
@@ -271,7 +291,12 @@ impl Engine {
             ..TurnCommit::default()
         };
         let state = self.storage.conversation(key).await?;
-        let verdict = verdict(state.as_ref(), &answer.chatbot, answer.session, &answer.hash);
+        let verdict = verdict(
+            state.as_ref(),
+            &answer.chatbot,
+            answer.session,
+            &answer.hash,
+        );
         let Some(state) = state.filter(|_| verdict != CallbackVerdict::Refused) else {
             self.storage.commit_turn(consumed, now).await?;
             return Ok(None);
@@ -290,6 +315,17 @@ impl Engine {
             CallbackVerdict::Refused => unreachable!("filtered above"),
         }
         self.commit(turn).await.map(Some)
+    }
+}
+
+/// A customer's message as a chatbot adapter gets it.
+pub(super) fn inbound_of(message: &InboundMessage) -> ChatbotInbound {
+    ChatbotInbound {
+        id: message.id.clone(),
+        text: message.text.clone(),
+        quick_reply: message.payload.clone(),
+        attachments: message.attachments.clone(),
+        is_start: false,
     }
 }
 
@@ -332,10 +368,22 @@ mod tests {
     #[test]
     fn only_the_current_hash_of_the_current_session_enters() {
         let state = talking("h1");
-        assert_eq!(verdict(Some(&state), "bot", 3, "h1"), CallbackVerdict::Current);
-        assert_eq!(verdict(Some(&state), "bot", 3, "h2"), CallbackVerdict::Refused);
-        assert_eq!(verdict(Some(&state), "other", 3, "h1"), CallbackVerdict::Refused);
-        assert_eq!(verdict(Some(&state), "bot", 2, "h1"), CallbackVerdict::Refused);
+        assert_eq!(
+            verdict(Some(&state), "bot", 3, "h1"),
+            CallbackVerdict::Current
+        );
+        assert_eq!(
+            verdict(Some(&state), "bot", 3, "h2"),
+            CallbackVerdict::Refused
+        );
+        assert_eq!(
+            verdict(Some(&state), "other", 3, "h1"),
+            CallbackVerdict::Refused
+        );
+        assert_eq!(
+            verdict(Some(&state), "bot", 2, "h1"),
+            CallbackVerdict::Refused
+        );
         assert_eq!(verdict(None, "bot", 3, "h1"), CallbackVerdict::Refused);
     }
 

@@ -29,8 +29,8 @@ use serde_json::Value;
 use crate::flow::CompiledFlow;
 use crate::flow::model::Destination;
 use crate::plugin::{
-    ActionContext, ChatbotInbound, Contact, Conversation, InboundMessage, OutgoingMessage,
-    PluginRuntime, QuickReply, TemplateSandbox,
+    ActionContext, Contact, Conversation, InboundMessage, OutgoingMessage, PluginRuntime,
+    QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
 use crate::storage::{
@@ -487,13 +487,7 @@ impl Engine {
                 self.answer(&mut turn, &tree, &decision, &message).await
             }
             Position::Chatbot { name, hash } => {
-                let inbound = ChatbotInbound {
-                    id: message.id.clone(),
-                    text: message.text.clone(),
-                    quick_reply: message.payload.clone(),
-                    attachments: message.attachments.clone(),
-                    is_start: false,
-                };
+                let inbound = chatbot::inbound_of(&message);
                 self.talk_to_chatbot(&mut turn, &name, &hash, inbound).await
             }
             Position::Automessage { .. } => Next::Stay,

@@ -491,7 +491,8 @@ impl Chatbot {
     /// The configuration the adapter gets: `url`, `send_attachments`, and
     /// the node's `config` on top.
     pub fn adapter_config(&self) -> Value {
-        let mut config = serde_json::json!({"url": self.url, "send_attachments": self.send_attachments});
+        let mut config =
+            serde_json::json!({"url": self.url, "send_attachments": self.send_attachments});
         if let (Some(target), Some(extra)) = (config.as_object_mut(), self.config.as_object()) {
             target.extend(extra.clone());
         }
@@ -499,7 +500,11 @@ impl Chatbot {
     }
 
     /// The queue a hand-off names: a queue's key, or one of the aliases.
-    pub fn handoff_queue<'a>(&'a self, named: &'a str, queues: &BTreeMap<String, Queue>) -> Option<&'a str> {
+    pub fn handoff_queue<'a>(
+        &'a self,
+        named: &'a str,
+        queues: &BTreeMap<String, Queue>,
+    ) -> Option<&'a str> {
         if queues.contains_key(named) {
             return Some(named);
         }

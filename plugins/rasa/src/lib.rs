@@ -130,7 +130,10 @@ impl Chatbot for Rasa {
         }
         let sender = match config.mode {
             Mode::Rest => context.conversation.id.clone(),
-            Mode::Callback => format!("{}{SENDER_SEPARATOR}{}", context.conversation.id, session.hash),
+            Mode::Callback => format!(
+                "{}{SENDER_SEPARATOR}{}",
+                context.conversation.id, session.hash
+            ),
         };
         let mut body = json!({"sender": sender, "message": message});
         if !session.custom_fields.is_empty() {
@@ -143,9 +146,13 @@ impl Chatbot for Rasa {
         }
         let mut request = http::post_json(&config.url, &body);
         request.headers.extend(config.headers.clone());
-        let response = http::send(request).map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
+        let response =
+            http::send(request).map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
         if !(200..300).contains(&response.status) {
-            return Err(AdapterError::Unavailable(format!("Rasa answered HTTP {}", response.status)));
+            return Err(AdapterError::Unavailable(format!(
+                "Rasa answered HTTP {}",
+                response.status
+            )));
         }
         if config.mode == Mode::Callback {
             // Rasa answers `success`; its messages come to the callback URL.
@@ -154,7 +161,9 @@ impl Chatbot for Rasa {
         let messages: Value = serde_json::from_slice(&response.body)
             .map_err(|e| AdapterError::Protocol(format!("Rasa's answer is not JSON: {e}")))?;
         let messages = messages.as_array().ok_or_else(|| {
-            AdapterError::Protocol(format!("Rasa's answer must be a list of messages, not {messages}"))
+            AdapterError::Protocol(format!(
+                "Rasa's answer must be a list of messages, not {messages}"
+            ))
         })?;
         read_messages(&config, messages)
     }
@@ -165,9 +174,13 @@ impl Chatbot for Rasa {
         let recipient = message
             .get("recipient_id")
             .and_then(Value::as_str)
-            .ok_or_else(|| AdapterError::Protocol("the callback has no string `recipient_id`".into()))?;
+            .ok_or_else(|| {
+                AdapterError::Protocol("the callback has no string `recipient_id`".into())
+            })?;
         let (conversation, hash) = recipient.rsplit_once(SENDER_SEPARATOR).ok_or_else(|| {
-            AdapterError::Protocol("`recipient_id` is not a sender flowhost gave (conversation~hash)".into())
+            AdapterError::Protocol(
+                "`recipient_id` is not a sender flowhost gave (conversation~hash)".into(),
+            )
         })?;
         Ok(Callback {
             conversation: conversation.to_string(),
@@ -203,8 +216,9 @@ fn handoff_intent(config: &Config, message: &str) -> Result<Option<String>, Adap
     let named = if rest.is_empty() {
         None
     } else if rest.starts_with('{') {
-        let entities: Value = serde_json::from_str(rest)
-            .map_err(|e| AdapterError::Protocol(format!("the hand-off intent's entities are not JSON: {e}")))?;
+        let entities: Value = serde_json::from_str(rest).map_err(|e| {
+            AdapterError::Protocol(format!("the hand-off intent's entities are not JSON: {e}"))
+        })?;
         entities.get("queue").and_then(queue_of)
     } else {
         // `/handoffs` is another intent.
@@ -213,7 +227,11 @@ fn handoff_intent(config: &Config, message: &str) -> Result<Option<String>, Adap
     named
         .or_else(|| config.handoff_queue.clone())
         .map(Some)
-        .ok_or_else(|| AdapterError::Protocol("a hand-off names no queue and `handoff_queue` is not set".into()))
+        .ok_or_else(|| {
+            AdapterError::Protocol(
+                "a hand-off names no queue and `handoff_queue` is not set".into(),
+            )
+        })
 }
 
 fn queue_of(value: &Value) -> Option<String> {
@@ -228,9 +246,9 @@ fn queue_of(value: &Value) -> Option<String> {
 fn read_messages(config: &Config, messages: &[Value]) -> Result<BotTurn, AdapterError> {
     let mut turn = nothing();
     for message in messages {
-        let message = message
-            .as_object()
-            .ok_or_else(|| AdapterError::Protocol(format!("a Rasa message must be an object, not {message}")))?;
+        let message = message.as_object().ok_or_else(|| {
+            AdapterError::Protocol(format!("a Rasa message must be an object, not {message}"))
+        })?;
         if let Some(custom) = message.get("custom").filter(|c| !c.is_null()) {
             if let Some(queue) = custom_handoff(config, custom)? {
                 turn.handoff_queue = Some(queue);
@@ -256,7 +274,12 @@ fn custom_handoff(config: &Config, custom: &Value) -> Result<Option<String>, Ada
     named
         .or_else(|| config.handoff_queue.clone())
         .map(Some)
-        .ok_or_else(|| AdapterError::Protocol(format!("`custom.{}` names no queue and `handoff_queue` is not set", config.handoff_key)))
+        .ok_or_else(|| {
+            AdapterError::Protocol(format!(
+                "`custom.{}` names no queue and `handoff_queue` is not set",
+                config.handoff_key
+            ))
+        })
 }
 
 /// One Rasa message as a reply: text, image, attachment, buttons (as quick
@@ -265,22 +288,36 @@ fn reply_of(message: &Map<String, Value>) -> Result<Option<BotReply>, AdapterErr
     let text = match message.get("text") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.is_empty()),
-        Some(other) => return Err(AdapterError::Protocol(format!("`text` must be a string, not {other}"))),
+        Some(other) => {
+            return Err(AdapterError::Protocol(format!(
+                "`text` must be a string, not {other}"
+            )));
+        }
     };
     let mut attachments = Vec::new();
     if let Some(image) = message.get("image").filter(|v| !v.is_null()) {
         let url = image
             .as_str()
             .ok_or_else(|| AdapterError::Protocol(format!("`image` must be a URL, not {image}")))?;
-        attachments.push(Attachment { kind: "image".into(), url: url.to_string() });
+        attachments.push(Attachment {
+            kind: "image".into(),
+            url: url.to_string(),
+        });
     }
     if let Some(attachment) = message.get("attachment").filter(|v| !v.is_null()) {
         attachments.push(attachment_of(attachment)?);
     }
     let quick_replies = match message.get("buttons") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(buttons)) => buttons.iter().map(quick_reply_of).collect::<Result<_, _>>()?,
-        Some(other) => return Err(AdapterError::Protocol(format!("`buttons` must be a list, not {other}"))),
+        Some(Value::Array(buttons)) => buttons
+            .iter()
+            .map(quick_reply_of)
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(AdapterError::Protocol(format!(
+                "`buttons` must be a list, not {other}"
+            )));
+        }
     };
     if text.is_none() && attachments.is_empty() && quick_replies.is_empty() {
         return Ok(None);
@@ -313,17 +350,28 @@ fn quick_reply_of(button: &Value) -> Result<QuickReply, AdapterError> {
 /// channels send it.
 fn attachment_of(attachment: &Value) -> Result<Attachment, AdapterError> {
     if let Some(url) = attachment.as_str() {
-        return Ok(Attachment { kind: "file".into(), url: url.to_string() });
+        return Ok(Attachment {
+            kind: "file".into(),
+            url: url.to_string(),
+        });
     }
-    let url = ["src", "url"]
-        .iter()
-        .find_map(|key| attachment.pointer(&format!("/payload/{key}")).and_then(Value::as_str));
+    let url = ["src", "url"].iter().find_map(|key| {
+        attachment
+            .pointer(&format!("/payload/{key}"))
+            .and_then(Value::as_str)
+    });
     match url {
         Some(url) => Ok(Attachment {
-            kind: attachment.get("type").and_then(Value::as_str).unwrap_or("file").to_string(),
+            kind: attachment
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("file")
+                .to_string(),
             url: url.to_string(),
         }),
-        None => Err(AdapterError::Protocol(format!("`attachment` has no URL: {attachment}"))),
+        None => Err(AdapterError::Protocol(format!(
+            "`attachment` has no URL: {attachment}"
+        ))),
     }
 }
 

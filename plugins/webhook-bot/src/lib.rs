@@ -67,8 +67,8 @@ impl Chatbot for WebhookBot {
         let body = request_body(context, &config, session, inbound);
         let mut request = http::post_json(&config.url, &body);
         request.headers.extend(config.headers);
-        let response = http::send(request)
-            .map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
+        let response =
+            http::send(request).map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
         if !(200..300).contains(&response.status) {
             return Err(AdapterError::Unavailable(format!(
                 "the bot answered HTTP {}",
@@ -168,9 +168,9 @@ fn rfc3339(ms: u64) -> String {
 /// Reads a bot's answer: `text`, `button`, `quickreply`, and `queue` or
 /// `transfer`. Anything else the protocol does not allow is an error.
 fn read_answer(answer: &Value) -> Result<BotTurn, AdapterError> {
-    let answer = answer
-        .as_object()
-        .ok_or_else(|| AdapterError::Protocol(format!("the answer must be a JSON object, not {answer}")))?;
+    let answer = answer.as_object().ok_or_else(|| {
+        AdapterError::Protocol(format!("the answer must be a JSON object, not {answer}"))
+    })?;
     let text = optional_string(answer, "text")?;
     let buttons = list(answer, "button", |item| {
         Ok(Button {
@@ -206,7 +206,10 @@ fn read_answer(answer: &Value) -> Result<BotTurn, AdapterError> {
     })
 }
 
-fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<String>, AdapterError> {
+fn optional_string(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, AdapterError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -217,7 +220,11 @@ fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<St
     }
 }
 
-fn required_string(item: &Map<String, Value>, list: &str, field: &str) -> Result<String, AdapterError> {
+fn required_string(
+    item: &Map<String, Value>,
+    list: &str,
+    field: &str,
+) -> Result<String, AdapterError> {
     match item.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(AdapterError::Protocol(format!(

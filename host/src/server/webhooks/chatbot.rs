@@ -50,11 +50,17 @@ pub(super) async fn receive(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let intake = state.intake.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_flow", "no flow is loaded")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_flow",
+            "no flow is loaded",
+        )
     })?;
     let engine = intake.engine();
     if !engine.flow().flow.chatbots.contains_key(&chatbot) {
-        return Err(ApiError::not_found(format!("no chatbot is named `{chatbot}`")));
+        return Err(ApiError::not_found(format!(
+            "no chatbot is named `{chatbot}`"
+        )));
     }
     let named = named.conversation.zip(named.hash);
     if let Some((conversation, hash)) = &named {
@@ -100,7 +106,11 @@ pub(super) async fn receive(
         duplicate = accepted == 0,
         "chatbot callback accepted"
     );
-    let status = if accepted == 0 { "duplicate" } else { "accepted" };
+    let status = if accepted == 0 {
+        "duplicate"
+    } else {
+        "accepted"
+    };
     Ok(Json(json!({ "status": status })))
 }
 
@@ -126,7 +136,9 @@ async fn admit(
         CallbackVerdict::MovedOn(where_it_is) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "moved_on",
-            format!("conversation `{conversation}` {where_it_is}; chatbot `{chatbot}` no longer answers it"),
+            format!(
+                "conversation `{conversation}` {where_it_is}; chatbot `{chatbot}` no longer answers it"
+            ),
         )),
     }
 }
