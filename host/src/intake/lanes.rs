@@ -290,7 +290,7 @@ impl Lanes {
                     (_, Some(answer)) => {
                         let key = conversation_key(&record.account, &contact.id);
                         self.engine
-                            .handle_bot_answer(&key, answer.clone(), *seq)
+                            .handle_bot_answer(&key, (**answer).clone(), *seq)
                             .await
                             .map(|_| ())
                     }

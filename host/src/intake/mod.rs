@@ -42,7 +42,7 @@ pub struct InboxRecord {
     /// Set when the event is a chatbot's later answer, posted to its
     /// callback URL (`contact` then only names the customer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bot: Option<BotAnswer>,
+    pub bot: Option<Box<BotAnswer>>,
 }
 
 /// Events read from the inbox at a time.

@@ -249,10 +249,10 @@ fn read_messages(config: &Config, messages: &[Value]) -> Result<BotTurn, Adapter
         let message = message.as_object().ok_or_else(|| {
             AdapterError::Protocol(format!("a Rasa message must be an object, not {message}"))
         })?;
-        if let Some(custom) = message.get("custom").filter(|c| !c.is_null()) {
-            if let Some(queue) = custom_handoff(config, custom)? {
-                turn.handoff_queue = Some(queue);
-            }
+        if let Some(custom) = message.get("custom").filter(|c| !c.is_null())
+            && let Some(queue) = custom_handoff(config, custom)?
+        {
+            turn.handoff_queue = Some(queue);
         }
         if let Some(reply) = reply_of(message)? {
             turn.replies.push(reply);

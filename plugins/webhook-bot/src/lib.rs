@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flowhost_sdk::chatbot::{AdapterError, BotReply, BotTurn, Callback, Inbound, Session};
-use flowhost_sdk::http::{self, Method};
+use flowhost_sdk::http;
 use flowhost_sdk::{Attachment, Button, Capability, Chatbot, Context, PluginInfo, QuickReply};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -88,12 +88,12 @@ pub(super) async fn receive(
             ..InboundMessage::default()
         },
         handover: None,
-        bot: Some(BotAnswer {
+        bot: Some(Box::new(BotAnswer {
             chatbot: chatbot.clone(),
             session,
             hash: hash.clone(),
             turn: parsed.turn,
-        }),
+        })),
     };
     let dedupe = format!(
         "chatbot:{chatbot}:{hash}:{}",
