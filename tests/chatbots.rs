@@ -24,25 +24,41 @@ const SHOP: (&str, &str) = ("shop-ig", "17841400000000101");
 const GONE: (&str, &str) = ("gone-ig", "17841400000000102");
 const RASA: (&str, &str) = ("rasa-ig", "17841400000000103");
 const RASA_CB: (&str, &str) = ("rasacb-ig", "17841400000000104");
+const RELAY: (&str, &str) = ("relay-ig", "17841400000000105");
 const SORRY: &str = "Our assistant is away; a person will answer you here.";
 
-fn flow(graph: &str, bots: &str, closed_port: u16) -> String {
+/// The flow; `relay` adds an account whose connector goes to a chatbot on
+/// the SDK's example adapter `relay-bot`.
+fn flow(graph: &str, bots: &str, closed_port: u16, relay: bool) -> String {
     let account = |(key, id): (&str, &str)| {
         format!(
             "  {key}:\n    channel: instagram\n    ig_user_id: \"{id}\"\n    access_token: graph-token\n    api_base_url: {graph}\n    app_secret: {SECRET}\n    verify_token: verify-me\n"
         )
     };
+    let (relay_account, relay_connector, relay_chatbot) = if relay {
+        (
+            account(RELAY),
+            "  relay: { title: Relay, account: relay-ig, next: { chatbot: relay } }\n".to_string(),
+            format!(
+                "  relay:\n    title: Relay\n    adapter: relay-bot\n    url: {bots}/relay\n    fallback: {{ automessage: sorry }}\n"
+            ),
+        )
+    } else {
+        Default::default()
+    };
     format!(
         r#"
 default_language: en
 accounts:
-{}{}{}{}
+{}{}{}{}{relay_account}
 connectors:
   dm: {{ title: DMs, account: shop-ig, next: {{ chatbot: helper }}, default_queue: support, attachments: from_customer }}
   gone: {{ title: Gone, account: gone-ig, next: {{ chatbot: gone }} }}
   rasa: {{ title: Rasa, account: rasa-ig, next: {{ chatbot: rasa_bot }} }}
   rasacb: {{ title: Rasa callback, account: rasacb-ig, next: {{ chatbot: rasa_cb }} }}
+{relay_connector}
 chatbots:
+{relay_chatbot}
   helper:
     title: Helper
     url: {bots}/bot
@@ -104,6 +120,7 @@ impl Bots {
             .route("/bot", post(webhook_bot))
             .route("/webhooks/rest/webhook", post(rasa_rest))
             .route("/webhooks/callback/webhook", post(rasa_callback))
+            .route("/relay", post(relay_bot))
             .with_state(bots.clone());
         let addr = flowhost_tests::serve(router).await;
         (bots, format!("http://{addr}"))
@@ -195,6 +212,26 @@ async fn rasa_callback(State(bots): State<Bots>, Json(body): Json<Value>) -> &'s
     "success"
 }
 
+/// The SDK example's imaginary relay bot: `now` is answered at once,
+/// anything else later at `reply_url`, with a hand-off to sales.
+async fn relay_bot(Json(body): Json<Value>) -> Response {
+    let text = body["text"].as_str().unwrap_or("").to_string();
+    if text == "now" {
+        return Json(json!({"replies": ["Relayed at once"]})).into_response();
+    }
+    let reply_url = body["reply_url"].as_str().unwrap().to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = json!({"replies": [format!("Relayed later: {text}")], "handoff": "sales"});
+        let _ = reqwest::Client::new()
+            .post(reply_url)
+            .json(&answer)
+            .send()
+            .await;
+    });
+    StatusCode::ACCEPTED.into_response()
+}
+
 struct Fixture {
     server: Server,
     base: String,
@@ -206,15 +243,25 @@ struct Fixture {
 
 impl Fixture {
     async fn start(dir: &std::path::Path) -> Fixture {
+        Self::with_plugins(dir, None).await
+    }
+
+    /// With `plugins_dir` holding the SDK's example `relay-bot`, the flow
+    /// gets a chatbot on it.
+    async fn with_plugins(dir: &std::path::Path, plugins_dir: Option<&std::path::Path>) -> Fixture {
         let (graph, graph_url) = Graph::start().await;
         let (bots, bots_url) = Bots::start().await;
         let closed_port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let mut config =
-            flowhost_tests::server_config(dir, &flow(&graph_url, &bots_url, closed_port));
-        for adapter in ["webhook-bot", "rasa"] {
+        let mut config = flowhost_tests::server_config(
+            dir,
+            &flow(&graph_url, &bots_url, closed_port, plugins_dir.is_some()),
+        );
+        config.plugins_dir = plugins_dir.map(std::path::Path::to_path_buf);
+        let relay = plugins_dir.map(|_| "relay-bot");
+        for adapter in ["webhook-bot", "rasa"].into_iter().chain(relay) {
             config
                 .plugins
                 .insert(adapter.into(), flowhost_tests::loopback_request());
@@ -789,5 +836,63 @@ async fn rasa_callback_channel_answers_through_the_fixed_callback_url() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(texts(&fx.graph, customer), ["Callback: hi there"]);
+    fx.server.stop().await.unwrap();
+}
+
+/// Builds the SDK's example adapter exactly as its first lines say, from
+/// `sdk/`, and returns the component.
+fn build_sdk_example() -> std::path::PathBuf {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    let example = std::fs::read_to_string(sdk.join("examples/relay_bot.rs")).unwrap();
+    let command = example
+        .lines()
+        .find_map(|line| {
+            line.split('`')
+                .nth(1)
+                .filter(|c| c.starts_with("cargo build"))
+        })
+        .expect("the example says how to build it");
+    let mut words = command.split_whitespace();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(words.by_ref().skip(1)).current_dir(&sdk);
+    // The test's own build settings are not the partner's.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let built = sdk.join("target/wasm32-wasip2/release/examples/relay_bot.wasm");
+    assert!(example.contains("target/wasm32-wasip2/release/examples/relay_bot.wasm"));
+    assert!(example.contains("`plugins_dir` as `relay-bot.wasm`"));
+    built
+}
+
+#[tokio::test]
+async fn an_adapter_built_from_the_sdk_example_answers_at_once_and_later() {
+    let component = tokio::task::spawn_blocking(build_sdk_example)
+        .await
+        .unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(&component, plugins.path().join("relay-bot.wasm")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::with_plugins(dir.path(), Some(plugins.path())).await;
+
+    fx.write(RELAY, "5901", "now", json!({})).await;
+    fx.graph.wait_for_text("5901", "Relayed at once").await;
+    fx.write(RELAY, "5902", "take your time", json!({})).await;
+    fx.graph
+        .wait_for_text("5902", "Relayed later: take your time")
+        .await;
+    fx.wait_for_queue(RELAY, "5902", "sales").await;
     fx.server.stop().await.unwrap();
 }

@@ -26,7 +26,7 @@
 //!
 //! ## Example: a chatbot adapter
 //!
-#![doc = concat!("```no_run\n", include_str!("../examples/echo_bot.rs"), "```")]
+#![doc = concat!("```no_run\n", include_str!("../examples/relay_bot.rs"), "```")]
 
 // The generated bindings name this crate by its absolute path, so that the
 // export macros expand correctly inside plugin crates.
