@@ -64,6 +64,8 @@ chatbots:
     url: {bots}/bot
     fallback: {{ automessage: sorry }}
     send_attachments: true
+    send_start_message: true
+    config: {{ start_text: start }}
     timeout_seconds: 2
     custom_fields:
       - {{ name: customer, title: Customer, value: "{{{{ contact.id }}}}" }}
@@ -77,6 +79,7 @@ chatbots:
     title: Rasa
     adapter: rasa
     url: {bots}/webhooks/rest/webhook
+    send_start_message: true
     fallback: {{ automessage: sorry }}
   rasa_cb:
     title: Rasa by callback
@@ -151,6 +154,7 @@ async fn webhook_bot(State(bots): State<Bots>, Json(body): Json<Value>) -> Respo
         return Json(json!({"text": "You pressed sales"})).into_response();
     }
     match body["text"].as_str().unwrap_or("") {
+        "start" => Json(json!({})).into_response(),
         "hello" => Json(json!({
             "text": "Hi from the bot",
             "quickreply": [{"name": "qr-sales", "text": "Sales"}],
@@ -424,6 +428,17 @@ async fn the_webhook_bot_gets_the_documented_body_and_answers_at_once() {
     let mid = fx.write(SHOP, customer, "hello", image).await;
 
     let request = fx.bot_request(&mid).await;
+    // The start message came first, with the start text and nulls.
+    let start = fx.bots.webhook_requests_from(customer)[0].clone();
+    assert_eq!(start["text"], "start");
+    assert_eq!(start["direction"], "IN");
+    assert_eq!(
+        (&start["quickreply"], &start["attachments"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_ne!(start["name"], mid);
+    assert_eq!(start["conversation"], request["conversation"]);
+
     let conversation = &request["conversation"];
     assert_eq!(request["direction"], "IN");
     assert_eq!(request["text"], "hello");
@@ -625,7 +640,8 @@ async fn a_bot_that_fails_takes_the_fallback_and_a_slow_one_holds_up_nobody_else
     // The slow bot first; the others write while it keeps its customer waiting.
     fx.write(SHOP, "5401", "slow", json!({})).await;
     eventually("the bot got the slow message", || async {
-        (!fx.bots.webhook_requests_from("5401").is_empty()).then_some(())
+        let requests = fx.bots.webhook_requests_from("5401");
+        requests.iter().any(|r| r["text"] == "slow").then_some(())
     })
     .await;
     fx.write(SHOP, "5402", "boom", json!({})).await;
@@ -695,10 +711,15 @@ async fn many_customers_talk_to_the_bot_at_once_and_each_gets_one_answer() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for customer in &customers {
         assert_eq!(texts(&fx.graph, customer).len(), 1, "{customer}");
+        let said: Vec<Value> = fx
+            .bots
+            .webhook_requests_from(customer)
+            .iter()
+            .map(|r| r["text"].clone())
+            .collect();
         assert_eq!(
-            fx.bots.webhook_requests_from(customer).len(),
-            1,
-            "{customer}"
+            said,
+            [json!("start"), json!(format!("question of {customer}"))]
         );
     }
     fx.server.stop().await.unwrap();
@@ -738,7 +759,11 @@ async fn a_callback_after_a_restart_reaches_the_customer() {
         .unwrap();
     assert_eq!(response.status(), 200);
     graph.wait_for_text(customer, "Sorry for the wait").await;
-    assert_eq!(bots.webhook_requests_from(customer).len(), 1);
+    assert_eq!(
+        bots.webhook_requests_from(customer).len(),
+        2,
+        "start and `later`"
+    );
     server.stop().await.unwrap();
 }
 
@@ -760,8 +785,11 @@ async fn rasa_rest_buttons_become_quick_replies_and_hand_off_by_intent_or_custom
         ])
     );
     assert_eq!(
-        fx.bots.rasa.lock().unwrap()[0],
-        json!({"sender": format!("rasa-ig:{customer}:1"), "message": "hi"})
+        fx.bots.rasa.lock().unwrap()[..2],
+        [
+            json!({"sender": format!("rasa-ig:{customer}:1"), "message": "/session_start"}),
+            json!({"sender": format!("rasa-ig:{customer}:1"), "message": "hi"})
+        ]
     );
 
     // A pressed button's payload is what Rasa reads.

@@ -789,3 +789,66 @@ decision_trees:
         "{report}"
     );
 }
+
+/// A chatbot's configuration is checked against its adapter's schema, and
+/// its time budget and queue aliases against what they may be.
+#[tokio::test]
+async fn a_chatbot_is_checked_against_its_adapter() {
+    let (_runtime, registry) = registry().await;
+    let flow = flowhost::flow::parse(
+        r#"
+accounts:
+  ig: { channel: instagram, ig_user_id: "1" }
+  ig2: { channel: instagram, ig_user_id: "2" }
+connectors:
+  dm: { title: DMs, account: ig, next: { chatbot: hooked } }
+  dm2: { title: More, account: ig2, next: { chatbot: rasa } }
+chatbots:
+  hooked:
+    title: Webhook bot
+    url: https://bot.example/hook
+    fallback: { queue: humans }
+    timeout_seconds: 0
+    config: { start_txt: "typo" }
+    queue_aliases: { "10001": humans, "10002": nope }
+  rasa:
+    title: Rasa
+    adapter: rasa
+    url: https://rasa.example/webhooks/rest/webhook
+    fallback: { queue: humans }
+    timeout_seconds: 61
+    config: { mode: sometimes }
+queues:
+  humans: { name: Humans }
+"#,
+    )
+    .unwrap();
+    let report = match flowhost::flow::compile(flow, &PluginCatalog::from_registry(&registry)) {
+        Err(report) => report,
+        Ok(_) => panic!("the flow validated"),
+    };
+    for (path, needle) in [
+        ("chatbots.hooked.timeout_seconds", "between 1 and 60"),
+        (
+            "chatbots.hooked.config",
+            "does not match the adapter's schema",
+        ),
+        (
+            "chatbots.hooked.queue_aliases.10002",
+            "no queue is named `nope`",
+        ),
+        ("chatbots.rasa.timeout_seconds", "between 1 and 60"),
+        (
+            "chatbots.rasa.config.mode",
+            "does not match the adapter's schema",
+        ),
+    ] {
+        let found = report.errors.iter().find(|e| e.path == path);
+        let issue = found.unwrap_or_else(|| panic!("no error at {path}; errors are:\n{report}"));
+        assert!(issue.message.contains(needle), "{path}: {}", issue.message);
+    }
+    assert!(
+        !report.errors.iter().any(|e| e.path.contains("10001")),
+        "{report}"
+    );
+}
