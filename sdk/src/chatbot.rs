@@ -1,4 +1,34 @@
 //! The `chatbot` world: an adapter between flowhost and a third-party bot.
+//!
+//! An adapter translates between flowhost and one bot protocol; it keeps
+//! no state between calls (each call gets a fresh instance).
+//!
+//! - [`Chatbot::deliver`] is called for every customer message while the
+//!   conversation is at the chatbot node, and once for the start message
+//!   when the node has `send_start_message` (`inbound.is_start`). The
+//!   [`Session`] carries the `response_url` the bot may post later answers
+//!   to (it names the conversation and its `hash`), and the node's custom
+//!   fields, already rendered. Return the bot's immediate answer as a
+//!   [`BotTurn`]: replies to send, and `handoff_queue` to hand the
+//!   conversation to a queue (a queue's key or one of the node's
+//!   `queue_aliases`). Return an empty turn when the bot answers later.
+//! - [`Chatbot::parse_callback`] reads a body the bot posted to the callback
+//!   URL. The host has already checked the URL's conversation and hash when
+//!   the URL carries them; return them from the body (or leave them empty)
+//!   for protocols whose callback URL is fixed. The host compares them in
+//!   constant time, refuses a callback for a conversation that has left
+//!   the chatbot, and drops repeats.
+//! - Errors: [`AdapterError::Unavailable`] (no connection, an error status)
+//!   and [`AdapterError::Protocol`] (an answer the protocol does not allow)
+//!   send the conversation to the node's fallback, so the customer is never
+//!   left unanswered; so does running past the node's `timeout_seconds`.
+//!   `Protocol` from `parse_callback` answers the bot 400 with its text.
+//! - The configuration is the node's `url` and `send_attachments` plus its
+//!   `config:`; declare a JSON Schema for it in `describe`, and validation
+//!   checks flows against it.
+//!
+//! See `examples/relay_bot.rs` for a complete adapter, and the built-in
+//! `plugins/webhook-bot` and `plugins/rasa` for real protocols.
 
 use crate::bindings::chatbot::exports::flowhost::plugin::chatbot_adapter;
 use crate::{Context, HostError, OutgoingMessage, PluginInfo};
