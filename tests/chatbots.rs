@@ -197,22 +197,20 @@ async fn rasa_rest(State(bots): State<Bots>, Json(body): Json<Value>) -> Json<Va
     })
 }
 
-/// Rasa's callback channel: `success` at once, the messages posted later to
-/// the callback URL of its configuration (fixed, without a query).
+/// Rasa's callback channel as Rasa runs it: the messages are posted to the
+/// callback URL of its configuration (fixed, without a query) while the
+/// request is handled, and `success` is answered after them.
 async fn rasa_callback(State(bots): State<Bots>, Json(body): Json<Value>) -> &'static str {
     bots.rasa.lock().unwrap().push(body.clone());
     let base = bots.flowhost.get().cloned().expect("flowhost started");
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let message = json!({"recipient_id": body["sender"], "text": format!("Callback: {}", body["message"].as_str().unwrap_or(""))});
-        let status = reqwest::Client::new()
-            .post(format!("{base}/chatbots/rasa_cb/callback"))
-            .json(&message)
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16());
-        bots.callback_statuses.lock().unwrap().push(status);
-    });
+    let message = json!({"recipient_id": body["sender"], "text": format!("Callback: {}", body["message"].as_str().unwrap_or(""))});
+    let status = reqwest::Client::new()
+        .post(format!("{base}/chatbots/rasa_cb/callback"))
+        .json(&message)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16());
+    bots.callback_statuses.lock().unwrap().push(status);
     "success"
 }
 
@@ -225,7 +223,6 @@ async fn relay_bot(Json(body): Json<Value>) -> Response {
     }
     let reply_url = body["reply_url"].as_str().unwrap().to_string();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
         let answer = json!({"replies": [format!("Relayed later: {text}")], "handoff": "sales"});
         let _ = reqwest::Client::new()
             .post(reply_url)

@@ -6,6 +6,8 @@
 //! cannot be reached, is too slow, or breaks its protocol sends the
 //! conversation to the chatbot's fallback.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,56 @@ pub enum CallbackVerdict {
     /// The hash is right, but the conversation has left the chatbot; says
     /// where it is.
     MovedOn(String),
+}
+
+/// Hashes handed to bots by turns that have not committed yet, by
+/// conversation key. A bot may answer at its callback URL before the turn
+/// that called it is written (Rasa's callback channel posts its messages
+/// before it answers the call); such a callback is accepted into the inbox,
+/// and its turn, which runs after the calling one, checks it again.
+#[derive(Default)]
+pub(super) struct HandedOut(Arc<Mutex<HashMap<String, BotStint>>>);
+
+impl HandedOut {
+    /// Records `stint` of conversation `key` until the guard is dropped
+    /// (with the turn).
+    fn hand_out(&self, key: String, stint: BotStint) -> HandedOutGuard {
+        let hash = stint.hash.clone();
+        self.0
+            .lock()
+            .expect("handed-out lock")
+            .insert(key.clone(), stint);
+        HandedOutGuard {
+            map: self.0.clone(),
+            key,
+            hash,
+        }
+    }
+
+    fn holds(&self, key: &str, chatbot: &str, session: u64, hash: &str) -> bool {
+        let map = self.0.lock().expect("handed-out lock");
+        map.get(key).is_some_and(|stint| {
+            crate::server::same_secret(&stint.hash, hash)
+                && stint.chatbot == chatbot
+                && stint.session == session
+        })
+    }
+}
+
+/// Forgets a handed-out hash when its turn ends, committed or not.
+pub(super) struct HandedOutGuard {
+    map: Arc<Mutex<HashMap<String, BotStint>>>,
+    key: String,
+    hash: String,
+}
+
+impl Drop for HandedOutGuard {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().expect("handed-out lock");
+        if map.get(&self.key).is_some_and(|s| s.hash == self.hash) {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// Checks a callback for `chatbot` naming `session` and presenting `hash`
@@ -97,11 +149,14 @@ impl Engine {
             name: name.to_string(),
             hash: hash.clone(),
         });
-        turn.state.bot = Some(BotStint {
+        let stint = BotStint {
             chatbot: name.to_string(),
             hash: hash.clone(),
             session: turn.state.session,
-        });
+        };
+        let guard = self.handed_out.hand_out(turn.state.key(), stint.clone());
+        turn.handed_out.push(guard);
+        turn.state.bot = Some(stint);
         if self.flow.flow.chatbots[name].send_start_message {
             let start = ChatbotInbound {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -262,7 +317,12 @@ impl Engine {
         hash: &str,
     ) -> Result<CallbackVerdict, EngineError> {
         let state = self.storage.conversation(key).await?;
-        Ok(verdict(state.as_ref(), chatbot, session, hash))
+        Ok(match verdict(state.as_ref(), chatbot, session, hash) {
+            CallbackVerdict::Refused if self.handed_out.holds(key, chatbot, session, hash) => {
+                CallbackVerdict::Current
+            }
+            verdict => verdict,
+        })
     }
 
     /// A bot's later answer from the inbox (`receipt`), in its
@@ -405,6 +465,22 @@ mod tests {
             verdict(Some(&next), "bot", 3, "h1"),
             CallbackVerdict::MovedOn("session 3 has ended".into())
         );
+    }
+
+    #[test]
+    fn a_handed_out_hash_counts_until_its_turn_ends() {
+        let handed_out = HandedOut::default();
+        let stint = BotStint {
+            chatbot: "bot".into(),
+            hash: "h1".into(),
+            session: 2,
+        };
+        let guard = handed_out.hand_out("ig\0c1".into(), stint);
+        assert!(handed_out.holds("ig\0c1", "bot", 2, "h1"));
+        assert!(!handed_out.holds("ig\0c1", "bot", 2, "h2"));
+        assert!(!handed_out.holds("ig\0c1", "bot", 1, "h1"));
+        drop(guard);
+        assert!(!handed_out.holds("ig\0c1", "bot", 2, "h1"));
     }
 
     #[test]

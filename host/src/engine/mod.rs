@@ -124,6 +124,8 @@ struct Turn {
     inbound: bool,
     /// Whether an agent replied in this turn.
     agent_replied: bool,
+    /// Callback hashes this turn gave bots, valid until it ends.
+    handed_out: Vec<chatbot::HandedOutGuard>,
 }
 
 impl Turn {
@@ -290,6 +292,8 @@ pub struct Engine {
     feed: Arc<feed::Feed>,
     /// Recent waits per queue, for the estimate told to customers.
     waits: queue_clocks::WaitTimes,
+    /// Callback hashes of chatbot calls whose turns are under way.
+    handed_out: chatbot::HandedOut,
 }
 
 impl Engine {
@@ -313,6 +317,7 @@ impl Engine {
             vars,
             feed: Arc::new(feed::Feed::new()),
             waits: Default::default(),
+            handed_out: Default::default(),
         }
     }
 
@@ -543,6 +548,7 @@ impl Engine {
             vars: self.vars(),
             inbound: false,
             agent_replied: false,
+            handed_out: Vec::new(),
         })
     }
 
