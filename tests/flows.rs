@@ -852,3 +852,91 @@ queues:
         "{report}"
     );
 }
+
+/// A chatbot is reached from a time condition (the customer's first
+/// message goes to the bot) or from a decision's target (the answer the
+/// decision took is not the bot's).
+#[tokio::test]
+async fn a_chatbot_is_reached_from_a_time_condition_or_a_decision() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("echo-bot.wasm"),
+        flowhost_tests::guest("echo-bot"),
+    )
+    .unwrap();
+    let runtime = Arc::new(runtime());
+    let registry = Arc::new(
+        PluginRegistry::load(&runtime, Some(plugins.path()), &BTreeMap::new())
+            .await
+            .unwrap(),
+    );
+    let flow = flowhost::flow::parse(
+        r#"
+accounts:
+  ig: { channel: instagram, ig_user_id: "1" }
+  ig2: { channel: instagram, ig_user_id: "2" }
+connectors:
+  dm: { title: DMs, account: ig, next: { time_condition: hours } }
+  dm2: { title: More, account: ig2, next: { decision_tree: menu } }
+time_groups:
+  office:
+    time_zone: Europe/Istanbul
+    weekly: { monday: ["09:00-18:00"] }
+time_conditions:
+  hours: { title: Hours, time_group: office, open: { chatbot: helper }, closed: { queue: humans } }
+decision_trees:
+  menu:
+    start: ask
+    decisions:
+      ask:
+        prompt: { text: "Type bot to talk to our bot." }
+        targets:
+          - { when: pattern, pattern: "^bot$", go: { chatbot: helper } }
+chatbots:
+  helper:
+    title: Helper bot
+    adapter: echo-bot
+    url: https://bot.example/hook
+    fallback: { queue: humans }
+queues:
+  humans: { name: Humans }
+"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Arc::new(compile(flow, &registry)),
+        runtime,
+        registry,
+        Storage::open(dir.path()).unwrap(),
+        Arc::new(FixedClock::at(MONDAY_10_ISTANBUL)),
+        EngineSettings::default(),
+    );
+    let message = |text: &str| InboundMessage {
+        id: uuid(),
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    let open = engine
+        .handle_message("ig", ada(), message("hi bot"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&open), ["hi bot"], "the first message is the bot's");
+
+    let asked = engine
+        .handle_message("ig2", ada(), message("hello"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&asked), ["Type bot to talk to our bot."]);
+    let chose = engine
+        .handle_message("ig2", ada(), message("bot"))
+        .await
+        .unwrap();
+    assert!(matches!(chose.position, Position::Chatbot { .. }));
+    assert!(texts(&chose).is_empty(), "the decision took `bot`");
+    let talks = engine
+        .handle_message("ig2", ada(), message("now you"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&talks), ["now you"]);
+}
