@@ -1,13 +1,18 @@
 //! The sandbox's cost: one built-in action call (fresh store and instance
 //! from `InstancePre`, run, drop) against the same work as a plain Rust
-//! function. Run with `cargo bench -p flowhost --bench action_call`.
+//! function; and one chatbot adapter call (`webhook-bot` posting to a bot
+//! on loopback, and reading a bot's callback). Run with
+//! `cargo bench -p flowhost --bench action_call`.
 
 use std::collections::BTreeMap;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::time::Duration;
+
 use flowhost::plugin::{
-    ActionContext, ActionOutput, Contact, Conversation, Effects, InboundMessage, PluginRuntime,
-    PluginSettings, RuntimeConfig,
+    ActionContext, ActionOutput, ChatbotInbound, ChatbotSession, Contact, Conversation,
+    CustomFieldValue, Effects, HttpPolicy, InboundMessage, PluginRuntime, PluginSettings,
+    RuntimeConfig,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -112,5 +117,92 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `webhook-bot`: one message to a bot on loopback that answers at once
+/// (adapter, host HTTP and the bot's answer read), and one callback body
+/// read (what every later answer costs before it is stored).
+fn chatbot(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 16,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let component = flowhost::builtin::components()
+        .iter()
+        .find(|(n, _)| *n == "webhook-bot")
+        .unwrap()
+        .1;
+    let loopback = PluginSettings {
+        http: HttpPolicy {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            allow_private_networks: true,
+        },
+        ..PluginSettings::default()
+    };
+    let adapter = rt
+        .block_on(runtime.load("webhook-bot", component, &loopback))
+        .unwrap();
+    let bot = rt.block_on(async {
+        let router = axum::Router::new().route(
+            "/bot",
+            axum::routing::post(|| async {
+                axum::Json(
+                    json!({"text": "Hi from the bot", "quickreply": [{"name": "a", "text": "A"}]}),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    });
+    let config = json!({"url": format!("http://{bot}/bot"), "send_attachments": false});
+    let session = ChatbotSession {
+        response_url: "https://flowhost.example/chatbots/helper/callback?conversation=ig%3A1%3A1&hash=0123456789abcdef0123456789abcdef".into(),
+        hash: "0123456789abcdef0123456789abcdef".into(),
+        custom_fields: vec![CustomFieldValue {
+            name: "customer".into(),
+            title: "Customer".into(),
+            value: Some("IGSID".into()),
+        }],
+    };
+    let inbound = ChatbotInbound {
+        id: "mid.1".into(),
+        text: Some("hello".into()),
+        ..ChatbotInbound::default()
+    };
+    let callback = serde_json::to_vec(&json!({"text": "Here is your answer", "button": [{"text": "Shop", "url": "https://example.com"}], "queue": "sales"})).unwrap();
+
+    let mut group = c.benchmark_group("chatbot_call");
+    group.bench_function("webhook-bot/deliver (bot on loopback)", |b| {
+        b.to_async(&rt).iter(|| async {
+            runtime
+                .run_chatbot(
+                    &adapter,
+                    context(),
+                    &config,
+                    &session,
+                    &inbound,
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    group.bench_function("webhook-bot/parse-callback", |b| {
+        b.to_async(&rt).iter(|| async {
+            runtime
+                .parse_chatbot_callback(&adapter, &config, &callback)
+                .await
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, chatbot);
 criterion_main!(benches);
