@@ -921,3 +921,34 @@ async fn an_adapter_built_from_the_sdk_example_answers_at_once_and_later() {
     fx.wait_for_queue(RELAY, "5902", "sales").await;
     fx.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_bot_flooding_its_callback_url_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::start(dir.path()).await;
+    let customer = "6001";
+    let mid = fx.write(SHOP, customer, "later", json!({})).await;
+    let url = fx.bot_request(&mid).await["conversation"]["response_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // One after another, as fast as it can (at once, most would be told
+    // `busy`: eight are read at a time).
+    let mut statuses = Vec::new();
+    for i in 0..70 {
+        let body = serde_json::to_vec(&json!({ "text": format!("answer {i}") })).unwrap();
+        let (status, answer) = fx.callback(&url, body).await;
+        if status == 429 {
+            assert_eq!(answer["error"]["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((accepted, refused), (60, 10), "{statuses:?}");
+    eventually("the accepted answers were sent", || async {
+        (texts(&fx.graph, customer).len() == 60).then_some(())
+    })
+    .await;
+    fx.server.stop().await.unwrap();
+}

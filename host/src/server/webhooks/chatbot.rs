@@ -8,6 +8,10 @@
 //! turn. A bot whose callback URL cannot carry a query (Rasa's is fixed in
 //! its configuration) names the conversation and hash in the body instead.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -32,6 +36,10 @@ pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 /// with 429 rather than queued, so a flood of them cannot take the plugin
 /// runtime from the conversations.
 static PARSING: Semaphore = Semaphore::const_new(8);
+
+/// Callbacks one visit to a chatbot (one hash) may post per minute: a bot
+/// holding a valid hash still cannot fill the inbox or flood the customer.
+const CALLBACKS_PER_MINUTE: u32 = 60;
 
 /// Longest `Idempotency-Key` kept.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -65,12 +73,14 @@ pub(super) async fn receive(
     let named = named.conversation.zip(named.hash);
     if let Some((conversation, hash)) = &named {
         admit(engine, &chatbot, conversation, hash).await?;
+        within_rate(hash)?;
     }
     let parsed = read_body(engine, &chatbot, &body).await?;
     let (conversation, hash) = match named {
         Some(named) => agree(named, &parsed)?,
         None => {
             admit(engine, &chatbot, &parsed.conversation, &parsed.hash).await?;
+            within_rate(&parsed.hash)?;
             (parsed.conversation.clone(), parsed.hash.clone())
         }
     };
@@ -141,6 +151,32 @@ async fn admit(
             ),
         )),
     }
+}
+
+/// Refuses a hash's callbacks past [`CALLBACKS_PER_MINUTE`]. Only admitted
+/// hashes are counted, so the map holds live conversations only.
+fn within_rate(hash: &str) -> Result<(), ApiError> {
+    const WINDOW: Duration = Duration::from_secs(60);
+    static RECENT: LazyLock<Mutex<HashMap<String, (Instant, u32)>>> =
+        LazyLock::new(Default::default);
+    let now = Instant::now();
+    let mut recent = RECENT.lock().expect("callback rate lock");
+    if recent.len() > 10_000 {
+        recent.retain(|_, (since, _)| now.duration_since(*since) < WINDOW);
+    }
+    let (since, count) = recent.entry(hash.to_string()).or_insert((now, 0));
+    if now.duration_since(*since) >= WINDOW {
+        (*since, *count) = (now, 0);
+    }
+    *count += 1;
+    if *count > CALLBACKS_PER_MINUTE {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("more than {CALLBACKS_PER_MINUTE} callbacks a minute for this conversation"),
+        ));
+    }
+    Ok(())
 }
 
 /// The adapter's reading of the body, at most [`PARSING`] at once.
