@@ -164,23 +164,11 @@ impl Desk {
     /// ago.
     async fn customer_writes_at(&self, customer: &str, text: &str, written_ms: u64) {
         let mid = format!("mid-{customer}-{}", uuid());
-        let body = json!({"object": "instagram", "entry": [{"id": IG_ID, "time": written_ms, "messaging": [
-            {"sender": {"id": customer}, "recipient": {"id": IG_ID}, "timestamp": written_ms,
-             "message": {"mid": mid, "text": text}}
-        ]}]})
-        .to_string();
-        let status = self
-            .http
-            .post(format!("{}/webhooks/instagram", self.base))
-            .header(
-                "X-Hub-Signature-256",
-                sign(SECRET.as_bytes(), body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let message = json!({"mid": mid, "text": text});
+        let status = flowhost_tests::instagram::deliver_message(
+            &self.http, &self.base, SECRET, IG_ID, customer, message, written_ms,
+        )
+        .await;
         assert_eq!(status, 200);
     }
 

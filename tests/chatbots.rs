@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use flowhost::app::Server;
-use flowhost::channels::instagram::signature::sign;
 use flowhost::engine::state::{Position, conversation_key};
 use flowhost_tests::graph::Graph;
 use serde_json::{Value, json};
@@ -296,23 +295,16 @@ impl Fixture {
         if let (Some(message), Some(extra)) = (message.as_object_mut(), extra.as_object()) {
             message.extend(extra.clone());
         }
-        let now = now_ms();
-        let body = json!({"object": "instagram", "entry": [{"id": ig_id, "time": now, "messaging": [
-            {"sender": {"id": customer}, "recipient": {"id": ig_id}, "timestamp": now, "message": message}
-        ]}]})
-        .to_string();
-        let status = self
-            .http
-            .post(format!("{}/webhooks/instagram", self.base))
-            .header(
-                "X-Hub-Signature-256",
-                sign(SECRET.as_bytes(), body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = flowhost_tests::instagram::deliver_message(
+            &self.http,
+            &self.base,
+            SECRET,
+            ig_id,
+            customer,
+            message,
+            now_ms(),
+        )
+        .await;
         assert_eq!(status, 200);
         mid
     }

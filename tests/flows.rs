@@ -582,6 +582,22 @@ async fn saved_data_overrides_the_detected_language() {
     );
 }
 
+/// The built-ins and the test guest `echo-bot`, a chatbot adapter that
+/// echoes the customer.
+async fn echo_bot_registry() -> (Arc<flowhost::plugin::PluginRuntime>, Arc<PluginRegistry>) {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("echo-bot.wasm"),
+        flowhost_tests::guest("echo-bot"),
+    )
+    .unwrap();
+    let runtime = Arc::new(runtime());
+    let registry = PluginRegistry::load(&runtime, Some(plugins.path()), &BTreeMap::new())
+        .await
+        .unwrap();
+    (runtime, Arc::new(registry))
+}
+
 /// A flow whose connector goes straight to a chatbot.
 fn chatbot_flow(adapter: &str) -> Flow {
     let yaml = format!(
@@ -608,18 +624,7 @@ queues:
 #[tokio::test]
 async fn a_chatbot_node_answers_through_its_adapter_or_falls_back() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::write(
-        plugins.path().join("echo-bot.wasm"),
-        flowhost_tests::guest("echo-bot"),
-    )
-    .unwrap();
-    let runtime = Arc::new(runtime());
-    let registry = Arc::new(
-        PluginRegistry::load(&runtime, Some(plugins.path()), &BTreeMap::new())
-            .await
-            .unwrap(),
-    );
+    let (runtime, registry) = echo_bot_registry().await;
     let storage = Storage::open(dir.path()).unwrap();
     let clock: Arc<FixedClock> = Arc::new(FixedClock::at(MONDAY_10_ISTANBUL));
     let message = |text: &str| InboundMessage {
@@ -858,18 +863,7 @@ queues:
 /// decision took is not the bot's).
 #[tokio::test]
 async fn a_chatbot_is_reached_from_a_time_condition_or_a_decision() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::write(
-        plugins.path().join("echo-bot.wasm"),
-        flowhost_tests::guest("echo-bot"),
-    )
-    .unwrap();
-    let runtime = Arc::new(runtime());
-    let registry = Arc::new(
-        PluginRegistry::load(&runtime, Some(plugins.path()), &BTreeMap::new())
-            .await
-            .unwrap(),
-    );
+    let (runtime, registry) = echo_bot_registry().await;
     let flow = flowhost::flow::parse(
         r#"
 accounts:

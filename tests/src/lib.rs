@@ -11,6 +11,7 @@ use flowhost::plugin::{
 };
 
 pub mod graph;
+pub mod instagram;
 pub mod stress;
 
 mod generated {

@@ -370,10 +370,7 @@ impl PluginRuntime {
         let config = config.to_string();
         check_input(limits, config.len() + body.len())?;
         let (_slot, mut store) = self
-            .begin(
-                plugin.shared.clone(),
-                CallScope::new(ActionContext::default()),
-            )
+            .begin(plugin.shared.clone(), CallScope::empty())
             .await?;
         let (times, guest_budget) = watched(&store);
         let call = async {
