@@ -24,6 +24,8 @@ const GONE: (&str, &str) = ("gone-ig", "17841400000000102");
 const RASA: (&str, &str) = ("rasa-ig", "17841400000000103");
 const RASA_CB: (&str, &str) = ("rasacb-ig", "17841400000000104");
 const RELAY: (&str, &str) = ("relay-ig", "17841400000000105");
+/// Its sessions time out after a second.
+const SHORT: (&str, &str) = ("short-ig", "17841400000000106");
 const SORRY: &str = "Our assistant is away; a person will answer you here.";
 
 /// The flow; `relay` adds an account whose connector goes to a chatbot on
@@ -49,12 +51,13 @@ fn flow(graph: &str, bots: &str, closed_port: u16, relay: bool) -> String {
         r#"
 default_language: en
 accounts:
-{}{}{}{}{relay_account}
+{}{}{}{}{}{relay_account}
 connectors:
   dm: {{ title: DMs, account: shop-ig, next: {{ chatbot: helper }}, default_queue: support, attachments: from_customer }}
   gone: {{ title: Gone, account: gone-ig, next: {{ chatbot: gone }} }}
   rasa: {{ title: Rasa, account: rasa-ig, next: {{ chatbot: rasa_bot }} }}
   rasacb: {{ title: Rasa callback, account: rasacb-ig, next: {{ chatbot: rasa_cb }} }}
+  short: {{ title: Short, account: short-ig, next: {{ chatbot: helper }}, session_timeout_seconds: 1 }}
 {relay_connector}
 chatbots:
 {relay_chatbot}
@@ -100,7 +103,8 @@ queues:
         account(SHOP),
         account(GONE),
         account(RASA),
-        account(RASA_CB)
+        account(RASA_CB),
+        account(SHORT)
     )
 }
 
@@ -942,5 +946,34 @@ async fn a_bot_flooding_its_callback_url_is_cut_off() {
         (texts(&fx.graph, customer).len() == 60).then_some(())
     })
     .await;
+    fx.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hash_of_an_earlier_visit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::start(dir.path()).await;
+    let customer = "6101";
+    let url_of = |request: Value| {
+        request["conversation"]["response_url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = fx.write(SHORT, customer, "later", json!({})).await;
+    let stale = url_of(fx.bot_request(&first).await);
+    // The session times out; the next message is a new visit, a new hash.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = fx.write(SHORT, customer, "later", json!({})).await;
+    let fresh = url_of(fx.bot_request(&second).await);
+    assert_ne!(stale, fresh);
+
+    let body = serde_json::to_vec(&json!({"text": "an old answer"})).unwrap();
+    let (status, refusal) = fx.callback(&stale, body).await;
+    assert_eq!(status, 403, "{refusal}");
+    let body = serde_json::to_vec(&json!({"text": "a new answer"})).unwrap();
+    assert_eq!(fx.callback(&fresh, body).await.0, 200);
+    fx.graph.wait_for_text(customer, "a new answer").await;
+    assert_eq!(texts(&fx.graph, customer), ["a new answer"]);
     fx.server.stop().await.unwrap();
 }
