@@ -90,11 +90,17 @@ impl Chatbot for RelayBot {
         let response = http::send(http::post_json(&config.url, &body))
             .map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
         match response.status {
-            202 => Ok(Answer { replies: Vec::new(), handoff: None }.into_turn()),
+            202 => Ok(Answer {
+                replies: Vec::new(),
+                handoff: None,
+            }
+            .into_turn()),
             200 => serde_json::from_slice::<Answer>(&response.body)
                 .map(Answer::into_turn)
                 .map_err(|e| AdapterError::Protocol(format!("the bot's answer: {e}"))),
-            status => Err(AdapterError::Unavailable(format!("the bot answered HTTP {status}"))),
+            status => Err(AdapterError::Unavailable(format!(
+                "the bot answered HTTP {status}"
+            ))),
         }
     }
 
