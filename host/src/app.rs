@@ -175,6 +175,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             for warning in warnings {
                 tracing::warn!("{}: {warning}", path.display());
             }
+            let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
+            if !unusable.is_empty() {
+                anyhow::bail!(
+                    "{}: accounts cannot work with the secrets this process has:\n  {}",
+                    path.display(),
+                    unusable.join("\n  ")
+                );
+            }
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
             let connexease = ConnexeaseAccounts::from_flow(&compiled.flow);
             let sender = Arc::new(OutboxSender::new(

@@ -105,3 +105,56 @@ fn validate_keeps_no_compiled_code_in_the_folder_it_runs_in() {
             .exists()
     );
 }
+
+/// `serve` with a flow whose `env:` secrets are unset stops at once and
+/// names each one, rather than refusing every webhook in silence.
+#[test]
+fn serve_refuses_to_start_naming_every_unset_secret() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("flowhost.yaml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop-support.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {}\nlisten: 127.0.0.1:0\nflow: {example}\n",
+            data.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .env_remove("SHOP_IG_ACCESS_TOKEN")
+        .env_remove("SHOP_IG_APP_SECRET")
+        .env_remove("SHOP_IG_VERIFY_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowhost runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started with unset secrets");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    for name in [
+        "SHOP_IG_ACCESS_TOKEN",
+        "SHOP_IG_APP_SECRET",
+        "SHOP_IG_VERIFY_TOKEN",
+    ] {
+        assert!(
+            stderr.contains(&format!("the environment variable {name} is not set")),
+            "{stderr}"
+        );
+    }
+}

@@ -89,6 +89,7 @@ async fn sigkill_right_after_acknowledging_a_batch_loses_and_repeats_nothing() {
             "next: { decision_tree: support }",
         )
         .replace("env:SHOP_IG_APP_SECRET", SECRET)
+        .replace("env:SHOP_IG_VERIFY_TOKEN", "verify-me")
         .replace(
             "access_token: env:SHOP_IG_ACCESS_TOKEN",
             &format!("access_token: token\n    api_base_url: {graph_url}"),

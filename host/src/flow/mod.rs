@@ -3,6 +3,7 @@
 
 pub mod diagram;
 pub mod model;
+pub mod secrets;
 pub mod validate;
 
 pub use model::Flow;
