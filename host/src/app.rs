@@ -121,6 +121,17 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
+/// What a loaded flow adds to the server; all empty without one.
+#[derive(Default)]
+struct FlowParts {
+    engine: Option<Arc<Engine>>,
+    intake: Option<Arc<Intake>>,
+    instagram: InstagramAccounts,
+    connexease: ConnexeaseAccounts,
+    desk: Option<Arc<AgentDesk>>,
+    sends: Option<Arc<crate::outbox::health::SendHealth>>,
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -149,18 +160,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
 
-    let (engine, intake, instagram, connexease, desk) = match &config.flow {
+    let parts = match &config.flow {
         None => {
             tracing::warn!(
                 "no flow configured: webhooks are refused until one is (`flow:` in the configuration)"
             );
-            (
-                None,
-                None,
-                InstagramAccounts::default(),
-                ConnexeaseAccounts::default(),
-                None,
-            )
+            FlowParts::default()
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -194,6 +199,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             if interrupted > 0 {
                 tracing::warn!("{interrupted} sends were interrupted by the last stop");
             }
+            let send_health = sender.health();
             workers.push(tokio::spawn(sender.run(stopped.clone())));
             let settings = EngineSettings {
                 callback_base_url: config
@@ -219,13 +225,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             let router = Router::new(engine.clone());
             workers.push(tokio::spawn(router.clone().run(stopped.clone())));
             let desk = Arc::new(AgentDesk::new(engine.clone(), router, stopped.clone()));
-            (
-                Some(engine),
-                Some(intake),
+            FlowParts {
+                engine: Some(engine),
+                intake: Some(intake),
                 instagram,
                 connexease,
-                Some(desk),
-            )
+                desk: Some(desk),
+                sends: Some(send_health),
+            }
         }
     };
 
@@ -234,10 +241,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         runner: runner.clone(),
         admin_token: token.into(),
         ready: ready.clone(),
-        intake,
-        instagram: Arc::new(instagram),
-        connexease: Arc::new(connexease),
-        desk,
+        intake: parts.intake,
+        instagram: Arc::new(parts.instagram),
+        connexease: Arc::new(parts.connexease),
+        desk: parts.desk,
+        sends: parts.sends,
+        metrics: crate::telemetry::install(),
+        metrics_token: config.metrics_token.clone().map(Into::into),
     };
     let http = tokio::spawn(server::serve(
         listener,
@@ -253,7 +263,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     Ok(Server {
         addr,
         storage: runner.storage.clone(),
-        engine,
+        engine: parts.engine,
         stop,
         http,
         workers,

@@ -19,6 +19,9 @@ pub struct ServerConfig {
     /// Bearer token of the admin API. Unset: read `FLOWHOST_ADMIN_TOKEN`,
     /// else generate one into `<data_dir>/admin-token` on first start.
     pub admin_token: Option<String>,
+    /// Bearer token a Prometheus scraper presents at `/metrics`. Unset: the
+    /// admin token (give the scraper its own).
+    pub metrics_token: Option<String>,
     /// The flow document to run. Without one the server answers health
     /// probes and the admin API, and refuses webhooks.
     pub flow: Option<PathBuf>,
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("flowhost-data"),
             admin_token: None,
+            metrics_token: None,
             flow: None,
             public_url: None,
             plugins_dir: None,

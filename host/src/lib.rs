@@ -18,4 +18,5 @@ pub mod registry;
 pub mod routing;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod templates;

@@ -19,8 +19,40 @@ struct Cli {
     /// every field has a default.
     #[arg(long, global = true, env = "FLOWHOST_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as plain text (coloured only on a terminal) or as one JSON
+    /// object per line, for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWHOST_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr at `RUST_LOG`'s levels (default `info`).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -96,13 +128,8 @@ enum PluginCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let mut config = match &cli.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),

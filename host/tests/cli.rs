@@ -158,3 +158,136 @@ fn serve_refuses_to_start_naming_every_unset_secret() {
         );
     }
 }
+
+/// `--log-format json` writes one JSON object per line: a received webhook
+/// and a turn each leave one at INFO, without the customer's text; the
+/// text format has no colour escapes when stderr is not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_lines_or_plain_text_without_escapes() {
+    for format in ["json", "text"] {
+        let lines = serve_one_message(format).await;
+        assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:#?}");
+        assert!(
+            lines.iter().all(|l| !l.contains("a secret question")),
+            "{lines:#?}"
+        );
+        if format == "text" {
+            assert!(
+                lines.iter().any(|l| l.contains("webhook received")),
+                "{lines:#?}"
+            );
+            continue;
+        }
+        let events: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let find = |message: &str| {
+            events
+                .iter()
+                .find(|e| e["message"] == message)
+                .unwrap_or_else(|| panic!("no {message:?} line in {events:#?}"))
+                .clone()
+        };
+        let webhook = find("webhook received");
+        assert_eq!(
+            (&webhook["level"], &webhook["channel"], &webhook["new"]),
+            (&"INFO".into(), &"instagram".into(), &1.into())
+        );
+        let turn = find("turn");
+        assert_eq!(turn["conversation"], "shop-ig:IGSID-log:1");
+        assert_eq!(turn["position"], "waiting");
+        assert!(turn["ms"].as_f64().is_some(), "{turn}");
+    }
+}
+
+/// Runs `serve` with the example flow and `--log-format format`, delivers
+/// one signed message, and returns stderr's lines once its turn is logged.
+async fn serve_one_message(format: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let flow = include_str!("../../examples/shop-support.yaml").replace(
+        "next: { time_condition: business-hours }",
+        "next: { decision_tree: support }",
+    );
+    std::fs::write(dir.path().join("flow.yaml"), flow).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("flowhost.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\ndata_dir: {}\nflow: {}\nruntime:\n  cache_dir: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("flow.yaml").display(),
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("cli-plugin-cache")
+                .display(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .args(["--log-format", format, "--config"])
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .env("SHOP_IG_APP_SECRET", "log-secret")
+        .env("SHOP_IG_VERIFY_TOKEN", "log-verify")
+        .env("SHOP_IG_ACCESS_TOKEN", "log-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowhost runs");
+    let (lines_in, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if lines_in.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let body = serde_json::json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": 1, "messaging": [
+        {"sender": {"id": "IGSID-log"}, "recipient": {"id": "17841400000000001"}, "timestamp": 1,
+         "message": {"mid": "mid.log", "text": "a secret question"}}]}]})
+    .to_string();
+    let signature = flowhost::channels::instagram::signature::sign(b"log-secret", body.as_bytes());
+    let response = http
+        .post(format!("{base}/webhooks/instagram"))
+        .header("X-Hub-Signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("\"turn\"") || l.contains(" turn "))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no turn was logged: {seen:#?}"),
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seen
+}

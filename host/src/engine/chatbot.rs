@@ -194,7 +194,7 @@ impl Engine {
                 "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
                 bot.adapter
             ));
-            return Next::Go(bot.fallback.clone(), String::new());
+            return fallback(name, bot, "no_adapter");
         };
         let session = self.bot_session(turn, name, hash).await;
         if !bot.send_attachments {
@@ -219,7 +219,7 @@ impl Engine {
                     "chatbot `{name}` ({}): {error}; taking the fallback",
                     error.code()
                 ));
-                Next::Go(bot.fallback.clone(), String::new())
+                fallback(name, bot, error.code())
             }
         }
     }
@@ -278,6 +278,8 @@ impl Engine {
         };
         match bot.handoff_queue(&named, &self.flow.flow.queues) {
             Some(queue) => {
+                let labels = [("chatbot", name.to_string()), ("queue", queue.to_string())];
+                metrics::counter!(crate::telemetry::CHATBOT_HANDOFFS, &labels).increment(1);
                 turn.route(format!(
                     "chatbot `{name}` hands the conversation to queue `{queue}`"
                 ));
@@ -287,7 +289,7 @@ impl Engine {
                 turn.error(format!(
                     "chatbot `{name}` handed off to `{named}`, which is neither a queue of this flow nor one of the chatbot's queue_aliases; taking the fallback"
                 ));
-                Next::Go(bot.fallback.clone(), String::new())
+                fallback(name, bot, "unknown_queue")
             }
         }
     }
@@ -376,6 +378,16 @@ impl Engine {
         }
         self.commit(turn).await.map(Some)
     }
+}
+
+/// The chatbot's fallback, counted by `reason`.
+fn fallback(name: &str, bot: &crate::flow::model::Chatbot, reason: &'static str) -> Next {
+    let labels = [
+        ("chatbot", name.to_string()),
+        ("reason", reason.to_string()),
+    ];
+    metrics::counter!(crate::telemetry::CHATBOT_FALLBACKS, &labels).increment(1);
+    Next::Go(bot.fallback.clone(), String::new())
 }
 
 /// A customer's message as a chatbot adapter gets it.

@@ -126,6 +126,8 @@ struct Turn {
     agent_replied: bool,
     /// Callback hashes this turn gave bots, valid until it ends.
     handed_out: Vec<chatbot::HandedOutGuard>,
+    /// When the turn began (for its latency).
+    started: std::time::Instant,
 }
 
 impl Turn {
@@ -549,6 +551,7 @@ impl Engine {
             inbound: false,
             agent_replied: false,
             handed_out: Vec::new(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -802,6 +805,7 @@ impl Engine {
             state,
             mut commit,
             notes,
+            started,
             ..
         } = turn;
         commit.placement = change;
@@ -825,8 +829,26 @@ impl Engine {
         if let Some(news) = news {
             self.feed.publish(news);
         }
+        observe_turn(&report, started);
         Ok(report)
     }
+}
+
+/// Counts and times a committed turn, and logs it in one line (no message
+/// text: it is customer data).
+fn observe_turn(report: &TurnReport, started: std::time::Instant) {
+    use crate::telemetry::{TURN_SECONDS, TURNS, position_label};
+    let position = position_label(&report.position);
+    let elapsed = started.elapsed();
+    metrics::counter!(TURNS, "position" => position).increment(1);
+    metrics::histogram!(TURN_SECONDS).record(elapsed);
+    tracing::info!(
+        conversation = %crate::plugin::capabilities::escape_controls(&report.conversation_id),
+        position,
+        replies = report.messages.len(),
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "turn"
+    );
 }
 
 /// Where a position puts a conversation in the placement index.

@@ -29,6 +29,7 @@
 
 mod backoff;
 mod deliver;
+pub mod health;
 pub mod rate;
 
 use std::collections::HashSet;
@@ -69,6 +70,8 @@ pub struct OutboxSender {
     sends: Semaphore,
     /// Conversations with a sending task.
     busy: Mutex<HashSet<String>>,
+    /// Which accounts' sends keep failing.
+    health: Arc<health::SendHealth>,
 }
 
 impl OutboxSender {
@@ -84,7 +87,13 @@ impl OutboxSender {
             rate: RateLimits::default(),
             sends: Semaphore::new(CONCURRENT_SENDS),
             busy: Default::default(),
+            health: Default::default(),
         }
+    }
+
+    /// Which accounts' sends keep failing (for readiness).
+    pub fn health(&self) -> Arc<health::SendHealth> {
+        self.health.clone()
     }
 
     /// Settles the sends a crash interrupted: the channel may or may not
@@ -266,6 +275,7 @@ impl OutboxSender {
                     self.storage.mark_in_flight(&message.id, now).await?;
                     self.channels.send(message, &body).await
                 };
+                self.observe(&message.account, &outcome);
                 match outcome {
                     Attempt::Sent(channel_id) => {
                         self.storage
@@ -301,6 +311,28 @@ impl OutboxSender {
             }
         }
         Ok(Delivered::Done)
+    }
+
+    /// Counts an attempt, keeps the account's health, and logs a send.
+    fn observe(&self, account: &str, outcome: &Attempt) {
+        let (label, failure) = match outcome {
+            Attempt::Sent(_) => ("sent", None),
+            Attempt::Retry(reason) => ("retry", Some(reason)),
+            Attempt::Failed(reason) => ("failed", Some(reason)),
+            Attempt::Uncertain(reason) => ("uncertain", Some(reason)),
+        };
+        let labels = [
+            ("account", account.to_string()),
+            ("outcome", label.to_string()),
+        ];
+        metrics::counter!(crate::telemetry::SENDS, &labels).increment(1);
+        match failure {
+            None => {
+                self.health.sent(account);
+                tracing::info!(account, "message part sent");
+            }
+            Some(reason) => self.health.failed(account, reason),
+        }
     }
 
     async fn fail(

@@ -263,6 +263,15 @@ impl PluginRuntime {
         context: ActionContext,
         config: &Value,
     ) -> Result<ActionOutput, CallError> {
+        observed(plugin, self.call_action(plugin, context, config)).await
+    }
+
+    async fn call_action(
+        &self,
+        plugin: &Plugin,
+        context: ActionContext,
+        config: &Value,
+    ) -> Result<ActionOutput, CallError> {
         let Pre::Action(pre) = &plugin.pre else {
             return Err(CallError::WrongKind {
                 plugin: plugin.info.name.clone(),
@@ -301,6 +310,19 @@ impl PluginRuntime {
     /// adapter and returns what the bot answered at once. The whole call,
     /// the bot's HTTP exchange included, gets at most `budget`.
     pub async fn run_chatbot(
+        &self,
+        plugin: &Plugin,
+        context: ActionContext,
+        config: &Value,
+        session: &ChatbotSession,
+        inbound: &ChatbotInbound,
+        budget: std::time::Duration,
+    ) -> Result<BotTurn, CallError> {
+        let call = self.call_chatbot(plugin, context, config, session, inbound, budget);
+        observed(plugin, call).await
+    }
+
+    async fn call_chatbot(
         &self,
         plugin: &Plugin,
         context: ActionContext,
@@ -360,6 +382,15 @@ impl PluginRuntime {
         config: &Value,
         body: &[u8],
     ) -> Result<BotCallback, CallError> {
+        observed(plugin, self.call_parse_callback(plugin, config, body)).await
+    }
+
+    async fn call_parse_callback(
+        &self,
+        plugin: &Plugin,
+        config: &Value,
+        body: &[u8],
+    ) -> Result<BotCallback, CallError> {
         let Pre::Chatbot(pre) = &plugin.pre else {
             return Err(CallError::WrongKind {
                 plugin: plugin.info.name.clone(),
@@ -396,6 +427,18 @@ impl PluginRuntime {
 
     /// Translates `text` into `target` with a translator plugin.
     pub async fn run_translator(
+        &self,
+        plugin: &Plugin,
+        config: &Value,
+        text: &str,
+        source: Option<&str>,
+        target: &str,
+    ) -> Result<Translation, CallError> {
+        let call = self.call_translator(plugin, config, text, source, target);
+        observed(plugin, call).await
+    }
+
+    async fn call_translator(
         &self,
         plugin: &Plugin,
         config: &Value,
@@ -591,6 +634,21 @@ fn watched(store: &Store<CallState>) -> (Arc<state::CallTimes>, std::time::Durat
 }
 
 /// The value of a finished call, or why it did not finish.
+/// Runs a plugin call, counting it by plugin and outcome and timing it.
+async fn observed<T>(
+    plugin: &Plugin,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    use crate::telemetry::{PLUGIN_CALL_SECONDS, PLUGIN_CALLS};
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let name = plugin.info.name.clone();
+    let outcome = result.as_ref().map_or_else(CallError::code, |_| "ok");
+    metrics::counter!(PLUGIN_CALLS, "plugin" => name.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!(PLUGIN_CALL_SECONDS, "plugin" => name).record(started.elapsed());
+    result
+}
+
 /// A bot's answer no larger than the adapter's `max_output_bytes`.
 fn bounded_turn(turn: BotTurn, limits: &Limits) -> Result<BotTurn, CallError> {
     let size = serde_json::to_string(&turn).map_or(usize::MAX, |s| s.len());

@@ -29,8 +29,12 @@ pub async fn require_admin(
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
+    bearer_of(request.headers())
+}
+
+/// The token of an `Authorization: Bearer <token>` header among `headers`.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))

@@ -34,6 +34,12 @@ pub struct AppState {
     pub connexease: Arc<webhooks::ConnexeaseAccounts>,
     /// Agents and queues; `None` when no flow is loaded.
     pub desk: Option<Arc<agents::AgentDesk>>,
+    /// Which accounts' sends keep failing; `None` when no flow is loaded.
+    pub sends: Option<Arc<crate::outbox::health::SendHealth>>,
+    /// What `/metrics` renders.
+    pub metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
+    /// The bearer token `/metrics` wants; `None`: the admin token.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// The whole HTTP surface.
@@ -41,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .nest("/admin", admin::router(state.clone()))
         .nest("/agent", agents::router(state.clone()))
         .merge(console::router())
@@ -48,11 +55,45 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 200 once plugins are loaded and storage is open; 503 while shutting down.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
+/// 200 when the server can do its work; otherwise 503 with every reason:
+/// starting or shutting down, no flow loaded, storage not answering, an
+/// account whose sends keep failing. (`/healthz` only says the process
+/// answers.)
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if !state.ready.load(Ordering::Relaxed) {
+        problems.push("starting or shutting down".to_string());
+    }
+    if state.intake.is_none() {
+        problems.push("no flow is loaded (`flow:` in the configuration)".to_string());
+    }
+    if let Err(e) = state.runner.storage.ping().await {
+        problems.push(format!("storage does not answer: {e}"));
+    }
+    if let Some(sends) = &state.sends {
+        problems.extend(sends.problems());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        let body = format!("not ready:\n{}\n", problems.join("\n"));
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
+}
+
+/// Prometheus's text format, for a scraper holding the metrics token (or
+/// the admin token when none is configured).
+async fn metrics_text(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<String, error::ApiError> {
+    let wanted = state.metrics_token.as_ref().unwrap_or(&state.admin_token);
+    match auth::bearer_of(&headers) {
+        Some(token) if same_secret(token, wanted) => Ok(state.metrics.render()),
+        _ => Err(error::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "`/metrics` wants `Authorization: Bearer <metrics_token>` (the admin token when no metrics_token is configured)",
+        )),
     }
 }

@@ -515,6 +515,11 @@ impl Storage {
     }
 
     /// Makes everything written so far durable (before shutdown).
+    /// Answers once the storage thread takes work (for readiness).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.thread.read(|_| Ok(())).await
+    }
+
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.thread.write(|_| Ok(())).await
     }

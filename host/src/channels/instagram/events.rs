@@ -79,6 +79,25 @@ pub enum EventKind {
     Unknown { fields: Vec<String> },
 }
 
+impl EventKind {
+    /// The kind's name, for logs and metrics.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            EventKind::Message { is_echo: true, .. } => "echo",
+            EventKind::Message { .. } => "message",
+            EventKind::MessageDeleted { .. } => "message_deleted",
+            EventKind::MessageUnsupported { .. } => "message_unsupported",
+            EventKind::MessageEdit { .. } => "message_edit",
+            EventKind::Postback { .. } => "postback",
+            EventKind::Reaction { .. } => "reaction",
+            EventKind::Read { .. } => "read",
+            EventKind::Referral { .. } => "referral",
+            EventKind::ThreadControl { .. } => "thread_control",
+            EventKind::Unknown { .. } => "unknown",
+        }
+    }
+}
+
 /// One messaging item of a webhook, with where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -51,8 +51,33 @@ pub(super) struct Named {
 }
 
 pub(super) async fn receive(
-    State(state): State<AppState>,
+    state: State<AppState>,
     Path(chatbot): Path<String>,
+    named: Query<Named>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let answer = take_callback(state, &chatbot, named, headers, body).await;
+    let outcome = match &answer {
+        Ok(Json(body)) if body["status"] == "duplicate" => "duplicate",
+        Ok(_) => "accepted",
+        Err(e) => match e.code {
+            "forbidden" | "not_found" => "refused",
+            "moved_on" => "moved_on",
+            "busy" => "busy",
+            "rate_limited" => "rate_limited",
+            "storage" | "engine" | "no_flow" => "failed",
+            _ => "unreadable",
+        },
+    };
+    let labels = [("chatbot", chatbot), ("outcome", outcome.to_string())];
+    metrics::counter!(crate::telemetry::CHATBOT_CALLBACKS, &labels).increment(1);
+    answer
+}
+
+async fn take_callback(
+    State(state): State<AppState>,
+    chatbot: &str,
     Query(named): Query<Named>,
     headers: HeaderMap,
     body: Bytes,
@@ -65,21 +90,21 @@ pub(super) async fn receive(
         )
     })?;
     let engine = intake.engine();
-    if !engine.flow().flow.chatbots.contains_key(&chatbot) {
+    if !engine.flow().flow.chatbots.contains_key(chatbot) {
         return Err(ApiError::not_found(format!(
             "no chatbot is named `{chatbot}`"
         )));
     }
     let named = named.conversation.zip(named.hash);
     if let Some((conversation, hash)) = &named {
-        admit(engine, &chatbot, conversation, hash).await?;
+        admit(engine, chatbot, conversation, hash).await?;
         within_rate(hash)?;
     }
-    let parsed = read_body(engine, &chatbot, &body).await?;
+    let parsed = read_body(engine, chatbot, &body).await?;
     let (conversation, hash) = match named {
         Some(named) => agree(named, &parsed)?,
         None => {
-            admit(engine, &chatbot, &parsed.conversation, &parsed.hash).await?;
+            admit(engine, chatbot, &parsed.conversation, &parsed.hash).await?;
             within_rate(&parsed.hash)?;
             (parsed.conversation.clone(), parsed.hash.clone())
         }
@@ -99,7 +124,7 @@ pub(super) async fn receive(
         },
         handover: None,
         bot: Some(Box::new(BotAnswer {
-            chatbot: chatbot.clone(),
+            chatbot: chatbot.to_string(),
             session,
             hash: hash.clone(),
             turn: parsed.turn,

@@ -65,6 +65,16 @@ impl CxAccount {
 /// Connexease resends until it gets a 2xx, so duplicates are dropped by the
 /// message's uuid.
 pub(super) async fn receive(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let answer = take_delivery(state, headers, body).await;
+    super::count_refusal("connexease", answer.0);
+    answer
+}
+
+async fn take_delivery(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -128,16 +138,19 @@ pub(super) async fn receive(
             (format!("connexease:{channel}:handover:{event_id}"), record)
         }
         connexease::Hook::Other { hook } => {
-            tracing::debug!(
+            tracing::info!(
                 account = account.key,
                 hook,
-                "Connexease event recorded and skipped"
+                "Connexease event skipped: flowhost has nothing to do with it"
             );
             return (StatusCode::OK, "ok");
         }
     };
     match intake.accept(&[(dedupe, record)]).await {
-        Ok(_) => (StatusCode::OK, "ok"),
+        Ok(new) => {
+            super::count_accepted("connexease", 1, new);
+            (StatusCode::OK, "ok")
+        }
         Err(e) => {
             tracing::error!("accepting a Connexease webhook: {e}");
             (

@@ -99,6 +99,16 @@ pub(super) async fn verify(
 /// `POST`: signature header, the entries' accounts, the signature per
 /// account, then the events of the verified entries into the inbox, 200.
 pub(super) async fn receive(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let answer = take_delivery(state, headers, body).await;
+    super::count_refusal("instagram", answer.0);
+    answer
+}
+
+async fn take_delivery(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -162,7 +172,10 @@ pub(super) async fn receive(
         }
     }
     match intake.accept(&records).await {
-        Ok(_) => (StatusCode::OK, "EVENT_RECEIVED"),
+        Ok(new) => {
+            super::count_accepted("instagram", records.len(), new);
+            (StatusCode::OK, "EVENT_RECEIVED")
+        }
         Err(e) => {
             tracing::error!("accepting a webhook: {e}");
             (
@@ -314,7 +327,11 @@ impl InstagramAccounts {
             // Echoes of our own sends never re-enter the flow; reads,
             // reactions, edits, deletions and unknown kinds are noted only.
             other => {
-                tracing::debug!(account = account.key, kind = ?std::mem::discriminant(&other), "event recorded and skipped");
+                tracing::info!(
+                    account = account.key,
+                    kind = other.kind_name(),
+                    "event skipped: flowhost has nothing to do with it"
+                );
                 return Taken::Skipped;
             }
         };

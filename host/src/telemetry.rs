@@ -1,0 +1,84 @@
+//! Prometheus metrics, recorded with the `metrics` facade where things
+//! happen and rendered at `GET /metrics`. Every name is declared here, with
+//! its unit and meaning, so the list is the documentation.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Webhook deliveries, by `channel` and `outcome` (`accepted`,
+/// `duplicate`, `refused`, `unreadable`, `no_flow`, `failed`).
+pub const WEBHOOKS: &str = "flowhost_webhooks_total";
+/// Events a delivery carried and the inbox took, by `channel`.
+pub const EVENTS_ACCEPTED: &str = "flowhost_events_accepted_total";
+/// Turns committed, by the `position` the conversation is left at.
+pub const TURNS: &str = "flowhost_turns_total";
+/// A turn's time from loading the conversation to its commit, seconds.
+pub const TURN_SECONDS: &str = "flowhost_turn_seconds";
+/// Plugin calls, by `plugin` and `outcome` (`ok` or the error's code).
+pub const PLUGIN_CALLS: &str = "flowhost_plugin_calls_total";
+/// A plugin call's time, seconds, by `plugin`.
+pub const PLUGIN_CALL_SECONDS: &str = "flowhost_plugin_call_seconds";
+/// Send API attempts, by `account` and `outcome` (`sent`, `retry`,
+/// `failed`, `uncertain`).
+pub const SENDS: &str = "flowhost_sends_total";
+/// Chatbot callbacks, by `chatbot` and `outcome` (`accepted`, `duplicate`,
+/// `refused`, `moved_on`, `unreadable`, `busy`, `rate_limited`).
+pub const CHATBOT_CALLBACKS: &str = "flowhost_chatbot_callbacks_total";
+/// Conversations a chatbot sent to its fallback, by `chatbot` and `reason`
+/// (the adapter error's code).
+pub const CHATBOT_FALLBACKS: &str = "flowhost_chatbot_fallbacks_total";
+/// Hand-offs from a chatbot to a queue, by `chatbot` and `queue`.
+pub const CHATBOT_HANDOFFS: &str = "flowhost_chatbot_handoffs_total";
+/// Always 1, with the `version` label.
+pub const BUILD_INFO: &str = "flowhost_build_info";
+
+/// Latency buckets from half a millisecond to half a minute: turns and
+/// plugin calls are milliseconds, a slow bot or API seconds.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's recorder (once; later calls reuse it) and
+/// returns the handle `/metrics` renders.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .expect("the buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        metrics::describe_counter!(WEBHOOKS, "Webhook deliveries, by channel and outcome");
+        metrics::describe_counter!(EVENTS_ACCEPTED, "Events accepted into the inbox");
+        metrics::describe_counter!(TURNS, "Turns committed, by resulting position");
+        metrics::describe_histogram!(TURN_SECONDS, metrics::Unit::Seconds, "Turn latency");
+        metrics::describe_counter!(PLUGIN_CALLS, "Plugin calls, by plugin and outcome");
+        metrics::describe_histogram!(
+            PLUGIN_CALL_SECONDS,
+            metrics::Unit::Seconds,
+            "Plugin call latency"
+        );
+        metrics::describe_counter!(SENDS, "Send attempts, by account and outcome");
+        metrics::describe_counter!(CHATBOT_CALLBACKS, "Chatbot callbacks, by outcome");
+        metrics::describe_counter!(CHATBOT_FALLBACKS, "Chatbot fallbacks, by reason");
+        metrics::describe_counter!(CHATBOT_HANDOFFS, "Chatbot hand-offs to queues");
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        handle
+    })
+}
+
+/// The position's name, as turn metrics label it.
+pub fn position_label(position: &crate::engine::state::Position) -> &'static str {
+    use crate::engine::state::Position;
+    match position {
+        Position::Start => "start",
+        Position::Waiting { .. } => "waiting",
+        Position::Automessage { .. } => "automessage",
+        Position::Chatbot { .. } => "chatbot",
+        Position::Queued { .. } => "queued",
+        Position::WithAgent { .. } => "with_agent",
+        Position::Ended => "ended",
+    }
+}
