@@ -211,6 +211,9 @@ async fn metrics_count_a_scripted_day_and_readiness_follows_the_graph_api() {
         3.0
     );
     assert_eq!(at(r#"flowhost_build_info{version="0.1.0"}"#), 1.0);
+    assert!(at("flowhost_storage_flushes_total") >= 1.0);
+    assert!(at("flowhost_storage_durable_writes_total") >= at("flowhost_storage_flushes_total"));
+    assert!(at("flowhost_storage_bytes") > 0.0);
     // Millisecond-scale buckets.
     assert!(
         metrics.contains_key(r#"flowhost_turn_seconds_bucket{le="0.001"}"#),

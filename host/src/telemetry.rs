@@ -30,6 +30,14 @@ pub const CHATBOT_CALLBACKS: &str = "flowhost_chatbot_callbacks_total";
 pub const CHATBOT_FALLBACKS: &str = "flowhost_chatbot_fallbacks_total";
 /// Hand-offs from a chatbot to a queue, by `chatbot` and `queue`.
 pub const CHATBOT_HANDOFFS: &str = "flowhost_chatbot_handoffs_total";
+/// Flushes of the storage's group commit since start.
+pub const STORAGE_FLUSHES: &str = "flowhost_storage_flushes_total";
+/// Durable writes those flushes answered (writes per flush = batch size).
+pub const STORAGE_DURABLE_WRITES: &str = "flowhost_storage_durable_writes_total";
+/// The most writes one flush answered since start.
+pub const STORAGE_LARGEST_BATCH: &str = "flowhost_storage_largest_batch";
+/// Bytes the database takes on disk.
+pub const STORAGE_BYTES: &str = "flowhost_storage_bytes";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "flowhost_build_info";
 
@@ -67,6 +75,19 @@ pub fn install() -> &'static PrometheusHandle {
         metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
+}
+
+/// Sets the storage's figures, read at scrape time (they are kept by the
+/// storage itself, so nothing is counted twice).
+pub async fn observe_storage(storage: &crate::storage::Storage) {
+    let stats = storage.commit_stats();
+    metrics::counter!(STORAGE_FLUSHES).absolute(stats.flushes);
+    metrics::counter!(STORAGE_DURABLE_WRITES).absolute(stats.durable_writes);
+    metrics::gauge!(STORAGE_LARGEST_BATCH).set(stats.largest_batch as f64);
+    match storage.size_on_disk().await {
+        Ok(bytes) => metrics::gauge!(STORAGE_BYTES).set(bytes as f64),
+        Err(e) => tracing::warn!("reading the database's size: {e}"),
+    }
 }
 
 /// The position's name, as turn metrics label it.

@@ -89,7 +89,10 @@ async fn metrics_text(
 ) -> Result<String, error::ApiError> {
     let wanted = state.metrics_token.as_ref().unwrap_or(&state.admin_token);
     match auth::bearer_of(&headers) {
-        Some(token) if same_secret(token, wanted) => Ok(state.metrics.render()),
+        Some(token) if same_secret(token, wanted) => {
+            crate::telemetry::observe_storage(&state.runner.storage).await;
+            Ok(state.metrics.render())
+        }
         _ => Err(error::ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

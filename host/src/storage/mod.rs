@@ -515,6 +515,13 @@ impl Storage {
     }
 
     /// Makes everything written so far durable (before shutdown).
+    /// Bytes the database takes on disk.
+    pub async fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.thread
+            .read(|store| Ok(store.db().size_on_disk()?))
+            .await
+    }
+
     /// Answers once the storage thread takes work (for readiness).
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.thread.read(|_| Ok(())).await
