@@ -211,6 +211,10 @@ async fn metrics_count_a_scripted_day_and_readiness_follows_the_graph_api() {
         3.0
     );
     assert_eq!(at(r#"flowhost_build_info{version="0.1.0"}"#), 1.0);
+    // c1 waits in sales; nobody is an agent yet.
+    assert_eq!(at(r#"flowhost_queue_waiting{queue="sales"}"#), 1.0);
+    assert!(at(r#"flowhost_queue_oldest_wait_seconds{queue="sales"}"#) >= 0.0);
+    assert_eq!(at(r#"flowhost_agents{status="online"}"#), 0.0);
     assert!(at("flowhost_storage_flushes_total") >= 1.0);
     assert!(at("flowhost_storage_durable_writes_total") >= at("flowhost_storage_flushes_total"));
     assert!(at("flowhost_storage_bytes") > 0.0);

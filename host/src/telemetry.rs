@@ -38,6 +38,13 @@ pub const STORAGE_DURABLE_WRITES: &str = "flowhost_storage_durable_writes_total"
 pub const STORAGE_LARGEST_BATCH: &str = "flowhost_storage_largest_batch";
 /// Bytes the database takes on disk.
 pub const STORAGE_BYTES: &str = "flowhost_storage_bytes";
+/// Conversations waiting in each queue, by `queue`.
+pub const QUEUE_WAITING: &str = "flowhost_queue_waiting";
+/// How long the longest-waiting conversation of each queue has waited,
+/// seconds, by `queue`.
+pub const QUEUE_OLDEST_WAIT: &str = "flowhost_queue_oldest_wait_seconds";
+/// Agents by `status` (`online`, `away`, `offline`, `break`).
+pub const AGENTS: &str = "flowhost_agents";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "flowhost_build_info";
 
@@ -87,6 +94,51 @@ pub async fn observe_storage(storage: &crate::storage::Storage) {
     match storage.size_on_disk().await {
         Ok(bytes) => metrics::gauge!(STORAGE_BYTES).set(bytes as f64),
         Err(e) => tracing::warn!("reading the database's size: {e}"),
+    }
+}
+
+/// Sets the queues' and agents' gauges from the waiting index and the
+/// agents, read at scrape time. `queues` are the flow's, so an empty queue
+/// reads 0 rather than vanishing.
+pub async fn observe_people(storage: &crate::storage::Storage, queues: &[String], now_ms: u64) {
+    use crate::model::agent::AgentStatus;
+    use std::collections::BTreeMap;
+    let waiting = match storage.waiting().await {
+        Ok(waiting) => waiting,
+        Err(e) => return tracing::warn!("reading the waiting index: {e}"),
+    };
+    let mut by_queue: BTreeMap<&str, (u64, u64)> =
+        queues.iter().map(|q| (q.as_str(), (0, 0))).collect();
+    for (_, entry) in &waiting {
+        if let Some((count, oldest)) = by_queue.get_mut(entry.queue.as_str()) {
+            *count += 1;
+            *oldest = (*oldest).max(now_ms.saturating_sub(entry.since_ms));
+        }
+    }
+    for (queue, (count, oldest_ms)) in by_queue {
+        metrics::gauge!(QUEUE_WAITING, "queue" => queue.to_string()).set(count as f64);
+        metrics::gauge!(QUEUE_OLDEST_WAIT, "queue" => queue.to_string())
+            .set(oldest_ms as f64 / 1000.0);
+    }
+    let agents = match storage.agents().await {
+        Ok(agents) => agents,
+        Err(e) => return tracing::warn!("reading the agents: {e}"),
+    };
+    let mut by_status: BTreeMap<&str, u64> = ["online", "away", "offline", "break"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for agent in &agents {
+        let status = match agent.status {
+            AgentStatus::Online => "online",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+            AgentStatus::Break(_) => "break",
+        };
+        *by_status.entry(status).or_default() += 1;
+    }
+    for (status, count) in by_status {
+        metrics::gauge!(AGENTS, "status" => status).set(count as f64);
     }
 }
 

@@ -91,6 +91,12 @@ async fn metrics_text(
     match auth::bearer_of(&headers) {
         Some(token) if same_secret(token, wanted) => {
             crate::telemetry::observe_storage(&state.runner.storage).await;
+            if let Some(intake) = &state.intake {
+                let queues: Vec<String> =
+                    intake.engine().flow().flow.queues.keys().cloned().collect();
+                crate::telemetry::observe_people(&state.runner.storage, &queues, intake.now_ms())
+                    .await;
+            }
             Ok(state.metrics.render())
         }
         _ => Err(error::ApiError::new(
