@@ -38,10 +38,11 @@ enum LogFormat {
     Json,
 }
 
-/// Logs to stderr at `RUST_LOG`'s levels (default `info`).
-fn init_logs(format: LogFormat) {
+/// Logs to stderr at `RUST_LOG`'s levels (default `default_level`).
+fn init_logs(format: LogFormat, default_level: &str) {
     use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -101,22 +102,32 @@ enum PluginCommand {
         /// A directory of partner plugins (`*.wasm`) to load too.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Print each plugin's configuration schema too.
+        #[arg(long)]
+        schemas: bool,
     },
-    /// Load one component and print what `describe` says, or why it was rejected.
-    Describe { file: PathBuf },
+    /// Print what a plugin declares (`describe`): a built-in by name, or a component file.
+    Describe {
+        /// A built-in's name (`request`) or a path to a `.wasm` component.
+        plugin: String,
+    },
     /// Run an action once (a built-in by name, or a component file) and print its output.
     Run {
         /// A built-in's name (`request`) or a path to a `.wasm` component.
         plugin: String,
-        /// The action's configuration as JSON.
-        #[arg(long, default_value = "{}")]
-        config: String,
+        /// The action's configuration as JSON (templates are rendered
+        /// against the context first).
+        #[arg(long = "plugin-config", default_value = "{}")]
+        plugin_config: String,
         /// The customer's message.
         #[arg(long, default_value = "")]
         text: String,
         /// The customer's language.
         #[arg(long, default_value = "en")]
         lang: String,
+        /// The conversation's saved data, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        data: String,
         /// Hosts the plugin may call (repeatable); `*` for any public host.
         #[arg(long = "allow-host")]
         allow_hosts: Vec<String>,
@@ -129,7 +140,12 @@ enum PluginCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    // The server tells what it does; a terminal tool only what goes wrong.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    init_logs(cli.log_format, default_level);
     let mut config = match &cli.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
@@ -168,27 +184,29 @@ async fn main() -> anyhow::Result<ExitCode> {
             cli::flows::schema()?;
             true
         }
-        Command::Plugin(PluginCommand::List { dir }) => {
-            cli::plugins::list(dir).await?;
+        Command::Plugin(PluginCommand::List { dir, schemas }) => {
+            cli::plugins::list(dir, schemas).await?;
             true
         }
-        Command::Plugin(PluginCommand::Describe { file }) => {
-            cli::plugins::describe(file).await?;
+        Command::Plugin(PluginCommand::Describe { plugin }) => {
+            cli::plugins::describe(&plugin).await?;
             true
         }
         Command::Plugin(PluginCommand::Run {
             plugin,
-            config,
+            plugin_config,
             text,
             lang,
+            data,
             allow_hosts,
             allow_private_networks,
         }) => {
             cli::plugins::run(cli::plugins::RunOptions {
                 plugin,
-                config,
+                config: plugin_config,
                 text,
                 language: lang,
+                data,
                 allow_hosts,
                 allow_private_networks,
             })

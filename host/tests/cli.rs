@@ -291,3 +291,189 @@ async fn serve_one_message(format: &str) -> Vec<String> {
     child.wait().unwrap();
     seen
 }
+
+/// `plugin list` shows every built-in (with schemas on request).
+#[test]
+fn plugin_list_shows_every_builtin_and_its_schema_on_request() {
+    let (ok, out) = flowhost(&["plugin", "list"]);
+    assert!(ok, "{out}");
+    for name in [
+        "request",
+        "send-message",
+        "save-data",
+        "create-ticket",
+        "webhook-bot",
+        "rasa",
+        "phrase-translator",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(name)), "{name}: {out}");
+    }
+    assert!(!out.contains("\"required\""), "no schemas unless asked");
+    let (ok, out) = flowhost(&["plugin", "list", "--schemas"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(r#""required": ["#), "{out}");
+}
+
+/// `plugin describe` takes a built-in's name or a component file.
+#[test]
+fn plugin_describe_takes_a_name_or_a_file() {
+    let (ok, out) = flowhost(&["plugin", "describe", "webhook-bot"]);
+    assert!(ok, "{out}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&info["name"], &info["kind"]),
+        (&"webhook-bot".into(), &"chatbot".into())
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("save-data.wasm");
+    let bytes = flowhost::builtin::components()
+        .iter()
+        .find(|(name, _)| *name == "save-data")
+        .unwrap()
+        .1;
+    std::fs::write(&file, bytes).unwrap();
+    let (ok, out) = flowhost(&["plugin", "describe", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains(r#""name": "save-data""#), "{out}");
+
+    let (ok, out) = flowhost(&["plugin", "describe", "no-such-plugin"]);
+    assert!(!ok);
+    assert!(
+        out.contains("neither a built-in plugin nor a readable component file"),
+        "{out}"
+    );
+}
+
+/// `plugin run` with a configuration, saved data, a language and a message.
+#[test]
+fn plugin_run_prints_the_outcome_and_its_effects() {
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "run",
+        "send-message",
+        "--lang",
+        "tr",
+        "--plugin-config",
+        r#"{"text": "Hello {{ data.name }}", "variants": {"tr": {"text": "Merhaba {{ data.name }}, {{ message.text }}"}}}"#,
+        "--data",
+        r#"{"name": "Ada"}"#,
+        "--text",
+        "nerede?",
+    ]);
+    assert!(ok, "{out}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        output["effects"]["messages"][0]["text"],
+        "Merhaba Ada, nerede?"
+    );
+
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "run",
+        "save-data",
+        "--plugin-config",
+        r#"{"key": "vip", "value": true}"#,
+    ]);
+    assert!(ok, "{out}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output["effects"]["data_changes"]["vip"], true);
+
+    // A bad configuration: exit 1 and the typed error.
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "run",
+        "save-data",
+        "--plugin-config",
+        r#"{"value": 1}"#,
+    ]);
+    assert!(!ok);
+    assert!(out.contains("error (invalid_config)"), "{out}");
+    let (ok, out) = flowhost(&["plugin", "run", "save-data", "--plugin-config", "{not json"]);
+    assert!(!ok);
+    assert!(out.contains("--plugin-config is not JSON"), "{out}");
+}
+
+/// `plugin run request` reaches a host only when it is allowed to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_reaches_only_the_allowed_hosts() {
+    let router = axum::Router::new().route(
+        "/orders/1",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "shipped"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let config = format!(r#"{{"url": "http://{addr}/orders/1", "name": "order"}}"#);
+    let run = move |extra: &'static [&'static str]| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "plugin",
+                "run",
+                "request",
+                "--plugin-config",
+                config.as_str(),
+            ];
+            args.extend_from_slice(extra);
+            flowhost(&args)
+        })
+    };
+    let (ok, out) = run(&[]).await.unwrap();
+    assert!(!ok, "a private address is closed by default: {out}");
+    assert!(out.contains("error (http)"), "{out}");
+    let (ok, out) = run(&["--allow-host", "127.0.0.1", "--allow-private-networks"])
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output["store"][0], "order");
+    assert_eq!(output["store"][1]["body"]["status"], "shipped");
+}
+
+/// `chat` talks to a flow in the terminal: the customer's lines in, the
+/// bot's answers out, and no log lines in between.
+#[test]
+fn chat_answers_in_the_terminal() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let flow = data.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        include_str!("../../examples/shop-support.yaml").replace(
+            "next: { time_condition: business-hours }",
+            "next: { decision_tree: support }",
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .arg("chat")
+        .arg(&flow)
+        .arg("--data-dir")
+        .arg(data.path().join("chat"))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowhost runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\n2\n/state\n/quit\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("How can we help you today?"), "{stdout}");
+    assert!(stdout.contains("[2] Talk to an agent"), "{stdout}");
+    // `2` picked the quick reply; `/state` shows where that led.
+    assert!(stdout.contains("Connecting you to an agent"), "{stdout}");
+    assert!(stdout.contains(r#""at":"queued","queue":"support""#), "{stdout}");
+    assert!(
+        !stderr.contains(" INFO "),
+        "no log lines at the default level: {stderr}"
+    );
+}

@@ -5,15 +5,21 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::plugin::{
-    ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
+    ActionContext, Contact, Conversation, InboundMessage, Plugin, PluginRuntime, PluginSettings,
+    RuntimeConfig,
 };
 
-/// Lists the built-in plugins (and those of `dir`).
-pub async fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_concurrent_calls: 4,
+fn runtime() -> anyhow::Result<PluginRuntime> {
+    Ok(PluginRuntime::new(&RuntimeConfig {
+        max_concurrent_calls: 2,
         ..RuntimeConfig::default()
-    })?;
+    })?)
+}
+
+/// Lists the built-in plugins (and those of `dir`), with their
+/// configuration schemas when `schemas` is set.
+pub async fn list(dir: Option<PathBuf>, schemas: bool) -> anyhow::Result<()> {
+    let runtime = runtime()?;
     let registry =
         crate::registry::PluginRegistry::load(&runtime, dir.as_deref(), &Default::default())
             .await?;
@@ -21,32 +27,54 @@ pub async fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
         let info = plugin.info();
         let caps: Vec<String> = info.capabilities.iter().map(|c| c.to_string()).collect();
         println!(
-            "{:<16} {:<8} {:<8} [{}]  {}  ({origin})",
+            "{:<18} {:<8} {:<10} [{}]  {}  ({origin})",
             info.name,
             info.version,
             format!("{:?}", info.kind).to_lowercase(),
             caps.join(", "),
             info.description
         );
+        if schemas {
+            println!("{}", serde_json::to_string_pretty(&info.config_schema)?);
+        }
     }
     Ok(())
 }
 
-/// Loads one component and prints what `describe` says.
-pub async fn describe(file: PathBuf) -> anyhow::Result<()> {
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_concurrent_calls: 2,
-        ..RuntimeConfig::default()
-    })?;
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let label = file
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let plugin = runtime.load(&label, &bytes, &Default::default()).await?;
+/// Prints what a plugin (a built-in by name, or a component file) declares.
+pub async fn describe(plugin: &str) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let plugin = load(&runtime, plugin, None).await?;
     println!("{}", serde_json::to_string_pretty(plugin.info())?);
     Ok(())
+}
+
+/// Loads a built-in by name, else the component file at `plugin`, with
+/// the built-in's default settings (or `settings`).
+async fn load(
+    runtime: &PluginRuntime,
+    plugin: &str,
+    settings: Option<PluginSettings>,
+) -> anyhow::Result<Plugin> {
+    let (label, bytes) = match crate::builtin::components()
+        .iter()
+        .find(|(name, _)| *name == plugin)
+    {
+        Some((name, bytes)) => (name.to_string(), bytes.to_vec()),
+        None => {
+            let bytes = std::fs::read(plugin).with_context(|| {
+                format!("`{plugin}` is neither a built-in plugin nor a readable component file")
+            })?;
+            let stem = std::path::Path::new(plugin)
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (stem, bytes)
+        }
+    };
+    let settings = settings.unwrap_or_else(|| crate::builtin::default_settings(&label));
+    Ok(runtime.load(&label, &bytes, &settings).await?)
 }
 
 /// What `flowhost plugin run` was asked to do.
@@ -55,39 +83,34 @@ pub struct RunOptions {
     pub config: String,
     pub text: String,
     pub language: String,
+    /// The conversation's saved data, a JSON object.
+    pub data: String,
     pub allow_hosts: Vec<String>,
     pub allow_private_networks: bool,
 }
 
-/// Runs an action once and prints its output; `Ok(false)` if it failed.
+/// Runs an action once and prints its output (the value it keeps, the
+/// target it picks, saved-data changes, messages, tickets; its log lines go
+/// to stderr); `Ok(false)` if it failed.
 pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_concurrent_calls: 2,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = runtime()?;
     let config: serde_json::Value =
-        serde_json::from_str(&options.config).context("--config is not JSON")?;
-    let (label, bytes) = match crate::builtin::components()
+        serde_json::from_str(&options.config).context("--plugin-config is not JSON")?;
+    let data: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&options.data).context("--data is not a JSON object")?;
+    let builtin = crate::builtin::components()
         .iter()
-        .find(|(name, _)| *name == options.plugin)
-    {
-        Some((name, bytes)) => (name.to_string(), bytes.to_vec()),
-        None => (
-            options.plugin.clone(),
-            std::fs::read(&options.plugin).with_context(|| {
-                format!(
-                    "`{}` is neither a built-in nor a readable file",
-                    options.plugin
-                )
-            })?,
-        ),
+        .any(|(name, _)| *name == options.plugin);
+    let mut settings = if builtin {
+        crate::builtin::default_settings(&options.plugin)
+    } else {
+        PluginSettings::default()
     };
-    let mut settings = crate::builtin::default_settings(&label);
     if !options.allow_hosts.is_empty() {
         settings.http.allowed_hosts = options.allow_hosts;
     }
     settings.http.allow_private_networks |= options.allow_private_networks;
-    let loaded = runtime.load(&label, &bytes, &settings).await?;
+    let loaded = load(&runtime, &options.plugin, Some(settings)).await?;
     let context = ActionContext {
         conversation: Conversation {
             id: "cli".into(),
@@ -103,6 +126,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
             text: Some(options.text),
             ..Default::default()
         }),
+        data,
         language: options.language,
         ..Default::default()
     };
