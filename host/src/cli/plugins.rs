@@ -10,10 +10,10 @@ use crate::plugin::{
 };
 
 fn runtime() -> anyhow::Result<PluginRuntime> {
-    Ok(PluginRuntime::new(&RuntimeConfig {
+    PluginRuntime::new(&RuntimeConfig {
         max_concurrent_calls: 2,
         ..RuntimeConfig::default()
-    })?)
+    })
 }
 
 /// Lists the built-in plugins (and those of `dir`), with their
