@@ -3,12 +3,15 @@
 //! Both worlds share the capability interfaces: the `chatbot` world maps them
 //! onto the modules generated for the `action` world, so a `HostError` or an
 //! `http::Request` is one Rust type whichever world a plugin exports.
+//!
+//! `sdk/wit` links to the repository's `wit/`, so the published package
+//! carries the WIT it was built from (`cargo package` follows the link).
 
 /// The `action` world: capability imports plus the `action-plugin` export.
 pub mod action {
     wit_bindgen::generate!({
         world: "action",
-        path: "../wit/flowhost-plugin@0.1.0",
+        path: "wit/flowhost-plugin@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_action_world",
         default_bindings_module: "flowhost_sdk::bindings::action",
@@ -21,7 +24,7 @@ pub mod action {
 pub mod chatbot {
     wit_bindgen::generate!({
         world: "chatbot",
-        path: "../wit/flowhost-plugin@0.1.0",
+        path: "wit/flowhost-plugin@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_chatbot_world",
         default_bindings_module: "flowhost_sdk::bindings::chatbot",
@@ -42,7 +45,7 @@ pub mod chatbot {
 pub mod translator {
     wit_bindgen::generate!({
         world: "translator",
-        path: "../wit/flowhost-plugin@0.2.0",
+        path: "wit/flowhost-plugin@0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_translator_world",
         default_bindings_module: "flowhost_sdk::bindings::translator",
