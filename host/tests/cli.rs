@@ -471,7 +471,10 @@ fn chat_answers_in_the_terminal() {
     assert!(stdout.contains("[2] Talk to an agent"), "{stdout}");
     // `2` picked the quick reply; `/state` shows where that led.
     assert!(stdout.contains("Connecting you to an agent"), "{stdout}");
-    assert!(stdout.contains(r#""at":"queued","queue":"support""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""at":"queued","queue":"support""#),
+        "{stdout}"
+    );
     assert!(
         !stderr.contains(" INFO "),
         "no log lines at the default level: {stderr}"
