@@ -219,19 +219,22 @@ async fn rasa_callback(State(bots): State<Bots>, Json(body): Json<Value>) -> &'s
 
 /// The SDK example's imaginary relay bot: `now` is answered at once,
 /// anything else later at `reply_url`, with a hand-off to sales.
-async fn relay_bot(Json(body): Json<Value>) -> Response {
+async fn relay_bot(State(bots): State<Bots>, Json(body): Json<Value>) -> Response {
     let text = body["text"].as_str().unwrap_or("").to_string();
     if text == "now" {
         return Json(json!({"replies": ["Relayed at once"]})).into_response();
     }
+    // The later answer may reach flowhost before this 202 does.
     let reply_url = body["reply_url"].as_str().unwrap().to_string();
     tokio::spawn(async move {
         let answer = json!({"replies": [format!("Relayed later: {text}")], "handoff": "sales"});
-        let _ = reqwest::Client::new()
+        let response = reqwest::Client::new()
             .post(reply_url)
             .json(&answer)
             .send()
             .await;
+        let status = response.map_or(0, |r| r.status().as_u16());
+        bots.callback_statuses.lock().unwrap().push(status);
     });
     StatusCode::ACCEPTED.into_response()
 }
@@ -911,6 +914,11 @@ async fn an_adapter_built_from_the_sdk_example_answers_at_once_and_later() {
     fx.write(RELAY, "5901", "now", json!({})).await;
     fx.graph.wait_for_text("5901", "Relayed at once").await;
     fx.write(RELAY, "5902", "take your time", json!({})).await;
+    let status = eventually("the relay bot called back", || async {
+        fx.bots.callback_statuses.lock().unwrap().first().copied()
+    })
+    .await;
+    assert_eq!(status, 200, "the callback was refused");
     fx.graph
         .wait_for_text("5902", "Relayed later: take your time")
         .await;

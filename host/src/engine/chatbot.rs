@@ -318,13 +318,15 @@ impl Engine {
         session: u64,
         hash: &str,
     ) -> Result<CallbackVerdict, EngineError> {
+        // The hashes of turns under way first: such a turn drops its hash
+        // only once its commit is readable, so one of the two checks sees
+        // it (read storage first, and the turn could commit and drop the
+        // hash between the read and this check).
+        if self.handed_out.holds(key, chatbot, session, hash) {
+            return Ok(CallbackVerdict::Current);
+        }
         let state = self.storage.conversation(key).await?;
-        Ok(match verdict(state.as_ref(), chatbot, session, hash) {
-            CallbackVerdict::Refused if self.handed_out.holds(key, chatbot, session, hash) => {
-                CallbackVerdict::Current
-            }
-            verdict => verdict,
-        })
+        Ok(verdict(state.as_ref(), chatbot, session, hash))
     }
 
     /// A bot's later answer from the inbox (`receipt`), in its

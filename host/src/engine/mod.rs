@@ -806,6 +806,7 @@ impl Engine {
             mut commit,
             notes,
             started,
+            handed_out,
             ..
         } = turn;
         commit.placement = change;
@@ -826,6 +827,9 @@ impl Engine {
         self.storage
             .commit_turn(commit, self.clock.now_ms())
             .await?;
+        // Only now that the state with the hashes can be read: see
+        // `Engine::check_callback`.
+        drop(handed_out);
         if let Some(news) = news {
             self.feed.publish(news);
         }
