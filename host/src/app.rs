@@ -16,10 +16,10 @@ use crate::actions::ActionRunner;
 use crate::config::ServerConfig;
 use crate::engine::clock::SystemClock;
 use crate::engine::{Engine, EngineSettings};
-use crate::flow::PluginCatalog;
 use crate::intake::{Intake, IntakeLimits};
 use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
+use crate::publishing::{PublishError, Publisher};
 use crate::registry::PluginRegistry;
 use crate::routing::queues::Router;
 use crate::server::agents::AgentDesk;
@@ -132,6 +132,56 @@ struct FlowParts {
     sends: Option<Arc<crate::outbox::health::SendHealth>>,
 }
 
+/// The flow to serve and its version: the configuration's flow file,
+/// imported as a new version when it changed since it was last imported;
+/// else production as stored (what admins applied last).
+async fn production_flow(
+    config: &ServerConfig,
+    publisher: &Publisher,
+) -> anyhow::Result<Option<(u64, crate::flow::CompiledFlow)>> {
+    if let Some(path) = &config.flow {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the flow {}", path.display()))?;
+        let shown = path.display().to_string();
+        match publisher.import_file(&shown, &text).await {
+            Ok(_) => {}
+            Err(PublishError::Invalid(issues)) => {
+                anyhow::bail!("{shown} has errors:\n{}", listed(&issues))
+            }
+            Err(other) => return Err(other).with_context(|| format!("importing {shown}")),
+        }
+    }
+    let Some(version) = publisher.production().await? else {
+        return Ok(None);
+    };
+    let number = version.number;
+    let (compiled, warnings) = publisher.compile_version(&version).map_err(|issues| {
+        anyhow::anyhow!(
+            "flow version {number} does not validate with the plugins loaded now:\n{}",
+            listed(&issues)
+        )
+    })?;
+    for warning in warnings {
+        tracing::warn!("flow version {number}: {warning}");
+    }
+    let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
+    if !unusable.is_empty() {
+        anyhow::bail!(
+            "flow version {number}: accounts cannot work with the secrets this process has:\n  {}",
+            unusable.join("\n  ")
+        );
+    }
+    tracing::info!("serving flow version {number} ({})", version.comment);
+    Ok(Some((number, compiled)))
+}
+
+fn listed(issues: &[crate::flow::Issue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("error: {issue}\n"))
+        .collect()
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -160,34 +210,20 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
 
-    let parts = match &config.flow {
+    let publisher = Publisher::new(
+        runner.storage.clone(),
+        runner.registry.clone(),
+        None,
+        Arc::new(SystemClock),
+    );
+    let parts = match production_flow(&config, &publisher).await? {
         None => {
             tracing::warn!(
-                "no flow configured: webhooks are refused until one is (`flow:` in the configuration)"
+                "no flow configured: webhooks are refused until one is (`flow:` in the configuration, or a version applied through the admin API and a restart)"
             );
             FlowParts::default()
         }
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the flow {}", path.display()))?;
-            let flow = crate::flow::parse(&text)
-                .map_err(|issue| anyhow::anyhow!("{}: {issue}", path.display()))?;
-            let (compiled, warnings) =
-                crate::flow::compile(flow, &PluginCatalog::from_registry(&runner.registry))
-                    .map_err(|report| {
-                        anyhow::anyhow!("{} has errors:\n{report}", path.display())
-                    })?;
-            for warning in warnings {
-                tracing::warn!("{}: {warning}", path.display());
-            }
-            let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
-            if !unusable.is_empty() {
-                anyhow::bail!(
-                    "{}: accounts cannot work with the secrets this process has:\n  {}",
-                    path.display(),
-                    unusable.join("\n  ")
-                );
-            }
+        Some((version, compiled)) => {
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
             let connexease = ConnexeaseAccounts::from_flow(&compiled.flow);
             let sender = Arc::new(OutboxSender::new(
@@ -208,14 +244,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                     .unwrap_or_else(|| format!("http://{addr}")),
                 ..EngineSettings::default()
             };
-            let engine = Arc::new(Engine::new(
-                Arc::new(compiled),
-                runner.runtime.clone(),
-                runner.registry.clone(),
-                runner.storage.clone(),
-                Arc::new(SystemClock),
-                settings,
-            ));
+            let engine = Arc::new(
+                Engine::new(
+                    Arc::new(compiled),
+                    runner.runtime.clone(),
+                    runner.registry.clone(),
+                    runner.storage.clone(),
+                    Arc::new(SystemClock),
+                    settings,
+                )
+                .with_flow_version(version),
+            );
             let limits = IntakeLimits {
                 turns: config.intake.max_turns,
                 held_events: config.intake.max_held_events,
@@ -236,8 +275,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         }
     };
 
+    let publisher = Arc::new(Publisher::new(
+        runner.storage.clone(),
+        runner.registry.clone(),
+        parts.engine.clone(),
+        Arc::new(SystemClock),
+    ));
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
+        publisher,
         runner: runner.clone(),
         admin_token: token.into(),
         ready: ready.clone(),

@@ -14,6 +14,7 @@ pub mod intake;
 pub mod model;
 pub mod outbox;
 pub mod plugin;
+pub mod publishing;
 pub mod registry;
 pub mod routing;
 pub mod server;

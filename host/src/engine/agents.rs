@@ -125,13 +125,13 @@ impl Engine {
             action = AgentAction::Transfer(TransferTo::Queue(queue));
         }
         if let AgentAction::Transfer(to) = &action {
-            self.check_transfer(to)?;
+            Self::check_transfer(&turn.flow.compiled, to)?;
         }
         let access = turn
             .state
             .position
             .queue()
-            .and_then(|q| self.flow.flow.queues.get(q))
+            .and_then(|q| turn.flow.compiled.flow.queues.get(q))
             .map(|q| q.agent_management_access)
             .unwrap_or_default();
         let mut original = None;
@@ -187,7 +187,7 @@ impl Engine {
             .state
             .position
             .queue()
-            .and_then(|q| self.flow.flow.queues.get(q))
+            .and_then(|q| turn.flow.compiled.flow.queues.get(q))
             .and_then(|q| q.user_name.as_ref())
         else {
             return;
@@ -209,9 +209,12 @@ impl Engine {
         }
     }
 
-    /// A transfer goes to a queue or a step of this flow.
-    fn check_transfer(&self, to: &TransferTo) -> Result<(), Refusal> {
-        let flow = &self.flow.flow;
+    /// A transfer goes to a queue or a step of the conversation's flow.
+    fn check_transfer(
+        compiled: &crate::flow::CompiledFlow,
+        to: &TransferTo,
+    ) -> Result<(), Refusal> {
+        let flow = &compiled.flow;
         let exists = match to {
             TransferTo::Queue(name) => flow.queues.contains_key(name),
             TransferTo::Agent(_) | TransferTo::DefaultQueue => true,

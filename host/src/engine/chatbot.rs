@@ -157,7 +157,7 @@ impl Engine {
         let guard = self.handed_out.hand_out(turn.state.key(), stint.clone());
         turn.handed_out.push(guard);
         turn.state.bot = Some(stint);
-        if self.flow.flow.chatbots[name].send_start_message {
+        if turn.flow.compiled.flow.chatbots[name].send_start_message {
             let start = ChatbotInbound {
                 id: uuid::Uuid::now_v7().to_string(),
                 is_start: true,
@@ -188,7 +188,8 @@ impl Engine {
         hash: &str,
         mut inbound: ChatbotInbound,
     ) -> Next {
-        let bot = &self.flow.flow.chatbots[name];
+        let flow = turn.flow.compiled.clone();
+        let bot = &flow.flow.chatbots[name];
         let Some(adapter) = self.registry.get(&bot.adapter) else {
             turn.error(format!(
                 "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
@@ -227,7 +228,7 @@ impl Engine {
     /// What the adapter is told of the bot-side session: the callback URL
     /// and the custom fields, rendered now.
     async fn bot_session(&self, turn: &Turn, name: &str, hash: &str) -> ChatbotSession {
-        let bot = &self.flow.flow.chatbots[name];
+        let bot = &turn.flow.compiled.flow.chatbots[name];
         let context = turn.template_context();
         let mut custom_fields = Vec::with_capacity(bot.custom_fields.len());
         for field in &bot.custom_fields {
@@ -259,7 +260,8 @@ impl Engine {
     /// Sends what the bot said and follows its hand-off, if any. The same
     /// for an answer in the HTTP exchange and one through the callback.
     fn act_on_bot(&self, turn: &mut Turn, name: &str, answer: BotTurn) -> Next {
-        let bot = &self.flow.flow.chatbots[name];
+        let flow = turn.flow.compiled.clone();
+        let bot = &flow.flow.chatbots[name];
         let limit = self
             .registry
             .get(&bot.adapter)
@@ -276,7 +278,7 @@ impl Engine {
         let Some(named) = answer.handoff_queue else {
             return Next::Stay;
         };
-        match bot.handoff_queue(&named, &self.flow.flow.queues) {
+        match bot.handoff_queue(&named, &flow.flow.queues) {
             Some(queue) => {
                 let labels = [("chatbot", name.to_string()), ("queue", queue.to_string())];
                 metrics::counter!(crate::telemetry::CHATBOT_HANDOFFS, &labels).increment(1);
@@ -297,7 +299,14 @@ impl Engine {
     /// Reads a body posted to chatbot `name`'s callback URL with its
     /// adapter.
     pub async fn parse_callback(&self, name: &str, body: &[u8]) -> Result<BotCallback, CallError> {
-        let bot = &self.flow.flow.chatbots[name];
+        let flow = self.flow();
+        let bot = flow
+            .flow
+            .chatbots
+            .get(name)
+            .ok_or_else(|| CallError::BotUnavailable {
+                reason: format!("production has no chatbot `{name}`"),
+            })?;
         let adapter = self
             .registry
             .get(&bot.adapter)

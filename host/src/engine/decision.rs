@@ -18,7 +18,7 @@ type StepFuture<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
 
 impl Engine {
     pub(super) async fn run_decision(&self, turn: &mut Turn, tree: &str, name: &str) -> Next {
-        let flow = self.flow.clone();
+        let flow = turn.flow.compiled.clone();
         let Some(decision) = flow.decision(tree, name) else {
             turn.error(format!("decision `{name}` of tree `{tree}` does not exist"));
             return Next::Stay;
@@ -95,7 +95,7 @@ impl Engine {
         name: &str,
         message: &InboundMessage,
     ) -> Next {
-        let flow = self.flow.clone();
+        let flow = turn.flow.compiled.clone();
         let Some(decision) = flow.decision(tree, name) else {
             turn.error(format!(
                 "the flow no longer has decision `{name}` of tree `{tree}`; starting over"
@@ -103,7 +103,15 @@ impl Engine {
             return Next::Stay;
         };
         let text = message.text.clone().unwrap_or_default();
-        let chosen = self.match_target(tree, name, decision, message, &text, &turn.state.language);
+        let chosen = Self::match_target(
+            &flow,
+            tree,
+            name,
+            decision,
+            message,
+            &text,
+            &turn.state.language,
+        );
         let (index, how) = match chosen {
             Some(found) => found,
             None => match decision
@@ -133,7 +141,7 @@ impl Engine {
     }
 
     fn match_target(
-        &self,
+        flow: &CompiledFlow,
         tree: &str,
         name: &str,
         decision: &Decision,
@@ -165,12 +173,11 @@ impl Engine {
                         && (typed == button_number.to_string()
                             || titles.iter().any(|(_, title)| normalize(title) == typed))
                 }
-                Answer::Pattern => self
-                    .flow
+                Answer::Pattern => flow
                     .patterns
                     .get(&key)
                     .is_some_and(|re| re.is_match(text.trim())),
-                Answer::Similar => self.flow.words.get(&key).is_some_and(|lists| {
+                Answer::Similar => flow.words.get(&key).is_some_and(|lists| {
                     let primary = language.split(['-', '_']).next().unwrap_or(language);
                     let own = lists
                         .get(&Some(language.to_string()))

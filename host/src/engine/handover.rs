@@ -33,7 +33,8 @@ impl Engine {
         receipt: u64,
     ) -> Result<TurnReport, EngineError> {
         let now = self.clock.now_ms();
-        let language = &self.flow.flow.default_language;
+        let production = self.flow();
+        let language = &production.flow.default_language;
         let state = match self.storage.conversation(key).await? {
             Some(state) => state,
             None => ConversationState::new(account, contact, 1, language, now),

@@ -20,6 +20,7 @@ pub mod matcher;
 mod queue_clocks;
 pub mod state;
 mod translation;
+pub mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -114,8 +115,8 @@ struct Turn {
     now_ms: u64,
     hops: u32,
     notes: Vec<String>,
-    /// The flow's `vars`, visible to templates.
-    vars: Value,
+    /// The flow version this turn runs on (with its `vars`).
+    flow: Arc<versions::LiveFlow>,
     /// `instagram` or `connexease`.
     channel: &'static str,
     /// The conversation's position when the turn began.
@@ -146,8 +147,8 @@ impl Turn {
             results: {
                 let mut results = self.state.results.clone();
                 // The flow's `vars`, also under the name `config`.
-                results.insert("vars".into(), self.vars.clone());
-                results.insert("config".into(), self.vars.clone());
+                results.insert("vars".into(), self.flow.vars.clone());
+                results.insert("config".into(), self.flow.vars.clone());
                 results
             },
         }
@@ -270,6 +271,12 @@ impl Turn {
     }
 }
 
+/// The `default_queue` of the connector of `account` in `flow`.
+fn default_queue_of(flow: &CompiledFlow, account: &str) -> Option<String> {
+    let connector = flow.connector_of_account.get(account)?;
+    flow.flow.connectors[connector].default_queue.clone()
+}
+
 /// Where routing goes next.
 enum Next {
     /// Follow a destination; the string is the decision tree it is inside
@@ -280,7 +287,8 @@ enum Next {
 }
 
 pub struct Engine {
-    flow: Arc<CompiledFlow>,
+    /// Production and the older versions sessions still run on.
+    flows: versions::Flows,
     runtime: Arc<PluginRuntime>,
     registry: Arc<PluginRegistry>,
     storage: Storage,
@@ -288,8 +296,6 @@ pub struct Engine {
     settings: EngineSettings,
     /// One lock per conversation with a turn under way.
     lanes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The flow's `vars` as JSON, made once rather than every turn.
-    vars: Value,
     /// What agents are told about the conversations they see.
     feed: Arc<feed::Feed>,
     /// Recent waits per queue, for the estimate told to customers.
@@ -307,24 +313,18 @@ impl Engine {
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Self {
-        let vars = serde_json::to_value(&flow.flow.vars).unwrap_or(Value::Null);
         Engine {
-            flow,
+            flows: versions::Flows::new(versions::LiveFlow::new(0, flow)),
             runtime,
             registry,
             storage,
             clock,
             settings,
             lanes: Default::default(),
-            vars,
             feed: Arc::new(feed::Feed::new()),
             waits: Default::default(),
             handed_out: Default::default(),
         }
-    }
-
-    pub fn flow(&self) -> &CompiledFlow {
-        &self.flow
     }
 
     pub fn storage(&self) -> &Storage {
@@ -340,15 +340,11 @@ impl Engine {
     }
 
     /// The channel an account is on, for the plugins' context.
-    fn channel_of(&self, account: &str) -> &'static str {
-        match self.flow.flow.accounts.get(account) {
+    fn channel_of(flow: &CompiledFlow, account: &str) -> &'static str {
+        match flow.flow.accounts.get(account) {
             Some(crate::flow::model::Account::Connexease { .. }) => "connexease",
             _ => "instagram",
         }
-    }
-
-    fn vars(&self) -> Value {
-        self.vars.clone()
     }
 
     /// Runs `f` with the conversation's lane held, so turns of one
@@ -409,45 +405,21 @@ impl Engine {
         mut message: InboundMessage,
         receipt: Option<u64>,
     ) -> Result<TurnReport, EngineError> {
-        let flow = &self.flow.flow;
-        let connector_key = self
-            .flow
-            .connector_of_account
-            .get(account)
-            .ok_or_else(|| EngineError::NoConnector(account.to_string()))?;
-        let connector = &flow.connectors[connector_key];
         let now = self.clock.now_ms();
-
-        let timeout_ms = connector.session_timeout_seconds.saturating_mul(1000);
-        let timed_out = |s: &ConversationState| {
-            now.saturating_sub(s.last_inbound_ms.unwrap_or(s.started_at_ms)) > timeout_ms
-        };
-        let state = match self.storage.conversation(key).await? {
-            Some(previous) if previous.position != Position::Ended && !timed_out(&previous) => {
-                previous
-            }
-            Some(previous) if previous.position != Position::Ended => {
-                let mut next = previous.next_session(contact.clone(), now);
-                next.note(
-                    now,
-                    "note",
-                    format!(
-                        "session {} timed out after {} s without a message",
-                        previous.session, connector.session_timeout_seconds
-                    ),
-                );
-                next
-            }
-            Some(previous) => previous.next_session(contact.clone(), now),
-            None => {
-                ConversationState::new(account, contact.clone(), 1, &flow.default_language, now)
-            }
-        };
+        let state = self
+            .session_for(account, key, &contact, now)
+            .await?
+            .ok_or_else(|| EngineError::NoConnector(account.to_string()))?;
         let commit = TurnCommit {
             inbox_remove: receipt.into_iter().collect(),
             ..TurnCommit::default()
         };
         let mut turn = self.begin(state, commit, now).await?;
+        let flow = turn.flow.compiled.clone();
+        let Some(connector_key) = flow.connector_of_account.get(account) else {
+            return Err(EngineError::NoConnector(account.to_string()));
+        };
+        let connector = &flow.flow.connectors[connector_key];
         turn.inbound = true;
         if contact.name.is_some() {
             turn.state.contact = contact;
@@ -512,10 +484,58 @@ impl Engine {
         self.commit(turn).await
     }
 
+    /// The customer's conversation as a message finds it: the session under
+    /// way, or a new one after an ending or a session timeout (the timeout
+    /// of the session's own flow version). `None`: the account has no
+    /// connector.
+    async fn session_for(
+        &self,
+        account: &str,
+        key: &str,
+        contact: &Contact,
+        now: u64,
+    ) -> Result<Option<ConversationState>, EngineError> {
+        let previous = self.storage.conversation(key).await?;
+        let flow = match &previous {
+            Some(previous) => self.flow_for(previous).await,
+            None => self.flows.production(),
+        };
+        let Some(connector) = flow.compiled.connector_of_account.get(account) else {
+            return Ok(None);
+        };
+        let timeout_s = flow.compiled.flow.connectors[connector].session_timeout_seconds;
+        let timed_out = |s: &ConversationState| {
+            now.saturating_sub(s.last_inbound_ms.unwrap_or(s.started_at_ms))
+                > timeout_s.saturating_mul(1000)
+        };
+        Ok(Some(match previous {
+            Some(previous) if previous.position != Position::Ended && !timed_out(&previous) => {
+                previous
+            }
+            Some(previous) if previous.position != Position::Ended => {
+                let mut next = previous.next_session(contact.clone(), now);
+                next.note(
+                    now,
+                    "note",
+                    format!(
+                        "session {} timed out after {timeout_s} s without a message",
+                        previous.session
+                    ),
+                );
+                next
+            }
+            Some(previous) => previous.next_session(contact.clone(), now),
+            None => {
+                let language = &flow.compiled.flow.default_language;
+                ConversationState::new(account, contact.clone(), 1, language, now)
+            }
+        }))
+    }
+
     /// The conversation's connector's `default_queue`, when the flow cannot
     /// go on; without one it stays where it is.
     fn to_default_queue(&self, turn: &mut Turn) -> Next {
-        match self.default_queue_of(&turn.state.account) {
+        match default_queue_of(&turn.flow.compiled, &turn.state.account) {
             Some(queue) => {
                 turn.route(format!("to the connector's default queue `{queue}`"));
                 Next::Go(Destination::Queue(queue), String::new())
@@ -525,29 +545,30 @@ impl Engine {
     }
 
     pub(crate) fn default_queue_of(&self, account: &str) -> Option<String> {
-        let connector = self.flow.connector_of_account.get(account)?;
-        self.flow.flow.connectors[connector].default_queue.clone()
+        default_queue_of(&self.flow(), account)
     }
 
     /// A turn on `state`: its saved data loaded, `commit` to fill.
     async fn begin(
         &self,
-        state: ConversationState,
+        mut state: ConversationState,
         mut commit: TurnCommit,
         now_ms: u64,
     ) -> Result<Turn, EngineError> {
         let data = self.storage.load_data(&state.id()).await?;
         commit.conversation_id = state.id();
+        let flow = self.flow_for(&state).await;
+        state.flow_version = flow.version;
         Ok(Turn {
             commit,
-            channel: self.channel_of(&state.account),
+            channel: Self::channel_of(&flow.compiled, &state.account),
+            flow,
             began_at: state.position.clone(),
             state,
             data,
             now_ms,
             hops: 0,
             notes: Vec::new(),
-            vars: self.vars(),
             inbound: false,
             agent_replied: false,
             handed_out: Vec::new(),
@@ -560,7 +581,7 @@ impl Engine {
     fn update_language(&self, turn: &mut Turn, text: &str) {
         if let Some(pinned) = turn.data.get("language").and_then(Value::as_str) {
             turn.state.language = pinned.to_string();
-        } else if let Some(detected) = language::detect(text, &self.flow.flow.languages) {
+        } else if let Some(detected) = language::detect(text, &turn.flow.compiled.flow.languages) {
             turn.state.language = detected;
         }
     }
@@ -639,7 +660,8 @@ impl Engine {
             }
             _ => return None,
         };
-        let automessage = &self.flow.flow.automessages[&current];
+        let flow = turn.flow.compiled.clone();
+        let automessage = &flow.flow.automessages[&current];
         Some(match kind {
             TimerKind::AutomessageSend { index, .. } => {
                 if let Some(message) = automessage.messages.get(index) {
@@ -671,7 +693,8 @@ impl Engine {
     }
 
     async fn enter(&self, turn: &mut Turn, destination: Destination, tree: &str) -> Next {
-        let flow = &self.flow.flow;
+        let compiled = turn.flow.compiled.clone();
+        let flow = &compiled.flow;
         turn.route(destination.to_string());
         match destination {
             Destination::Decision(decision) => self.run_decision(turn, tree, &decision).await,
@@ -683,7 +706,7 @@ impl Engine {
                 let condition = &flow.time_conditions[&name];
                 let at = jiff::Timestamp::from_millisecond(turn.now_ms as i64)
                     .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                let open = self.flow.schedules[&condition.time_group].is_open(at);
+                let open = compiled.schedules[&condition.time_group].is_open(at);
                 turn.route(format!(
                     "time group `{}` is {}",
                     condition.time_group,
@@ -742,7 +765,8 @@ impl Engine {
     /// Schedules an automessage's messages, each timed from now; messages
     /// due at once are sent at once.
     async fn start_automessage(&self, turn: &mut Turn, name: &str) -> Next {
-        let automessage = &self.flow.flow.automessages[name];
+        let flow = turn.flow.compiled.clone();
+        let automessage = &flow.flow.automessages[name];
         let entered = turn.now_ms;
         let mut timers = Vec::new();
         let mut timer = |due_ms: u64, kind: TimerKind| timers.push(turn.schedule(due_ms, kind));

@@ -52,11 +52,12 @@ impl WaitTimes {
     }
 }
 
-impl Engine {
-    fn queue_settings(&self, name: &str) -> Option<&Queue> {
-        self.flow.flow.queues.get(name)
-    }
+/// A queue's settings in the flow version the turn runs on.
+fn queue_settings(turn: &Turn, name: &str) -> Option<Queue> {
+    turn.flow.compiled.flow.queues.get(name).cloned()
+}
 
+impl Engine {
     /// Starts the clocks the turn's change calls for; every turn passes
     /// here just before it commits.
     pub(super) fn start_queue_clocks(&self, turn: &mut Turn) {
@@ -96,7 +97,7 @@ impl Engine {
             self.waits
                 .record(waited_in, now.saturating_sub(*waited_from));
         }
-        let Some(settings) = self.queue_settings(&queue).cloned() else {
+        let Some(settings) = queue_settings(turn, &queue) else {
             return;
         };
         let newly_assigned = since_ms == now
@@ -129,7 +130,7 @@ impl Engine {
 
     /// The clocks of a conversation that just started waiting in `queue`.
     fn waiting_clocks(&self, turn: &mut Turn, queue: &str, since_ms: u64) {
-        let Some(settings) = self.queue_settings(queue).cloned() else {
+        let Some(settings) = queue_settings(turn, queue) else {
             return;
         };
         let now = turn.now_ms;
@@ -156,7 +157,7 @@ impl Engine {
     /// The welcome and the first position message, on entering a queue
     /// from the flow.
     pub(super) async fn greet_in_queue(&self, turn: &mut Turn, queue: &str) {
-        let Some(settings) = self.queue_settings(queue) else {
+        let Some(settings) = queue_settings(turn, queue) else {
             return;
         };
         if let Some(welcome) = &settings.welcome_message {
@@ -175,7 +176,7 @@ impl Engine {
     pub(super) async fn queue_timer(&self, turn: &mut Turn, check: QueueCheck) -> Option<Next> {
         let position = turn.state.position.clone();
         let queue = position.queue()?.to_string();
-        let settings = self.queue_settings(&queue)?.clone();
+        let settings = queue_settings(turn, &queue)?;
         let waiting_since = match &position {
             Position::Queued { since_ms, .. } => Some(*since_ms),
             _ => None,
@@ -296,10 +297,10 @@ impl Engine {
     /// estimated wait).
     async fn queue_context(&self, turn: &Turn, queue: &str, since_ms: Option<u64>) -> Value {
         let mut context = turn.template_context();
-        let settings = self.queue_settings(queue);
+        let settings = queue_settings(turn, queue);
         let mut info = json!({
             "key": queue,
-            "name": settings.map(|q| q.name.clone()).unwrap_or_default(),
+            "name": settings.as_ref().map(|q| q.name.clone()).unwrap_or_default(),
         });
         if let Some(since_ms) = since_ms {
             let ahead = match self.storage.waiting().await {

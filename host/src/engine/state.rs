@@ -157,6 +157,10 @@ pub struct ConversationState {
     /// rather than that its hash is wrong.
     #[serde(default)]
     pub bot: Option<BotStint>,
+    /// The flow version this session runs on (0: the flow the engine was
+    /// started with, before versions were stored).
+    #[serde(default)]
+    pub flow_version: u64,
 }
 
 /// One visit to a chatbot node: its callback hash, fresh on every entry.
@@ -190,6 +194,7 @@ impl ConversationState {
             customer_ms: None,
             held_by: None,
             bot: None,
+            flow_version: 0,
         }
     }
 

@@ -14,9 +14,9 @@ use crate::plugin::OutgoingMessage;
 const WAITING_TRANSLATED: usize = 10;
 
 impl Engine {
-    fn translating_queue(&self, turn: &Turn) -> Option<&Queue> {
+    fn translating_queue(&self, turn: &Turn) -> Option<Queue> {
         let queue = turn.state.position.queue()?;
-        let settings = self.flow.flow.queues.get(queue)?;
+        let settings = turn.flow.compiled.flow.queues.get(queue)?.clone();
         settings.translation_provider.as_ref()?;
         Some(settings)
     }
@@ -50,7 +50,7 @@ impl Engine {
         let Position::WithAgent { agent, .. } = &turn.state.position else {
             return;
         };
-        let Some(queue) = self.translating_queue(turn).cloned() else {
+        let Some(queue) = self.translating_queue(turn) else {
             return;
         };
         let language = match self.storage.agent(agent).await {
@@ -63,7 +63,7 @@ impl Engine {
     /// The messages a customer wrote while waiting, for the agent who now
     /// answers them (`language` is theirs).
     pub(super) async fn translate_waiting(&self, turn: &mut Turn, language: &str) {
-        let Some(queue) = self.translating_queue(turn).cloned() else {
+        let Some(queue) = self.translating_queue(turn) else {
             return;
         };
         let since = turn.state.people_since_ms.unwrap_or(0);
@@ -105,7 +105,7 @@ impl Engine {
         agent_language: &str,
         message: &mut OutgoingMessage,
     ) -> Result<Option<String>, Refusal> {
-        let Some(queue) = self.translating_queue(turn).cloned() else {
+        let Some(queue) = self.translating_queue(turn) else {
             return Ok(None);
         };
         let customer = turn.state.language.clone();

@@ -18,7 +18,7 @@ use crate::templates;
 
 /// One problem, at a path such as
 /// `decision_trees.support.decisions.welcome.targets[2].pattern`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct Issue {
     pub path: String,
     pub message: String,

@@ -2,3 +2,4 @@
 //! invariants (the engine, the router, storage and the server all use them).
 
 pub mod agent;
+pub mod version;

@@ -1,5 +1,6 @@
 //! One error type for the JSON APIs: every refusal answers with the same
-//! shape, `{"error": {"code", "message"}}`, and a status that fits it.
+//! shape, `{"error": {"code", "message", "issues"?}}`, and a status that
+//! fits it; `issues` lists `{path, message}` where the content is at fault.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -16,6 +17,9 @@ pub struct ApiError {
     /// Stable and machine-readable: `not_found`, `conflict`, ...
     pub code: &'static str,
     pub message: String,
+    /// Where the request is wrong, when its content is at fault (a flow's
+    /// validation errors, each with its path).
+    pub issues: Vec<crate::flow::Issue>,
 }
 
 impl ApiError {
@@ -24,7 +28,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            issues: Vec::new(),
         }
+    }
+
+    pub fn with_issues(mut self, issues: Vec<crate::flow::Issue>) -> Self {
+        self.issues = issues;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -46,7 +56,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.issues.is_empty() {
+            error["issues"] = json!(self.issues);
+        }
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }

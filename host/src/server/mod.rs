@@ -25,6 +25,8 @@ use crate::actions::ActionRunner;
 #[derive(Clone)]
 pub struct AppState {
     pub runner: ActionRunner,
+    /// The sandbox and the flow versions (the admin API's publishing).
+    pub publisher: Arc<crate::publishing::Publisher>,
     pub admin_token: Arc<str>,
     /// False while starting and while shutting down.
     pub ready: Arc<AtomicBool>,
@@ -44,15 +46,29 @@ pub struct AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let (admin, openapi) = openapi_router(state.clone());
+    let openapi = Arc::new(openapi);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .nest("/admin", admin::router(state.clone()))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
+        .merge(admin)
         .nest("/agent", agents::router(state.clone()))
         .merge(console::router())
         .merge(webhooks::router())
         .with_state(state)
+}
+
+/// The admin API under `/admin`, and its OpenAPI document.
+fn openapi_router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(admin::AdminApi::openapi())
+        .nest("/admin", admin::router(state))
+        .split_for_parts()
 }
 
 /// 200 when the server can do its work; otherwise 503 with every reason:

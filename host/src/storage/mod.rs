@@ -44,6 +44,7 @@
 mod agents;
 mod sled_store;
 mod thread;
+mod versions;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -57,6 +58,7 @@ use crate::engine::state::{ConversationState, HistoryEntry, OutboxMessage, Timer
 use crate::plugin::Effects;
 pub use sled_store::{SledStore, timer_key_hex};
 pub use thread::CommitStats;
+pub use versions::{NewVersion, ProductionMoved};
 
 /// A ticket as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -69,6 +69,8 @@ pub struct SledStore {
     /// `a \0 agent \0 conversation` -> (): conversations with an agent.
     /// Kept by turns (`TurnCommit::placement`), in the turn's transaction.
     pub(super) placements: sled::Tree,
+    /// Flow versions and the sandbox (see `versions`).
+    pub(super) versions: sled::Tree,
 }
 
 impl SledStore {
@@ -98,6 +100,7 @@ impl SledStore {
             agents: db.open_tree("agents")?,
             agent_tokens: db.open_tree("agent_tokens")?,
             placements: db.open_tree("placements")?,
+            versions: db.open_tree("flow_versions")?,
             db,
         }
         .with_outbox_keyed_by_conversation()

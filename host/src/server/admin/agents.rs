@@ -2,23 +2,24 @@
 //! removed by an admin. A token is shown once, when it is made; storage
 //! keeps only its SHA-256.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::model::agent::{Agent, AgentStatus, Membership, Role, is_agent_id};
 use crate::server::AppState;
 use crate::server::agents::{public_view, token_digest};
 use crate::server::error::{ApiError, ApiJson};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agents", get(list).post(create))
-        .route("/agents/{id}", get(show).put(change).delete(remove))
-        .route("/agents/{id}/token", post(new_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, change, remove))
+        .routes(routes!(new_token))
 }
 
 /// The fields an admin sets; all optional on a change.
@@ -33,12 +34,14 @@ struct AgentFields {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/agents", tag = "agents", responses((status = 200, body = Object)))]
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let agents = state.runner.storage.agents().await?;
     let agents: Vec<Value> = agents.iter().map(public_view).collect();
     Ok(Json(json!({ "agents": agents })))
 }
 
+#[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -46,6 +49,7 @@ async fn show(
     Ok(Json(public_view(&existing(&state, &id).await?)))
 }
 
+#[utoipa::path(post, path = "/agents", tag = "agents", request_body = Object, responses((status = 201, body = Object, description = "the agent, with its token (shown once)"), (status = 400, body = Object), (status = 409, body = Object)))]
 async fn create(
     State(state): State<AppState>,
     ApiJson(fields): ApiJson<AgentFields>,
@@ -83,6 +87,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(put, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = Object, responses((status = 200, body = Object), (status = 404, body = Object)))]
 async fn change(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -99,6 +104,7 @@ async fn change(
 }
 
 /// A new token; the old one stops working at once.
+#[utoipa::path(post, path = "/agents/{id}/token", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = Object, description = "the new token (shown once); the old one stops working")))]
 async fn new_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -111,6 +117,7 @@ async fn new_token(
 }
 
 /// Removes an agent who answers no conversation.
+#[utoipa::path(delete, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
 async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,

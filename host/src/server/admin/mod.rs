@@ -1,26 +1,56 @@
-//! The admin API (token required): the loaded plugins, the events set
-//! aside as dead letters, and the agents ([`agents`]).
+//! The admin API (admin token required): the loaded plugins, the events
+//! set aside as dead letters, the agents ([`agents`]) and publishing
+//! ([`publishing`]). Every route is described in the OpenAPI document
+//! (`/openapi.json`), generated from the handlers.
 
 mod agents;
+mod publishing;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Json, middleware};
 use serde_json::{Value, json};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::require_admin;
 
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/plugins", get(list_plugins))
-        .route("/dead-letters", get(list_dead_letters))
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins))
+        .routes(routes!(list_dead_letters))
         .merge(agents::router())
+        .merge(publishing::router())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
+/// The OpenAPI document's frame: the admin routes fill its paths.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "flowhost admin API", description = "Every route wants `Authorization: Bearer <admin token>`."),
+    modifiers(&BearerToken),
+    security(("admin_token" = [])),
+)]
+pub struct AdminApi;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme =
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("admin_token", scheme);
+    }
+}
+
 /// Every loaded plugin: what it said about itself and where it came from.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = Object)))]
 async fn list_plugins(State(state): State<AppState>) -> Json<Value> {
     let plugins: Vec<Value> = state
         .runner
@@ -37,8 +67,9 @@ async fn list_plugins(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "plugins": plugins }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 struct Page {
+    /// At most this many (default 100, at most 1,000).
     #[serde(default = "default_page")]
     limit: usize,
 }
@@ -50,6 +81,7 @@ fn default_page() -> usize {
 /// Inbound events whose turns kept failing or kept stopping the server,
 /// oldest first (`?limit=`, at most 1,000): what each was and why it was
 /// set aside.
+#[utoipa::path(get, path = "/dead-letters", tag = "plugins", params(Page), responses((status = 200, body = Object)))]
 async fn list_dead_letters(
     State(state): State<AppState>,
     Query(page): Query<Page>,

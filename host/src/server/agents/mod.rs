@@ -445,7 +445,7 @@ async fn close(
         .await?;
     let auto_assign = queue
         .as_ref()
-        .and_then(|q| desk.engine.flow().flow.queues.get(q))
+        .and_then(|q| desk.engine.flow().flow.queues.get(q).cloned())
         .is_some_and(|q| q.close_auto_assign);
     if let (true, Some(queue)) = (auto_assign, queue) {
         answer["next"] = json!(take_next(&state, &agent, &queue).await);

@@ -170,8 +170,8 @@ pub async fn conversation(
         .ending
         .as_ref()
         .and_then(|e| e.queue.as_deref()));
-    if let Some(queue) = queue_key.and_then(|q| desk(&state).ok()?.engine.flow().flow.queues.get(q))
-    {
+    let flow = desk(&state).ok().map(|desk| desk.engine.flow());
+    if let Some(queue) = queue_key.and_then(|q| flow.as_ref()?.flow.queues.get(q)) {
         body["queue_info"] = json!({
             "name": queue.name,
             "logo_url": queue.logo_url,

@@ -1,0 +1,150 @@
+//! Which flow a turn runs on. A session runs from start to end on the
+//! version that was in production when it started; an apply changes only
+//! what new sessions get. The engine keeps production compiled, and the
+//! older versions that conversations still run on (compiled again from
+//! storage when a conversation needs one no longer in memory, after a
+//! restart for example).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+
+use super::Engine;
+use super::state::{ConversationState, Position};
+use crate::flow::{CompiledFlow, PluginCatalog};
+
+/// Older versions kept compiled; a conversation on one evicted is compiled
+/// again on its next turn.
+const OLDER_VERSIONS_KEPT: usize = 16;
+
+/// A compiled flow and the version it is.
+pub struct LiveFlow {
+    /// 0 for a flow the engine was given without a stored version.
+    pub version: u64,
+    pub compiled: Arc<CompiledFlow>,
+    /// The flow's `vars` as JSON, made once rather than every turn.
+    pub vars: Value,
+}
+
+impl LiveFlow {
+    pub fn new(version: u64, compiled: Arc<CompiledFlow>) -> Arc<Self> {
+        let vars = serde_json::to_value(&compiled.flow.vars).unwrap_or(Value::Null);
+        Arc::new(LiveFlow {
+            version,
+            compiled,
+            vars,
+        })
+    }
+}
+
+/// Production, swapped whole by an apply, and the older versions in use.
+pub(super) struct Flows {
+    production: ArcSwap<LiveFlow>,
+    older: Mutex<BTreeMap<u64, Arc<LiveFlow>>>,
+}
+
+impl Flows {
+    pub(super) fn new(production: Arc<LiveFlow>) -> Self {
+        Flows {
+            production: ArcSwap::new(production),
+            older: Mutex::default(),
+        }
+    }
+
+    pub(super) fn production(&self) -> Arc<LiveFlow> {
+        self.production.load_full()
+    }
+
+    /// Makes `next` production; the one it replaces stays at hand for the
+    /// sessions still running on it.
+    fn switch(&self, next: Arc<LiveFlow>) {
+        let previous = self.production.swap(next);
+        self.keep(previous);
+    }
+
+    fn keep(&self, flow: Arc<LiveFlow>) {
+        let mut older = self.older.lock().expect("flows lock");
+        older.insert(flow.version, flow);
+        while older.len() > OLDER_VERSIONS_KEPT {
+            older.pop_first();
+        }
+    }
+
+    fn older(&self, version: u64) -> Option<Arc<LiveFlow>> {
+        self.older
+            .lock()
+            .expect("flows lock")
+            .get(&version)
+            .cloned()
+    }
+}
+
+impl Engine {
+    /// Marks the flow the engine was built with as stored version `number`.
+    pub fn with_flow_version(self, number: u64) -> Self {
+        let production = self.flows.production();
+        self.flows
+            .production
+            .store(LiveFlow::new(number, production.compiled.clone()));
+        self
+    }
+
+    /// The production flow, compiled.
+    pub fn flow(&self) -> Arc<CompiledFlow> {
+        self.flows.production().compiled.clone()
+    }
+
+    /// The production version's number (0: not a stored version).
+    pub fn flow_version(&self) -> u64 {
+        self.flows.production().version
+    }
+
+    /// Puts version `number` in production: new sessions start on it at
+    /// once; sessions under way finish on theirs.
+    pub fn switch_to(&self, number: u64, compiled: Arc<CompiledFlow>) {
+        self.flows.switch(LiveFlow::new(number, compiled));
+        tracing::info!(version = number, "flow version in production");
+    }
+
+    /// The flow a turn on `state` runs on: production for a session that
+    /// has not begun, else the version the session began on.
+    pub(super) async fn flow_for(&self, state: &ConversationState) -> Arc<LiveFlow> {
+        let production = self.flows.production();
+        let wanted = state.flow_version;
+        if state.position == Position::Start || wanted == production.version || wanted == 0 {
+            return production;
+        }
+        if let Some(flow) = self.flows.older(wanted) {
+            return flow;
+        }
+        match self.compile_version(wanted).await {
+            Ok(flow) => {
+                self.flows.keep(flow.clone());
+                flow
+            }
+            Err(why) => {
+                tracing::warn!(
+                    conversation = %state.id(),
+                    "flow version {wanted} cannot run ({why}); the session goes on with version {}",
+                    production.version
+                );
+                production
+            }
+        }
+    }
+
+    async fn compile_version(&self, number: u64) -> Result<Arc<LiveFlow>, String> {
+        let version = self
+            .storage
+            .flow_version(number)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no such version in storage")?;
+        let flow = serde_json::from_value(version.document).map_err(|e| e.to_string())?;
+        let catalog = PluginCatalog::from_registry(&self.registry);
+        let (compiled, _) = crate::flow::compile(flow, &catalog).map_err(|r| r.to_string())?;
+        Ok(LiveFlow::new(number, Arc::new(compiled)))
+    }
+}

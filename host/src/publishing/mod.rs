@@ -1,0 +1,401 @@
+//! Publishing: the sandbox admins edit, the numbered production versions,
+//! and the moves between them (apply, rollback, the import of the
+//! configuration's flow file). Storage keeps the versions (`model::version`);
+//! the engine runs them (`engine::versions`); this module decides what may
+//! become production.
+//!
+//! An apply is all or nothing: the document is validated and compiled
+//! first, and production moves only if it is still the version the admin
+//! saw (two applies on the same base: one wins, the other is told).
+
+pub mod diff;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::engine::clock::Clock;
+use crate::flow::{CompiledFlow, Flow, Issue, PluginCatalog};
+use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
+use crate::registry::PluginRegistry;
+use crate::storage::{NewVersion, Storage, StorageError};
+
+/// Why a publishing request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The document does not parse or does not validate: every problem,
+    /// with its path.
+    #[error("the flow does not validate: {} problems, each in `issues` with its path", .0.len())]
+    Invalid(Vec<Issue>),
+    /// Production moved since the version the request was based on.
+    #[error(
+        "production is version {current}, not {expected} as this request expected; review the diff and apply again"
+    )]
+    Conflict { expected: u64, current: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    /// Valid, but would harm what runs now (its issues say what and where).
+    #[error("{message}")]
+    Unsafe {
+        code: &'static str,
+        message: String,
+        issues: Vec<Issue>,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What validation found.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Validation {
+    pub valid: bool,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+/// The sandbox, production and the versions of one server.
+pub struct Publisher {
+    storage: Storage,
+    registry: Arc<PluginRegistry>,
+    /// The running engine, switched on apply; `None` when the server
+    /// started without a flow (a version applied then serves after a
+    /// restart).
+    engine: Option<Arc<Engine>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Publisher {
+    pub fn new(
+        storage: Storage,
+        registry: Arc<PluginRegistry>,
+        engine: Option<Arc<Engine>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Publisher {
+            storage,
+            registry,
+            engine,
+            clock,
+        }
+    }
+
+    /// Whether applied versions take effect at once.
+    pub fn is_live(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    pub async fn production(&self) -> Result<Option<FlowVersion>, StorageError> {
+        self.storage.production().await
+    }
+
+    /// The sandbox; before the first edit, a copy of production (or an
+    /// empty flow when there is none).
+    pub async fn sandbox(&self) -> Result<Sandbox, StorageError> {
+        if let Some(sandbox) = self.storage.sandbox().await? {
+            return Ok(sandbox);
+        }
+        let production = self.storage.production().await?;
+        Ok(Sandbox {
+            document: match &production {
+                Some(version) => version.document.clone(),
+                None => normalised(&Flow::default()),
+            },
+            based_on: production.map_or(0, |v| v.number),
+            updated_at_ms: 0,
+        })
+    }
+
+    /// Replaces the whole sandbox with `text` (YAML or JSON); it is now
+    /// based on the production version. A document that does not parse is
+    /// refused; one that parses but does not validate is kept (it is a
+    /// draft) and its problems are returned.
+    pub async fn replace_sandbox(&self, text: &str) -> Result<(Sandbox, Validation), PublishError> {
+        let flow = crate::flow::parse(text).map_err(|issue| PublishError::Invalid(vec![issue]))?;
+        let based_on = self.storage.production().await?.map_or(0, |v| v.number);
+        self.save_sandbox(normalised(&flow), based_on).await
+    }
+
+    /// Makes the sandbox a copy of production again.
+    pub async fn reset_sandbox(&self) -> Result<(Sandbox, Validation), PublishError> {
+        let production = self.storage.production().await?;
+        let based_on = production.as_ref().map_or(0, |v| v.number);
+        let document = production.map_or_else(|| normalised(&Flow::default()), |v| v.document);
+        self.save_sandbox(document, based_on).await
+    }
+
+    /// One entity of the sandbox (`section` such as `queues`).
+    pub async fn entity(&self, section: &str, name: &str) -> Result<Value, PublishError> {
+        known_section(section)?;
+        self.sandbox()
+            .await?
+            .document
+            .get(section)
+            .and_then(|entries| entries.get(name))
+            .cloned()
+            .ok_or_else(|| PublishError::NotFound(format!("the sandbox has no {section}.{name}")))
+    }
+
+    /// Creates or replaces (`Some`) or deletes (`None`) one entity of the
+    /// sandbox. The changed document must still parse.
+    pub async fn put_entity(
+        &self,
+        section: &str,
+        name: &str,
+        value: Option<Value>,
+    ) -> Result<(Sandbox, Validation), PublishError> {
+        known_section(section)?;
+        let sandbox = self.sandbox().await?;
+        let mut document = sandbox.document;
+        let entries = document
+            .as_object_mut()
+            .expect("a flow document is an object")
+            .entry(section)
+            .or_insert_with(|| Value::Object(Default::default()));
+        let entries = entries.as_object_mut().expect("sections are objects");
+        match value {
+            Some(value) => {
+                entries.insert(name.to_string(), value);
+            }
+            None => {
+                if entries.remove(name).is_none() {
+                    return Err(PublishError::NotFound(format!(
+                        "the sandbox has no {section}.{name}"
+                    )));
+                }
+            }
+        }
+        let flow = parse_value(document)?;
+        self.save_sandbox(normalised(&flow), sandbox.based_on).await
+    }
+
+    async fn save_sandbox(
+        &self,
+        document: Value,
+        based_on: u64,
+    ) -> Result<(Sandbox, Validation), PublishError> {
+        let validation = self.validate(&document);
+        let sandbox = Sandbox {
+            document,
+            based_on,
+            updated_at_ms: self.clock.now_ms(),
+        };
+        self.storage.put_sandbox(sandbox.clone()).await?;
+        Ok((sandbox, validation))
+    }
+
+    /// Validates a document against the loaded plugins.
+    pub fn validate(&self, document: &Value) -> Validation {
+        match self.compile(document) {
+            Ok((_, warnings)) => Validation {
+                valid: true,
+                errors: Vec::new(),
+                warnings,
+            },
+            Err(errors) => Validation {
+                valid: false,
+                errors,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    /// Compiles a stored version against the plugins loaded now.
+    pub fn compile_version(
+        &self,
+        version: &FlowVersion,
+    ) -> Result<(CompiledFlow, Vec<Issue>), Vec<Issue>> {
+        self.compile(&version.document)
+    }
+
+    fn compile(&self, document: &Value) -> Result<(CompiledFlow, Vec<Issue>), Vec<Issue>> {
+        let flow = parse_value(document.clone()).map_err(|e| match e {
+            PublishError::Invalid(issues) => issues,
+            other => vec![issue("(document)", other.to_string())],
+        })?;
+        let catalog = PluginCatalog::from_registry(&self.registry);
+        crate::flow::compile(flow, &catalog).map_err(|report| report.errors)
+    }
+
+    /// Publishes the sandbox as the next production version.
+    /// `expected_production` defaults to the version the sandbox is based on.
+    pub async fn apply(
+        &self,
+        comment: String,
+        expected_production: Option<u64>,
+    ) -> Result<FlowVersion, PublishError> {
+        let sandbox = self.sandbox().await?;
+        let expected = expected_production.unwrap_or(sandbox.based_on);
+        self.publish(sandbox.document, comment, expected, VersionOrigin::Sandbox)
+            .await
+    }
+
+    /// Publishes version `to`'s document again, as the next version.
+    pub async fn rollback(
+        &self,
+        to: u64,
+        comment: String,
+        expected_production: Option<u64>,
+    ) -> Result<FlowVersion, PublishError> {
+        let old = self
+            .storage
+            .flow_version(to)
+            .await?
+            .ok_or_else(|| PublishError::NotFound(format!("there is no version {to}")))?;
+        let current = self.storage.production().await?.map_or(0, |v| v.number);
+        let expected = expected_production.unwrap_or(current);
+        self.publish(
+            old.document,
+            comment,
+            expected,
+            VersionOrigin::Rollback { to },
+        )
+        .await
+    }
+
+    /// At start: imports the configuration's flow file as a new version
+    /// unless it is the file last imported (an unchanged file does not undo
+    /// what admins applied since). Returns production afterwards.
+    pub async fn import_file(
+        &self,
+        path: &str,
+        text: &str,
+    ) -> Result<Option<FlowVersion>, PublishError> {
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        if self.storage.last_file_import().await?.as_deref() == Some(sha256.as_str()) {
+            return Ok(self.storage.production().await?);
+        }
+        let flow = crate::flow::parse(text).map_err(|issue| PublishError::Invalid(vec![issue]))?;
+        let current = self.storage.production().await?.map_or(0, |v| v.number);
+        let origin = VersionOrigin::File {
+            path: path.to_string(),
+            sha256,
+        };
+        let comment = format!("imported from {path}");
+        let version = self
+            .publish(normalised(&flow), comment, current, origin)
+            .await?;
+        Ok(Some(version))
+    }
+
+    async fn publish(
+        &self,
+        document: Value,
+        comment: String,
+        expected: u64,
+        origin: VersionOrigin,
+    ) -> Result<FlowVersion, PublishError> {
+        let (compiled, _) = self.compile(&document).map_err(PublishError::Invalid)?;
+        let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
+        if !unusable.is_empty() {
+            let issues = unusable.into_iter().map(|m| issue("accounts", m)).collect();
+            return Err(PublishError::Invalid(issues));
+        }
+        let production = self.storage.production().await?;
+        if let Some(production) = &production {
+            self.check_safe(&production.document, &compiled).await?;
+        }
+        let applied_by = match origin {
+            VersionOrigin::File { .. } => "file",
+            _ => "admin",
+        };
+        let rebase_sandbox = origin == VersionOrigin::Sandbox;
+        let new = NewVersion {
+            document,
+            applied_by: applied_by.into(),
+            applied_at_ms: self.clock.now_ms(),
+            comment,
+            origin,
+            expected_production: expected,
+            rebase_sandbox,
+        };
+        let version = self
+            .storage
+            .publish(new)
+            .await?
+            .map_err(|moved| PublishError::Conflict {
+                expected: moved.expected,
+                current: moved.current,
+            })?;
+        if let Some(engine) = &self.engine {
+            engine.switch_to(version.number, Arc::new(compiled));
+        }
+        tracing::info!(
+            version = version.number,
+            "flow version {} applied: {}",
+            version.number,
+            version.comment
+        );
+        Ok(version)
+    }
+
+    /// What a running server cannot take without harm: other accounts (the
+    /// webhook secrets and send endpoints are read at start), or a queue
+    /// removed while conversations wait in it (nobody would route them).
+    async fn check_safe(&self, current: &Value, next: &CompiledFlow) -> Result<(), PublishError> {
+        if self.engine.is_none() {
+            return Ok(());
+        }
+        let next_accounts = serde_json::to_value(&next.flow.accounts).unwrap_or(Value::Null);
+        let current_accounts = current.get("accounts").cloned().unwrap_or(Value::Null);
+        if next_accounts != current_accounts {
+            return Err(PublishError::Unsafe {
+                code: "accounts_changed",
+                message: "accounts change only with a restart: change them in the configuration's flow file (webhook secrets and send endpoints are read at start)".into(),
+                issues: vec![issue("accounts", "differs from production".into())],
+            });
+        }
+        let waiting = self.storage.waiting().await?;
+        let mut gone: Vec<Issue> = waiting
+            .iter()
+            .filter(|(_, w)| !next.flow.queues.contains_key(&w.queue))
+            .map(|(_, w)| {
+                issue(
+                    &format!("queues.{}", w.queue),
+                    "conversations wait in this queue; keep it until they are answered".into(),
+                )
+            })
+            .collect();
+        gone.sort();
+        gone.dedup();
+        if gone.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError::Unsafe {
+                code: "queue_in_use",
+                message: "a queue this version removes has conversations waiting".into(),
+                issues: gone,
+            })
+        }
+    }
+}
+
+fn issue(path: &str, message: String) -> Issue {
+    Issue {
+        path: path.to_string(),
+        message,
+    }
+}
+
+fn known_section(section: &str) -> Result<(), PublishError> {
+    if diff::SECTIONS.contains(&section) {
+        Ok(())
+    } else {
+        Err(PublishError::NotFound(format!(
+            "no section `{section}` in a flow; the sections are {}",
+            diff::SECTIONS.join(", ")
+        )))
+    }
+}
+
+/// A flow document as JSON with every default written out, so two
+/// documents compare field by field.
+fn normalised(flow: &Flow) -> Value {
+    serde_json::to_value(flow).expect("a flow serialises")
+}
+
+/// Reads a JSON document as a flow; a type error names its path.
+fn parse_value(document: Value) -> Result<Flow, PublishError> {
+    let text = document.to_string();
+    crate::flow::parse(&text).map_err(|issue| PublishError::Invalid(vec![issue]))
+}

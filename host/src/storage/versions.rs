@@ -1,0 +1,230 @@
+//! Flow versions and the sandbox, in their own tree:
+//! `v` + number (u64 big-endian) -> `FlowVersion`, `production` -> the
+//! number in effect, `sandbox` -> `Sandbox`. Publishing writes the new
+//! version and moves `production` in one atomic batch, on the storage
+//! thread (one request at a time), so two applies cannot both win.
+
+use super::sled_store::{SledStore, from_json, to_json};
+use super::{Storage, StorageError};
+use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
+
+const PRODUCTION: &[u8] = b"production";
+const SANDBOX: &[u8] = b"sandbox";
+const VERSION: &[u8] = b"v";
+
+fn version_key(number: u64) -> Vec<u8> {
+    [VERSION, &number.to_be_bytes()].concat()
+}
+
+/// A version to publish; storage gives it its number.
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    pub document: serde_json::Value,
+    pub applied_by: String,
+    pub applied_at_ms: u64,
+    pub comment: String,
+    pub origin: VersionOrigin,
+    /// Publish only if production is still this version (0: none yet).
+    pub expected_production: u64,
+    /// Whether the sandbox, if any, now counts as based on the new version
+    /// (it was the sandbox that was applied).
+    pub rebase_sandbox: bool,
+}
+
+/// Why a version was not published.
+#[derive(Debug, PartialEq)]
+pub struct ProductionMoved {
+    pub expected: u64,
+    pub current: u64,
+}
+
+impl SledStore {
+    fn production_number(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .versions
+            .get(PRODUCTION)?
+            .map(|bytes| u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or([0; 8])))
+            .unwrap_or(0))
+    }
+
+    pub fn flow_version(&self, number: u64) -> Result<Option<FlowVersion>, StorageError> {
+        self.versions
+            .get(version_key(number))?
+            .map(|bytes| from_json(&bytes, "flow version"))
+            .transpose()
+    }
+
+    fn publish(
+        &self,
+        new: NewVersion,
+    ) -> Result<Result<FlowVersion, ProductionMoved>, StorageError> {
+        let current = self.production_number()?;
+        if current != new.expected_production {
+            return Ok(Err(ProductionMoved {
+                expected: new.expected_production,
+                current,
+            }));
+        }
+        let last = self
+            .versions
+            .scan_prefix(VERSION)
+            .keys()
+            .next_back()
+            .transpose()?
+            .map(|key| u64::from_be_bytes(key[VERSION.len()..].try_into().unwrap_or([0; 8])))
+            .unwrap_or(0);
+        let version = FlowVersion {
+            number: last + 1,
+            document: new.document,
+            applied_by: new.applied_by,
+            applied_at_ms: new.applied_at_ms,
+            comment: new.comment,
+            origin: new.origin,
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(version_key(version.number), to_json(&version));
+        batch.insert(PRODUCTION, &version.number.to_be_bytes());
+        if new.rebase_sandbox
+            && let Some(mut sandbox) = self.sandbox()?
+        {
+            sandbox.based_on = version.number;
+            batch.insert(SANDBOX, to_json(&sandbox));
+        }
+        self.versions.apply_batch(batch)?;
+        Ok(Ok(version))
+    }
+
+    fn sandbox(&self) -> Result<Option<Sandbox>, StorageError> {
+        self.versions
+            .get(SANDBOX)?
+            .map(|bytes| from_json(&bytes, "sandbox"))
+            .transpose()
+    }
+
+    /// Versions, newest first, at most `limit`.
+    fn flow_versions(&self, limit: usize) -> Result<Vec<FlowVersion>, StorageError> {
+        self.versions
+            .scan_prefix(VERSION)
+            .values()
+            .rev()
+            .take(limit)
+            .map(|bytes| from_json(&bytes?, "flow version"))
+            .collect()
+    }
+
+    /// The hash of the configuration file last imported, if any.
+    fn last_file_import(&self) -> Result<Option<String>, StorageError> {
+        for bytes in self.versions.scan_prefix(VERSION).values().rev() {
+            let version: FlowVersion = from_json(&bytes?, "flow version")?;
+            if let VersionOrigin::File { sha256, .. } = version.origin {
+                return Ok(Some(sha256));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Storage {
+    /// The version in production, if any was published.
+    pub async fn production(&self) -> Result<Option<FlowVersion>, StorageError> {
+        self.thread
+            .read(|db| match db.production_number()? {
+                0 => Ok(None),
+                number => db.flow_version(number),
+            })
+            .await
+    }
+
+    pub async fn flow_version(&self, number: u64) -> Result<Option<FlowVersion>, StorageError> {
+        self.thread.read(move |db| db.flow_version(number)).await
+    }
+
+    /// Versions, newest first, at most `limit`.
+    pub async fn flow_versions(&self, limit: usize) -> Result<Vec<FlowVersion>, StorageError> {
+        self.thread.read(move |db| db.flow_versions(limit)).await
+    }
+
+    /// Publishes `new` as the next version and makes it production, durably,
+    /// unless production is no longer `new.expected_production`.
+    pub async fn publish(
+        &self,
+        new: NewVersion,
+    ) -> Result<Result<FlowVersion, ProductionMoved>, StorageError> {
+        self.thread.write(move |db| db.publish(new)).await
+    }
+
+    pub async fn sandbox(&self) -> Result<Option<Sandbox>, StorageError> {
+        self.thread.read(|db| db.sandbox()).await
+    }
+
+    /// Replaces the sandbox, durably.
+    pub async fn put_sandbox(&self, sandbox: Sandbox) -> Result<(), StorageError> {
+        self.thread
+            .write(move |db| {
+                db.versions.insert(SANDBOX, to_json(&sandbox))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The SHA-256 of the configuration's flow file last imported.
+    pub async fn last_file_import(&self) -> Result<Option<String>, StorageError> {
+        self.thread.read(|db| db.last_file_import()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn new_version(expected: u64) -> NewVersion {
+        NewVersion {
+            document: json!({"queues": {}}),
+            applied_by: "admin".into(),
+            applied_at_ms: 1,
+            comment: format!("on top of {expected}"),
+            origin: VersionOrigin::Sandbox,
+            expected_production: expected,
+            rebase_sandbox: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_are_numbered_and_only_one_apply_on_a_base_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        assert_eq!(storage.production().await.unwrap(), None);
+        storage
+            .put_sandbox(Sandbox {
+                document: json!({}),
+                based_on: 0,
+                updated_at_ms: 0,
+            })
+            .await
+            .unwrap();
+        let first = storage.publish(new_version(0)).await.unwrap().unwrap();
+        assert_eq!(first.number, 1);
+        assert_eq!(storage.sandbox().await.unwrap().unwrap().based_on, 1);
+        // Two applies made on version 1: the first wins, the second is told.
+        let (a, b) = tokio::join!(
+            storage.publish(new_version(1)),
+            storage.publish(new_version(1))
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+        assert!(outcomes.contains(&Err(ProductionMoved {
+            expected: 1,
+            current: 2
+        })));
+        assert_eq!(storage.production().await.unwrap().unwrap().number, 2);
+        let history: Vec<u64> = storage
+            .flow_versions(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.number)
+            .collect();
+        assert_eq!(history, [2, 1]);
+    }
+}

@@ -1,0 +1,484 @@
+//! Publishing (issue 11) through the admin API of a running server:
+//! sandbox edits, diff, apply while customers talk, invalid and
+//! concurrent applies, rollback, restarts, and the OpenAPI document.
+
+use std::time::Duration;
+
+use flowhost_tests::graph::Graph;
+use serde_json::{Value, json};
+
+const SECRET: &str = "publishing-app-secret";
+const IG_ID: &str = "17841400000000777";
+
+/// The flow at version `tag`: every text the customer can get says which
+/// version sent it.
+fn flow(graph: &str, tag: &str) -> String {
+    format!(
+        r#"
+default_language: en
+accounts:
+  shop-ig:
+    channel: instagram
+    ig_user_id: "{IG_ID}"
+    access_token: graph-token
+    api_base_url: {graph}
+    app_secret: {SECRET}
+    verify_token: verify-me
+connectors:
+  dm: {{ title: DMs, account: shop-ig, next: {{ decision_tree: menu }} }}
+decision_trees:
+  menu:
+    start: welcome
+    decisions:
+      welcome:
+        prompt: "Welcome {tag}"
+        targets:
+          - {{ id: wait, when: button, title: Wait, go: {{ automessage: later }} }}
+          - {{ id: done, when: button, title: Done, go: {{ terminate: bye }} }}
+automessages:
+  later:
+    messages:
+      - {{ delay_seconds: 3, text: "Later {tag}" }}
+    next: {{ terminate: bye }}
+terminates:
+  bye: {{ cause: done, auto_response: "Bye {tag}" }}
+"#
+    )
+}
+
+struct Fixture {
+    server: flowhost::app::Server,
+    base: String,
+    graph: Graph,
+    graph_url: String,
+    http: reqwest::Client,
+    config: flowhost::config::ServerConfig,
+}
+
+impl Fixture {
+    async fn start(dir: &std::path::Path) -> Fixture {
+        let (graph, graph_url) = Graph::start().await;
+        let config = flowhost_tests::server_config(dir, &flow(&graph_url, "v1"));
+        Self::serve(config, graph, graph_url).await
+    }
+
+    async fn serve(
+        config: flowhost::config::ServerConfig,
+        graph: Graph,
+        graph_url: String,
+    ) -> Fixture {
+        let server = flowhost::app::start(config.clone())
+            .await
+            .expect("the server starts");
+        Fixture {
+            base: format!("http://{}", server.addr),
+            server,
+            graph,
+            graph_url,
+            http: reqwest::Client::new(),
+            config,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data and file.
+    async fn restart(self) -> Fixture {
+        let Fixture {
+            server,
+            graph,
+            graph_url,
+            config,
+            ..
+        } = self;
+        server.stop().await.expect("the server stops");
+        Self::serve(config, graph, graph_url).await
+    }
+
+    async fn write(&self, customer: &str, text: &str) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mid = format!("mid-{customer}-{n}-{}", now_ms());
+        let status = flowhost_tests::instagram::deliver_message(
+            &self.http,
+            &self.base,
+            SECRET,
+            IG_ID,
+            customer,
+            json!({"mid": mid, "text": text}),
+            now_ms(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin{path}", self.base))
+            .bearer_auth(flowhost_tests::ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("the admin API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn put_sandbox(&self, yaml: String) -> Value {
+        let (status, body) = self
+            .admin(reqwest::Method::PUT, "/sandbox", Some(yaml))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn apply(&self, request: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::POST, "/apply", Some(request.to_string()))
+            .await
+    }
+
+    async fn production(&self) -> u64 {
+        let (status, body) = self
+            .admin(reqwest::Method::GET, "/versions/production", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["number"].as_u64().unwrap()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Item 3: an apply takes effect for new sessions at once, while a
+/// conversation waiting at a decision and one with a pending automessage
+/// finish on the version they began on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_changes_new_sessions_while_running_ones_finish_on_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    assert_eq!(f.production().await, 1, "the flow file is version 1");
+
+    f.write("ana", "hi").await;
+    f.graph.wait_for_text("ana", "Welcome v1").await;
+    f.write("bora", "hi").await;
+    f.graph.wait_for_text("bora", "Welcome v1").await;
+    f.write("bora", "Wait").await;
+    // Bora's automessage is now pending on version 1.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    f.put_sandbox(flow(&f.graph_url, "v2")).await;
+    let (status, applied) = f.apply(json!({"comment": "say v2"})).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["version"]["number"], 2);
+    assert_eq!(applied["live"], true);
+
+    f.write("cem", "hi").await;
+    f.graph.wait_for_text("cem", "Welcome v2").await;
+    f.write("ana", "Done").await;
+    f.graph.wait_for_text("ana", "Bye v1").await;
+    f.graph.wait_for_text("bora", "Later v1").await;
+    f.graph.wait_for_text("bora", "Bye v1").await;
+    // Ana's next session starts on version 2.
+    f.write("ana", "hi again").await;
+    f.graph.wait_for_text("ana", "Welcome v2").await;
+    for customer in ["ana", "bora", "cem"] {
+        let texts: Vec<String> = f
+            .graph
+            .to(customer)
+            .iter()
+            .filter_map(|b| b["message"]["text"].as_str().map(String::from))
+            .collect();
+        let v1 = texts.iter().filter(|t| t.ends_with("v1")).count();
+        let v2 = texts.iter().filter(|t| t.ends_with("v2")).count();
+        let expected = match customer {
+            "ana" => (2, 1),
+            "bora" => (3, 0),
+            _ => (0, 1),
+        };
+        assert_eq!((v1, v2), expected, "{customer}: {texts:?}");
+    }
+    f.server.stop().await.unwrap();
+}
+
+/// Item 2: an invalid sandbox is refused with every error and its path;
+/// production stays as it was and keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_apply_changes_nothing_and_names_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    let broken = flow(&f.graph_url, "v2")
+        .replace("go: { automessage: later }", "go: { automessage: nowhere }")
+        .replace(
+            "go: { terminate: bye } }\nautomessages",
+            "go: { queue: missing } }\nautomessages",
+        );
+    let body = f.put_sandbox(broken).await;
+    assert_eq!(
+        body["validation"]["valid"], false,
+        "kept as a draft: {body}"
+    );
+
+    let (status, refusal) = f.apply(json!({"comment": "broken"})).await;
+    assert_eq!(status, 422, "{refusal}");
+    assert_eq!(refusal["error"]["code"], "invalid_flow");
+    let paths: Vec<&str> = refusal["error"]["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.contains("welcome.targets[0]"))
+            && paths.iter().any(|p| p.contains("welcome.targets[1]")),
+        "both errors, with their paths: {refusal}"
+    );
+    assert_eq!(f.production().await, 1);
+    f.write("dora", "hi").await;
+    f.graph.wait_for_text("dora", "Welcome v1").await;
+
+    // A document that does not even parse is refused, and the draft kept.
+    let (status, refusal) = f
+        .admin(
+            reqwest::Method::PUT,
+            "/sandbox/queues/q",
+            Some(r#"{"name": "Q", "priority": "high"}"#.into()),
+        )
+        .await;
+    assert_eq!(status, 422, "{refusal}");
+    assert_eq!(refusal["error"]["issues"][0]["path"], "queues.q.priority");
+    // Accounts change only with a restart.
+    let (status, _) = f.admin(reqwest::Method::POST, "/sandbox/reset", None).await;
+    assert_eq!(status, 200);
+    let other = json!({"channel": "instagram", "ig_user_id": "1", "access_token": "t", "app_secret": "s", "verify_token": "v"});
+    let (status, body) = f
+        .admin(
+            reqwest::Method::PUT,
+            "/sandbox/accounts/other-ig",
+            Some(other.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, refusal) = f.apply(json!({})).await;
+    assert_eq!(
+        (status, refusal["error"]["code"].as_str()),
+        (409, Some("accounts_changed")),
+        "{refusal}"
+    );
+    assert_eq!(f.production().await, 1);
+    f.server.stop().await.unwrap();
+}
+
+/// Item 2: two applies made on the same production: one wins, the other
+/// is told production moved; then a rollback, the history and the diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_applies_one_wins_then_rollback_and_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    f.put_sandbox(flow(&f.graph_url, "v2")).await;
+    let (a, b) = tokio::join!(
+        f.apply(json!({"comment": "first", "expected_production": 1})),
+        f.apply(json!({"comment": "second", "expected_production": 1}))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let conflict = if a.0 == 409 { a.1 } else { b.1 };
+    assert_eq!(conflict["error"]["code"], "conflict");
+    assert_eq!(f.production().await, 2);
+
+    // The diff of versions 1 and 2: the one tree and the one automessage
+    // and terminate that changed, with the paths and values.
+    let (status, diff) = f
+        .admin(reqwest::Method::GET, "/diff?from=1&to=2", None)
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    let changed: Vec<String> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}.{} {}",
+                c["section"].as_str().unwrap(),
+                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "automessages.later changed",
+            "decision_trees.menu changed",
+            "terminates.bye changed"
+        ]
+    );
+    let field = &diff["changes"][1]["fields"][0];
+    assert_eq!(
+        field["path"],
+        "decision_trees.menu.decisions.welcome.prompt"
+    );
+    assert_eq!(
+        (field["old"].as_str(), field["new"].as_str()),
+        (Some("Welcome v1"), Some("Welcome v2"))
+    );
+    let (_, nothing) = f.admin(reqwest::Method::GET, "/diff", None).await;
+    assert_eq!(
+        nothing["changes"],
+        json!([]),
+        "the sandbox is production now"
+    );
+
+    let (status, rolled) = f
+        .admin(
+            reqwest::Method::POST,
+            "/versions/1/rollback",
+            Some(json!({"comment": "back"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{rolled}");
+    assert_eq!(rolled["version"]["number"], 3);
+    assert_eq!(
+        rolled["version"]["origin"],
+        json!({"kind": "rollback", "to": 1})
+    );
+    f.write("emre", "hi").await;
+    f.graph.wait_for_text("emre", "Welcome v1").await;
+    let (_, history) = f.admin(reqwest::Method::GET, "/versions", None).await;
+    let numbers: Vec<u64> = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    assert_eq!(history["versions"][0]["production"], true);
+    // The sandbox was based on version 2: applying it now is a conflict.
+    let (status, _) = f.apply(json!({})).await;
+    assert_eq!(status, 409);
+    f.server.stop().await.unwrap();
+}
+
+/// Item 1: after a restart storage is the source of truth: the unchanged
+/// flow file does not undo an apply; an edited one is imported as a new
+/// version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_keep_applied_versions_and_import_an_edited_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    f.put_sandbox(flow(&f.graph_url, "v2")).await;
+    assert_eq!(f.apply(json!({"comment": "v2"})).await.0, 200);
+    let f = f.restart().await;
+    assert_eq!(f.production().await, 2);
+    f.write("filiz", "hi").await;
+    f.graph.wait_for_text("filiz", "Welcome v2").await;
+
+    let file = f.config.flow.clone().unwrap();
+    std::fs::write(&file, flow(&f.graph_url, "v3")).unwrap();
+    let f = f.restart().await;
+    assert_eq!(f.production().await, 3);
+    let (_, version) = f.admin(reqwest::Method::GET, "/versions/3", None).await;
+    assert_eq!(version["origin"]["kind"], "file");
+    f.write("gul", "hi").await;
+    f.graph.wait_for_text("gul", "Welcome v3").await;
+    // Filiz's session began on version 2 and finishes on it.
+    f.write("filiz", "Done").await;
+    f.graph.wait_for_text("filiz", "Bye v2").await;
+    f.server.stop().await.unwrap();
+}
+
+/// The OpenAPI document is served, its references resolve, it has every
+/// admin route, and every route it lists is one the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_admin_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    let document: Value = f
+        .http
+        .get(format!("{}/openapi.json", f.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let text = document.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        let pointer = name.trim_start_matches('#');
+        assert!(document.pointer(pointer).is_some(), "unresolved {name}");
+    }
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    operations.sort();
+    let expected = [
+        "DELETE /admin/agents/{id}",
+        "DELETE /admin/sandbox/{section}/{name}",
+        "GET /admin/agents",
+        "GET /admin/agents/{id}",
+        "GET /admin/dead-letters",
+        "GET /admin/diff",
+        "GET /admin/plugins",
+        "GET /admin/sandbox",
+        "GET /admin/sandbox/{section}/{name}",
+        "GET /admin/versions",
+        "GET /admin/versions/{version}",
+        "POST /admin/agents",
+        "POST /admin/agents/{id}/token",
+        "POST /admin/apply",
+        "POST /admin/sandbox/reset",
+        "POST /admin/sandbox/validate",
+        "POST /admin/versions/{version}/rollback",
+        "PUT /admin/agents/{id}",
+        "PUT /admin/sandbox",
+        "PUT /admin/sandbox/{section}/{name}",
+    ];
+    assert_eq!(operations, expected);
+    for operation in &operations {
+        let (method, path) = operation.split_once(' ').unwrap();
+        let path = path
+            .replace("{id}", "nobody")
+            .replace("{section}", "queues")
+            .replace("{name}", "nothing")
+            .replace("{version}", "999");
+        let path = path.trim_start_matches("/admin");
+        let (status, body) = f
+            .admin(method.parse().unwrap(), path, Some("{}".into()))
+            .await;
+        assert_ne!(status, 405, "{operation}");
+        // An unknown route answers 404 with no body; a known one that finds
+        // nothing answers in the API's error shape.
+        assert!(
+            status != 404 || body["error"]["code"].is_string(),
+            "{operation}: {status} {body}"
+        );
+        // Without the token, nothing.
+        let anonymous = f
+            .http
+            .request(method.parse().unwrap(), format!("{}/admin{path}", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401, "{operation}");
+    }
+    f.server.stop().await.unwrap();
+}
