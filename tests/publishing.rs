@@ -373,6 +373,57 @@ async fn concurrent_applies_one_wins_then_rollback_and_diff() {
     f.server.stop().await.unwrap();
 }
 
+/// Item 4: a test contact's new sessions run on the sandbox, on live
+/// traffic, before any apply; everyone else stays on production; a sandbox
+/// that stops validating is nobody's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_contacts_try_the_sandbox_before_it_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    f.put_sandbox(flow(&f.graph_url, "v2")).await;
+    let contacts = json!({"customers": ["tester"]}).to_string();
+    let (status, body) = f
+        .admin(
+            reqwest::Method::PUT,
+            "/sandbox/test-contacts",
+            Some(contacts),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["test_contacts"], json!(["tester"]));
+
+    f.write("tester", "hi").await;
+    f.graph.wait_for_text("tester", "Welcome v2").await;
+    f.write("customer", "hi").await;
+    f.graph.wait_for_text("customer", "Welcome v1").await;
+    // An edit of the sandbox keeps its test contacts; the tester's session
+    // goes on where it began.
+    let edited = flow(&f.graph_url, "v2").replace("Bye v2", "Bye v2b");
+    let body = f.put_sandbox(edited).await;
+    assert_eq!(body["test_contacts"], json!(["tester"]));
+    f.write("tester", "Done").await;
+    f.graph.wait_for_text("tester", "Bye v2b").await;
+    assert_eq!(f.production().await, 1, "nothing was applied");
+
+    // A sandbox that does not validate is nobody's: the tester is back on
+    // production.
+    let broken = flow(&f.graph_url, "v2")
+        .replace("go: { automessage: later }", "go: { automessage: nowhere }");
+    f.put_sandbox(broken).await;
+    f.write("tester", "hi again").await;
+    f.graph.wait_for_text("tester", "Welcome v1").await;
+    let (status, refusal) = f
+        .admin(
+            reqwest::Method::PUT,
+            "/sandbox/test-contacts",
+            Some(json!({"customers": [""]}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 422, "{refusal}");
+    assert_eq!(refusal["error"]["issues"][0]["path"], "test_contacts[0]");
+    f.server.stop().await.unwrap();
+}
+
 /// Item 1: after a restart storage is the source of truth: the unchanged
 /// flow file does not undo an apply; an edited one is imported as a new
 /// version.
@@ -450,6 +501,7 @@ async fn the_openapi_document_describes_every_admin_route() {
         "POST /admin/versions/{version}/rollback",
         "PUT /admin/agents/{id}",
         "PUT /admin/sandbox",
+        "PUT /admin/sandbox/test-contacts",
         "PUT /admin/sandbox/{section}/{name}",
     ];
     assert_eq!(operations, expected);

@@ -281,6 +281,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         parts.engine.clone(),
         Arc::new(SystemClock),
     ));
+    publisher.arm_sandbox().await?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         publisher,

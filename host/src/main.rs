@@ -81,6 +81,10 @@ enum Command {
         /// Keep the conversation in this directory (default: a temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Start the clock at this moment (RFC 3339, such as
+        /// 2026-11-23T22:30:00+03:00), to try the open or closed branch at any hour.
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Draw a flow as Mermaid (default) or Graphviz DOT.
     Diagram {
@@ -93,6 +97,56 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Publish on a running server through its admin API.
+    Admin {
+        /// The server's base URL.
+        #[arg(long, env = "FLOWHOST_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The admin token.
+        #[arg(
+            long,
+            env = "FLOWHOST_ADMIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print the sandbox as YAML (or write it to a file).
+    Pull {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Replace the sandbox with a flow file; prints what validation says.
+    Push { file: PathBuf },
+    /// What changes from one document to another (`production`, `sandbox` or a version number).
+    Diff {
+        #[arg(long, default_value = "production")]
+        from: String,
+        #[arg(long, default_value = "sandbox")]
+        to: String,
+    },
+    /// Validate the sandbox and make it the next production version.
+    Apply {
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Apply only if production is still this version.
+        #[arg(long)]
+        expect: Option<u64>,
+    },
+    /// The published versions, newest first (`*` marks production).
+    History,
+    /// Publish an older version again, as the next version.
+    Rollback {
+        version: u64,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +217,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             connector,
             lang,
             data_dir,
+            at,
         } => {
             cli::chat::run(
                 cli::chat::ChatOptions {
@@ -170,6 +225,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     connector,
                     language: lang,
                     data_dir,
+                    at,
                 },
                 &config,
             )
@@ -212,10 +268,36 @@ async fn main() -> anyhow::Result<ExitCode> {
             })
             .await?
         }
+        Command::Admin {
+            server,
+            token,
+            command,
+        } => {
+            admin(&cli::admin::AdminClient::new(&server, &token)?, command).await?;
+            true
+        }
     };
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Runs one `flowhost admin` command and prints its outcome.
+async fn admin(client: &cli::admin::AdminClient, command: AdminCommand) -> anyhow::Result<()> {
+    let printed = match command {
+        AdminCommand::Pull { output: Some(path) } => {
+            std::fs::write(&path, client.pull().await?)?;
+            format!("the sandbox is in {}", path.display())
+        }
+        AdminCommand::Pull { output: None } => client.pull().await?,
+        AdminCommand::Push { file } => client.push(std::fs::read_to_string(&file)?).await?,
+        AdminCommand::Diff { from, to } => client.diff(&from, &to).await?,
+        AdminCommand::Apply { comment, expect } => client.apply(&comment, expect).await?,
+        AdminCommand::History => client.history().await?,
+        AdminCommand::Rollback { version, comment } => client.rollback(version, &comment).await?,
+    };
+    println!("{}", printed.trim_end());
+    Ok(())
 }

@@ -480,3 +480,146 @@ fn chat_answers_in_the_terminal() {
         "no log lines at the default level: {stderr}"
     );
 }
+
+/// `flowhost admin` publishes on a running server: pull, push, diff,
+/// apply, history, rollback, and a refusal that lists every error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_publish_on_a_running_server() {
+    const TOKEN: &str = "cli-admin-token-of-at-least-32-bytes";
+    let dir = tempfile::tempdir().unwrap();
+    let flow = include_str!("../../examples/shop-support.yaml")
+        .replace(
+            "next: { time_condition: business-hours }",
+            "next: { decision_tree: support }",
+        )
+        .replace("env:SHOP_IG_ACCESS_TOKEN", "cli-token")
+        .replace("env:SHOP_IG_APP_SECRET", "cli-secret")
+        .replace("env:SHOP_IG_VERIFY_TOKEN", "cli-verify");
+    std::fs::write(dir.path().join("flow.yaml"), &flow).unwrap();
+    let mut config = flowhost::config::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        flow: Some(dir.path().join("flow.yaml")),
+        admin_token: Some(TOKEN.into()),
+        ..Default::default()
+    };
+    config.runtime.cache_dir =
+        Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-plugin-cache"));
+    let server = flowhost::app::start(config)
+        .await
+        .expect("the server starts");
+    let base = format!("http://{}", server.addr);
+    let admin = |args: Vec<String>, token: &'static str| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+                .arg("admin")
+                .args(&args)
+                .env("FLOWHOST_SERVER", &base)
+                .env("FLOWHOST_ADMIN_TOKEN", token)
+                .output()
+                .expect("flowhost runs");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            (output.status.success(), text)
+        })
+    };
+    let run = |args: &[&str]| admin(args.iter().map(|a| a.to_string()).collect(), TOKEN);
+
+    let pulled = dir.path().join("sandbox.yaml");
+    let (ok, out) = run(&["pull", "--output", pulled.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    let sandbox = std::fs::read_to_string(&pulled).unwrap();
+    assert!(sandbox.contains("How can we help you today?"), "{sandbox}");
+    std::fs::write(
+        &pulled,
+        sandbox.replace("How can we help you today?", "How may we help?"),
+    )
+    .unwrap();
+    let (ok, out) = run(&["push", pulled.to_str().unwrap()]).await.unwrap();
+    assert!(ok && out.contains("the sandbox is valid"), "{out}");
+    let (ok, out) = run(&["diff"]).await.unwrap();
+    assert!(ok && out.starts_with("~ decision_trees.support"), "{out}");
+    assert!(out.contains("How may we help?"), "{out}");
+    let (ok, out) = run(&["apply", "--comment", "wording"]).await.unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("version 2 is production; new sessions run on it now"),
+        "{out}"
+    );
+    let (ok, out) = run(&["rollback", "1"]).await.unwrap();
+    assert!(ok && out.contains("version 3 is production"), "{out}");
+    let (ok, out) = run(&["history"]).await.unwrap();
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("*   3") && lines[0].ends_with("rollback to version 1"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("wording") && lines[2].contains("by file"),
+        "{out}"
+    );
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        flow.replace("go: { decision: handoff }", "go: { decision: nowhere }"),
+    )
+    .unwrap();
+    let (ok, out) = run(&["push", broken.to_str().unwrap()]).await.unwrap();
+    assert!(ok && out.contains("does not validate yet"), "{out}");
+    let (ok, out) = run(&["apply", "--expect", "3"]).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("(invalid_flow)")
+            && out.contains("error: decision_trees.support.decisions.welcome.targets[1].go"),
+        "{out}"
+    );
+    let (ok, out) = admin(
+        vec!["history".into()],
+        "a-wrong-token-of-at-least-32-bytes!",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("403"), "{out}");
+    server.stop().await.unwrap();
+}
+
+/// `chat --at` fixes the clock: the example flow's office hours answer at
+/// a Monday noon in Istanbul, the after-hours automessage on a Sunday night.
+#[test]
+fn chat_at_a_given_moment_takes_that_moments_branch() {
+    use std::io::Write;
+    let talk = |at: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+            .args(["chat", "examples/shop-support.yaml", "--at", at])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("flowhost runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello\n/quit\n")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{text}");
+        text
+    };
+    let open = talk("2026-11-23T12:00:00+03:00");
+    assert!(open.contains("How can we help you today?"), "{open}");
+    let closed = talk("2026-11-22T23:30:00[Europe/Istanbul]");
+    assert!(closed.contains("We're closed right now"), "{closed}");
+    let (ok, out) = flowhost(&["chat", "examples/shop-support.yaml", "--at", "tonight"]);
+    assert!(!ok && out.contains("--at `tonight`"), "{out}");
+}

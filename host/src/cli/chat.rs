@@ -22,6 +22,21 @@ pub struct ChatOptions {
     pub language: Option<String>,
     /// Keep the conversation here instead of a temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// The moment the conversation starts at (RFC 3339, such as
+    /// `2026-11-23T22:30:00+03:00`); the clock runs on from there.
+    pub at: Option<String>,
+}
+
+/// Milliseconds since the epoch of an RFC 3339 moment (or one with an
+/// IANA zone: `2026-11-23T22:30[Europe/Istanbul]`).
+fn moment(text: &str) -> anyhow::Result<u64> {
+    let at = text
+        .parse::<jiff::Timestamp>()
+        .or_else(|_| text.parse::<jiff::Zoned>().map(|z| z.timestamp()))
+        .with_context(|| {
+            format!("--at `{text}`: give a moment such as 2026-11-23T22:30:00+03:00")
+        })?;
+    u64::try_from(at.as_millisecond()).context("--at: a moment after 1970")
 }
 
 const HELP: &str = "Type as the customer. A number picks a quick reply of the last message. \
@@ -71,7 +86,10 @@ pub async fn run(options: ChatOptions, config: &ServerConfig) -> anyhow::Result<
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
     let storage = Storage::open(&data_dir.join("db"))?;
-    let clock = Arc::new(SkippableClock::default());
+    let clock = Arc::new(match &options.at {
+        Some(at) => SkippableClock::starting_at(moment(at)?),
+        None => SkippableClock::default(),
+    });
     let engine = Engine::new(
         Arc::new(compiled),
         Arc::new(runtime),

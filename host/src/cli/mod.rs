@@ -1,6 +1,7 @@
 //! The command-line tools behind `flowhost validate`, `chat`, `diagram`,
-//! `schema` and `plugin`.
+//! `schema`, `plugin` and `admin`.
 
+pub mod admin;
 pub mod chat;
 pub mod flows;
 pub mod plugins;

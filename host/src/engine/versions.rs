@@ -4,11 +4,15 @@
 //! older versions that conversations still run on (compiled again from
 //! storage when a conversation needs one no longer in memory, after a
 //! restart for example).
+//!
+//! Test contacts are the exception: their new sessions run on the sandbox
+//! (while it validates), so admins try a draft on live traffic before they
+//! apply it; such a session records [`SANDBOX_VERSION`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 
 use super::Engine;
@@ -18,6 +22,9 @@ use crate::flow::{CompiledFlow, PluginCatalog};
 /// Older versions kept compiled; a conversation on one evicted is compiled
 /// again on its next turn.
 const OLDER_VERSIONS_KEPT: usize = 16;
+
+/// The version number a session on the sandbox records.
+pub const SANDBOX_VERSION: u64 = u64::MAX;
 
 /// A compiled flow and the version it is.
 pub struct LiveFlow {
@@ -43,6 +50,13 @@ impl LiveFlow {
 pub(super) struct Flows {
     production: ArcSwap<LiveFlow>,
     older: Mutex<BTreeMap<u64, Arc<LiveFlow>>>,
+    /// The sandbox, compiled, and the customers who get it.
+    sandbox: ArcSwapOption<SandboxFlow>,
+}
+
+struct SandboxFlow {
+    flow: Arc<LiveFlow>,
+    test_contacts: std::collections::HashSet<String>,
 }
 
 impl Flows {
@@ -50,6 +64,7 @@ impl Flows {
         Flows {
             production: ArcSwap::new(production),
             older: Mutex::default(),
+            sandbox: ArcSwapOption::empty(),
         }
     }
 
@@ -108,12 +123,38 @@ impl Engine {
         tracing::info!(version = number, "flow version in production");
     }
 
-    /// The flow a turn on `state` runs on: production for a session that
-    /// has not begun, else the version the session began on.
+    /// Test contacts' new sessions run on `sandbox` (`None`: nobody's).
+    pub fn set_sandbox(&self, sandbox: Option<(Arc<CompiledFlow>, Vec<String>)>) {
+        self.flows
+            .sandbox
+            .store(sandbox.map(|(compiled, contacts)| {
+                Arc::new(SandboxFlow {
+                    flow: LiveFlow::new(SANDBOX_VERSION, compiled),
+                    test_contacts: contacts.into_iter().collect(),
+                })
+            }));
+    }
+
+    /// The flow a turn on `state` runs on: for a session that has not
+    /// begun, the sandbox for a test contact and production for everyone
+    /// else; else the version the session began on.
     pub(super) async fn flow_for(&self, state: &ConversationState) -> Arc<LiveFlow> {
         let production = self.flows.production();
+        let sandbox = self.flows.sandbox.load();
         let wanted = state.flow_version;
-        if state.position == Position::Start || wanted == production.version || wanted == 0 {
+        if let Some(sandbox) = sandbox.as_ref() {
+            let starts = state.position == Position::Start;
+            if (starts && sandbox.test_contacts.contains(&state.customer))
+                || (!starts && wanted == SANDBOX_VERSION)
+            {
+                return sandbox.flow.clone();
+            }
+        }
+        if state.position == Position::Start
+            || wanted == production.version
+            || wanted == 0
+            || wanted == SANDBOX_VERSION
+        {
             return production;
         }
         if let Some(flow) = self.flows.older(wanted) {

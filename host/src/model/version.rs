@@ -43,4 +43,8 @@ pub struct Sandbox {
     /// apply is refused if production moved on since.
     pub based_on: u64,
     pub updated_at_ms: u64,
+    /// Customers (their channel ids) whose new sessions run on the sandbox
+    /// rather than production, on live traffic, while it validates.
+    #[serde(default)]
+    pub test_contacts: Vec<String>,
 }

@@ -21,6 +21,9 @@ use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
 use crate::registry::PluginRegistry;
 use crate::storage::{NewVersion, Storage, StorageError};
 
+/// Test contacts a sandbox may have.
+pub const MAX_TEST_CONTACTS: usize = 100;
+
 /// Why a publishing request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -103,6 +106,7 @@ impl Publisher {
             },
             based_on: production.map_or(0, |v| v.number),
             updated_at_ms: 0,
+            test_contacts: Vec::new(),
         })
     }
 
@@ -113,7 +117,9 @@ impl Publisher {
     pub async fn replace_sandbox(&self, text: &str) -> Result<(Sandbox, Validation), PublishError> {
         let flow = crate::flow::parse(text).map_err(|issue| PublishError::Invalid(vec![issue]))?;
         let based_on = self.storage.production().await?.map_or(0, |v| v.number);
-        self.save_sandbox(normalised(&flow), based_on).await
+        let contacts = self.sandbox().await?.test_contacts;
+        self.save_sandbox(normalised(&flow), based_on, contacts)
+            .await
     }
 
     /// Makes the sandbox a copy of production again.
@@ -121,7 +127,55 @@ impl Publisher {
         let production = self.storage.production().await?;
         let based_on = production.as_ref().map_or(0, |v| v.number);
         let document = production.map_or_else(|| normalised(&Flow::default()), |v| v.document);
-        self.save_sandbox(document, based_on).await
+        let contacts = self.sandbox().await?.test_contacts;
+        self.save_sandbox(document, based_on, contacts).await
+    }
+
+    /// Sets the customers whose new sessions run on the sandbox.
+    pub async fn set_test_contacts(
+        &self,
+        contacts: Vec<String>,
+    ) -> Result<(Sandbox, Validation), PublishError> {
+        let bad: Vec<Issue> = contacts
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
+            .map(|(i, _)| {
+                issue(
+                    &format!("test_contacts[{i}]"),
+                    "a customer id is 1 to 128 characters, none of them control characters".into(),
+                )
+            })
+            .collect();
+        if contacts.len() > MAX_TEST_CONTACTS {
+            return Err(PublishError::Invalid(vec![issue(
+                "test_contacts",
+                format!("at most {MAX_TEST_CONTACTS} test contacts"),
+            )]));
+        }
+        if !bad.is_empty() {
+            return Err(PublishError::Invalid(bad));
+        }
+        let sandbox = self.sandbox().await?;
+        self.save_sandbox(sandbox.document, sandbox.based_on, contacts)
+            .await
+    }
+
+    /// Gives the engine the sandbox for its test contacts (at start, and
+    /// after every change): only while it validates; else nobody gets it.
+    pub async fn arm_sandbox(&self) -> Result<(), StorageError> {
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        let sandbox = self.sandbox().await?;
+        let armed = match self.compile(&sandbox.document) {
+            Ok((compiled, _)) if !sandbox.test_contacts.is_empty() => {
+                Some((Arc::new(compiled), sandbox.test_contacts))
+            }
+            _ => None,
+        };
+        engine.set_sandbox(armed);
+        Ok(())
     }
 
     /// One entity of the sandbox (`section` such as `queues`).
@@ -166,21 +220,25 @@ impl Publisher {
             }
         }
         let flow = parse_value(document)?;
-        self.save_sandbox(normalised(&flow), sandbox.based_on).await
+        self.save_sandbox(normalised(&flow), sandbox.based_on, sandbox.test_contacts)
+            .await
     }
 
     async fn save_sandbox(
         &self,
         document: Value,
         based_on: u64,
+        test_contacts: Vec<String>,
     ) -> Result<(Sandbox, Validation), PublishError> {
         let validation = self.validate(&document);
         let sandbox = Sandbox {
             document,
             based_on,
             updated_at_ms: self.clock.now_ms(),
+            test_contacts,
         };
         self.storage.put_sandbox(sandbox.clone()).await?;
+        self.arm_sandbox().await?;
         Ok((sandbox, validation))
     }
 

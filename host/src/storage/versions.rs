@@ -200,6 +200,7 @@ mod tests {
                 document: json!({}),
                 based_on: 0,
                 updated_at_ms: 0,
+                test_contacts: Vec::new(),
             })
             .await
             .unwrap();

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_sandbox, put_sandbox))
         .routes(routes!(reset_sandbox))
+        .routes(routes!(put_test_contacts))
         .routes(routes!(validate_sandbox))
         .routes(routes!(get_entity, put_entity, delete_entity))
         .routes(routes!(get_diff))
@@ -59,6 +60,8 @@ struct SandboxView {
     /// The production version the sandbox is based on (0: none).
     based_on: u64,
     updated_at_ms: u64,
+    /// Customers whose new sessions run on the sandbox while it validates.
+    test_contacts: Vec<String>,
     document: Value,
     validation: Validation,
 }
@@ -67,6 +70,7 @@ fn sandbox_view(sandbox: Sandbox, validation: Validation) -> SandboxView {
     SandboxView {
         based_on: sandbox.based_on,
         updated_at_ms: sandbox.updated_at_ms,
+        test_contacts: sandbox.test_contacts,
         document: sandbox.document,
         validation,
     }
@@ -126,6 +130,25 @@ async fn put_sandbox(
     responses((status = 200, body = SandboxView)))]
 async fn reset_sandbox(State(state): State<AppState>) -> Result<axum::Json<SandboxView>, ApiError> {
     let (sandbox, validation) = state.publisher.reset_sandbox().await?;
+    Ok(axum::Json(sandbox_view(sandbox, validation)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TestContacts {
+    /// Customers' channel ids (an Instagram-scoped id, say).
+    customers: Vec<String>,
+}
+
+/// Sets the test contacts: their new sessions run on the sandbox, on live
+/// traffic, while it validates (everyone else stays on production).
+#[utoipa::path(put, path = "/sandbox/test-contacts", tag = "publishing", request_body = TestContacts,
+    responses((status = 200, body = SandboxView), (status = 422, body = ErrorBody)))]
+async fn put_test_contacts(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<TestContacts>,
+) -> Result<axum::Json<SandboxView>, ApiError> {
+    let (sandbox, validation) = state.publisher.set_test_contacts(request.customers).await?;
     Ok(axum::Json(sandbox_view(sandbox, validation)))
 }
 

@@ -1,0 +1,238 @@
+//! `flowhost admin`: a client of a running server's admin API, for
+//! publishing from a terminal or a script (pull and push the sandbox, see
+//! the diff, apply, list the versions, roll back).
+
+use anyhow::Context as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Where the server is and the admin token to show it.
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    pub fn new(server: &str, token: &str) -> anyhow::Result<Self> {
+        if token.is_empty() {
+            anyhow::bail!("no admin token: set FLOWHOST_ADMIN_TOKEN (or pass --token)");
+        }
+        Ok(AdminClient {
+            base: format!("{}/admin", server.trim_end_matches('/')),
+            token: token.to_string(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
+        })
+    }
+
+    /// One request; a refusal becomes an error with the API's message and
+    /// every issue with its path.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(String, &str)>,
+    ) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some((body, content_type)) = body {
+            request = request.header("content-type", content_type).body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("reaching {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        anyhow::bail!("{status}: {}", refusal_text(&text))
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let body = body.map(|b| (b.to_string(), "application/json"));
+        let text = self.call(method, path, body).await?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// The sandbox as YAML.
+    pub async fn pull(&self) -> anyhow::Result<String> {
+        self.call(Method::GET, "/sandbox?format=yaml", None).await
+    }
+
+    /// Replaces the sandbox; what validation says of it.
+    pub async fn push(&self, document: String) -> anyhow::Result<String> {
+        let answer = self
+            .call(
+                Method::PUT,
+                "/sandbox",
+                Some((document, "application/yaml")),
+            )
+            .await?;
+        let answer: Value = serde_json::from_str(&answer)?;
+        Ok(validation_text(&answer["validation"]))
+    }
+
+    pub async fn diff(&self, from: &str, to: &str) -> anyhow::Result<String> {
+        let path = format!("/diff?from={from}&to={to}");
+        let answer = self.json(Method::GET, &path, None).await?;
+        Ok(diff_text(&answer))
+    }
+
+    pub async fn apply(&self, comment: &str, expect: Option<u64>) -> anyhow::Result<String> {
+        let body = json!({"comment": comment, "expected_production": expect});
+        let answer = self.json(Method::POST, "/apply", Some(body)).await?;
+        Ok(applied_text(&answer))
+    }
+
+    pub async fn rollback(&self, version: u64, comment: &str) -> anyhow::Result<String> {
+        let path = format!("/versions/{version}/rollback");
+        let answer = self
+            .json(Method::POST, &path, Some(json!({"comment": comment})))
+            .await?;
+        Ok(applied_text(&answer))
+    }
+
+    pub async fn history(&self) -> anyhow::Result<String> {
+        let answer = self.json(Method::GET, "/versions", None).await?;
+        let lines: Vec<String> = answer["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                format!(
+                    "{}{:>4}  {}  by {}  {}",
+                    if v["production"] == true { "*" } else { " " },
+                    v["number"].as_u64().unwrap_or(0),
+                    when(v["applied_at_ms"].as_u64().unwrap_or(0)),
+                    v["applied_by"].as_str().unwrap_or(""),
+                    v["comment"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        Ok(lines.join("\n"))
+    }
+}
+
+fn when(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The API's error shape as lines: the message, then each issue.
+fn refusal_text(body: &str) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return body.trim().to_string();
+    };
+    let error = &value["error"];
+    let mut text = format!(
+        "{} ({})",
+        error["message"].as_str().unwrap_or(body),
+        error["code"].as_str().unwrap_or("?")
+    );
+    for issue in error["issues"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  error: {}: {}",
+            issue["path"].as_str().unwrap_or(""),
+            issue["message"].as_str().unwrap_or("")
+        ));
+    }
+    text
+}
+
+fn validation_text(validation: &Value) -> String {
+    let mut lines = vec![if validation["valid"] == true {
+        "the sandbox is valid".to_string()
+    } else {
+        "the sandbox was saved but does not validate yet:".to_string()
+    }];
+    for (kind, list) in [("error", "errors"), ("warning", "warnings")] {
+        for issue in validation[list].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "  {kind}: {}: {}",
+                issue["path"].as_str().unwrap_or(""),
+                issue["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+/// `+ queues.sales`, `- terminates.old`, `~ decision_trees.menu` and, under
+/// a changed entity, each path with its old and new values.
+fn diff_text(answer: &Value) -> String {
+    let changes = answer["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        return format!("no changes from {} to {}", answer["from"], answer["to"]);
+    }
+    let mut lines = Vec::new();
+    for change in changes {
+        let sign = match change["change"].as_str() {
+            Some("added") => "+",
+            Some("removed") => "-",
+            _ => "~",
+        };
+        lines.push(format!(
+            "{sign} {}.{}",
+            change["section"].as_str().unwrap_or(""),
+            change["name"].as_str().unwrap_or("")
+        ));
+        for field in change["fields"].as_array().into_iter().flatten() {
+            let shown = |v: &Value| {
+                if v.is_null() {
+                    "(none)".into()
+                } else {
+                    v.to_string()
+                }
+            };
+            lines.push(format!(
+                "    {}: {} -> {}",
+                field["path"].as_str().unwrap_or(""),
+                shown(&field["old"]),
+                shown(&field["new"])
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+fn applied_text(answer: &Value) -> String {
+    let version = &answer["version"];
+    let live = if answer["live"] == true {
+        "new sessions run on it now"
+    } else {
+        "it serves after the server restarts"
+    };
+    format!("version {} is production; {live}", version["number"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_list_every_issue() {
+        let body = r#"{"error":{"code":"invalid_flow","message":"the flow does not validate","issues":[{"path":"connectors.dm.next","message":"no queue `x`"}]}}"#;
+        assert_eq!(
+            refusal_text(body),
+            "the flow does not validate (invalid_flow)\n  error: connectors.dm.next: no queue `x`"
+        );
+    }
+
+    #[test]
+    fn a_diff_reads_as_signed_lines() {
+        let answer = json!({"from": "production", "to": "sandbox", "changes": [
+            {"section": "queues", "name": "vip", "change": "added"},
+            {"section": "queues", "name": "sales", "change": "changed",
+             "fields": [{"path": "queues.sales.priority", "old": 1, "new": 5}]},
+        ]});
+        assert_eq!(
+            diff_text(&answer),
+            "+ queues.vip\n~ queues.sales\n    queues.sales.priority: 1 -> 5"
+        );
+    }
+}
