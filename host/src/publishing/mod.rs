@@ -346,7 +346,13 @@ impl Publisher {
         let (compiled, _) = self.compile(&document).map_err(PublishError::Invalid)?;
         let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
         if !unusable.is_empty() {
-            let issues = unusable.into_iter().map(|m| issue("accounts", m)).collect();
+            let issues = unusable
+                .into_iter()
+                .map(|problem| match problem.split_once(": ") {
+                    Some((path, message)) => issue(path, message.to_string()),
+                    None => issue("accounts", problem),
+                })
+                .collect();
             return Err(PublishError::Invalid(issues));
         }
         let production = self.storage.production().await?;

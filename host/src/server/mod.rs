@@ -2,6 +2,7 @@
 //! the admin API, the agent API and the agent console.
 
 mod admin;
+mod admin_page;
 pub mod agents;
 pub(crate) mod auth;
 mod console;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(admin)
         .nest("/agent", agents::router(state.clone()))
+        .merge(admin_page::router())
         .merge(console::router())
         .merge(webhooks::router())
         .with_state(state)

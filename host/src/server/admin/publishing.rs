@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_versions))
         .routes(routes!(get_version))
         .routes(routes!(rollback))
+        .routes(routes!(get_diagram))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
 }
 
@@ -422,6 +423,48 @@ async fn rollback(
         .rollback(version, comment, request.expected_production)
         .await?;
     Ok(applied(&state, &published))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct DiagramPath {
+    /// `production`, `sandbox` or a version number.
+    which: String,
+    /// `connectors`, `time_conditions`, `automessages`, `decision_trees`,
+    /// `chatbots`, `queues` or `terminates`.
+    section: String,
+    name: String,
+}
+
+/// One entity's diagram tree (it and everything it leads to) as an SVG
+/// image drawn by flowhost.
+#[utoipa::path(get, path = "/diagram/{which}/{section}/{name}", tag = "publishing", params(DiagramPath),
+    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = ErrorBody)))]
+async fn get_diagram(
+    State(state): State<AppState>,
+    Path(at): Path<DiagramPath>,
+) -> Result<Response, ApiError> {
+    let document = document_of(&state, &at.which).await?;
+    let flow: crate::flow::Flow = serde_json::from_value(document)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    let svg =
+        crate::flow::diagram::svg_of_entity(&flow, &at.section, &at.name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{} has no {}.{} to draw",
+                at.which, at.section, at.name
+            ))
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 /// The shape of every refusal (see `ApiError`).

@@ -1,7 +1,11 @@
-//! The "diagram tree": a flow drawn as Mermaid or Graphviz DOT, so admins
-//! can look at the routing instead of reading it.
+//! The "diagram tree": a flow drawn as Mermaid or Graphviz DOT, or as an
+//! SVG image by flowhost itself ([`svg`]), all from one walk of the flow's
+//! edges, so admins can look at the routing instead of reading it.
+
+mod svg;
 
 use super::model::*;
+pub use svg::{svg, svg_of_entity};
 
 /// A node of the drawing: id, label, shape.
 struct Node {
