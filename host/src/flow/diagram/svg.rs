@@ -190,8 +190,8 @@ terminates:
 
     #[test]
     fn an_entitys_tree_draws_what_it_leads_to_and_nothing_else() {
-        let svg = svg_of_entity(&flow(), "connectors", "dm").unwrap();
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        let drawn = svg_of_entity(&flow(), "connectors", "dm").unwrap();
+        assert!(drawn.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         for id in [
             "connector_dm",
             "tree_menu",
@@ -200,17 +200,17 @@ terminates:
             "terminate_bye",
         ] {
             assert!(
-                svg.contains(&format!("data-id=\"{id}\"")),
-                "{id} missing: {svg}"
+                drawn.contains(&format!("data-id=\"{id}\"")),
+                "{id} missing: {drawn}"
             );
         }
-        assert!(!svg.contains("queue_unused"), "{svg}");
-        assert!(svg.contains("button: Agent"), "{svg}");
+        assert!(!drawn.contains("queue_unused"), "{drawn}");
+        assert!(drawn.contains("button: Agent"), "{drawn}");
         assert!(
-            svg.contains("DMs &lt;&amp;&gt;"),
-            "labels are escaped: {svg}"
+            drawn.contains("DMs &lt;&amp;&gt;"),
+            "labels are escaped: {drawn}"
         );
-        assert_eq!(svg.matches("<line").count(), 4, "{svg}");
+        assert_eq!(drawn.matches("<line").count(), 4, "{drawn}");
         assert!(svg_of_entity(&flow(), "connectors", "nope").is_none());
         assert!(svg(&flow()).contains("queue_unused"));
     }
