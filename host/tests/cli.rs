@@ -623,3 +623,42 @@ fn chat_at_a_given_moment_takes_that_moments_branch() {
     let (ok, out) = flowhost(&["chat", "examples/shop-support.yaml", "--at", "tonight"]);
     assert!(!ok && out.contains("--at `tonight`"), "{out}");
 }
+
+/// Issue 11, item 7, as admins saw it in `chat`: a first `Merhaba` is
+/// answered in Turkish, and an inflected `temsilciyle` matches the
+/// similar word `temsilci`, handing the customer to the queue.
+#[test]
+fn chat_answers_a_turkish_greeting_in_turkish_and_matches_inflected_words() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .args([
+            "chat",
+            "examples/shop-support.yaml",
+            "--at",
+            "2026-11-23T12:00:00+03:00",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowhost runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("Merhaba\ntemsilciyle görüşmek istiyorum\n/state\n/quit\n".as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Size nasıl yardımcı olabiliriz?"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""at":"queued","queue":"support""#),
+        "{stdout}"
+    );
+}

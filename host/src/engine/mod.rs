@@ -577,12 +577,19 @@ impl Engine {
     }
 
     /// The language: saved data's `language` wins; else detection from
-    /// the text, among the flow's languages.
+    /// the text, among the flow's languages; else, for a session's first
+    /// message, a greeting's language.
     fn update_language(&self, turn: &mut Turn, text: &str) {
         if let Some(pinned) = turn.data.get("language").and_then(Value::as_str) {
             turn.state.language = pinned.to_string();
         } else if let Some(detected) = language::detect(text, &turn.flow.compiled.flow.languages) {
             turn.state.language = detected;
+        } else if turn.began_at == Position::Start
+            && let Some(greeted) = language::greeting(text, &turn.flow.compiled.flow.languages)
+        {
+            // Too short to detect, but a greeting: the first message says
+            // enough to answer in the customer's language from the start.
+            turn.state.language = greeted;
         }
     }
 

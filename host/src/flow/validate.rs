@@ -722,7 +722,8 @@ impl<'a> Validator<'a> {
                         Some(text) => {
                             let mut lists = BTreeMap::new();
                             for (language, list) in text.all() {
-                                let parsed = WordList::parse(list);
+                                let in_language = language.unwrap_or(&self.flow.default_language);
+                                let parsed = WordList::parse(list, in_language);
                                 if parsed.is_empty() {
                                     self.error(format!("{tpath}.words"), "the word list is empty");
                                 }
