@@ -41,11 +41,11 @@ pub fn read_flow(
 ) -> anyhow::Result<Result<(CompiledFlow, Report), Report>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let flow: Flow = match crate::flow::parse(&text) {
+    let flow: Flow = match crate::flow::parse_all(&text) {
         Ok(flow) => flow,
-        Err(issue) => {
+        Err(issues) => {
             return Ok(Err(Report {
-                errors: vec![issue],
+                errors: issues,
                 warnings: Vec::new(),
             }));
         }

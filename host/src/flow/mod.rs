@@ -3,6 +3,7 @@
 
 pub mod diagram;
 pub mod model;
+mod schema;
 pub mod secrets;
 pub mod validate;
 
@@ -16,22 +17,51 @@ pub use validate::{
 /// error names the path of the field, such as
 /// `decision_trees.support.decisions.welcome.targets[2].when`.
 pub fn parse(text: &str) -> Result<Flow, Issue> {
+    parse_all(text).map_err(|mut issues| issues.remove(0))
+}
+
+/// Like [`parse`], but a document with type errors reports every one of
+/// them at once, and every missing field (the document is checked against
+/// the flow's JSON Schema), each with its path; the first is the one serde
+/// met first.
+pub fn parse_all(text: &str) -> Result<Flow, Vec<Issue>> {
     // Through a JSON value: YAML libraries want `!tag` syntax for enums,
     // while admins (and JSON) write `{queue: support}`.
-    let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| Issue {
-        path: "(document)".into(),
-        message: format!("not valid YAML or JSON: {e}"),
+    let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| {
+        vec![Issue {
+            path: "(document)".into(),
+            message: format!("not valid YAML or JSON: {e}"),
+        }]
     })?;
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let mut message = error.inner().to_string();
-        if message.contains("untagged enum Step") {
-            message = "a step is {action, config, on_error}, {if, then, else} or {loop, as, do, until, target, max_iterations}; this one is neither (check its field names)".into();
-        } else if message.contains("untagged enum Text") {
-            message = "a text is a string or {text, variants}".into();
+    let first = match serde_path_to_error::deserialize(&value) {
+        Ok(flow) => return Ok(flow),
+        Err(error) => serde_issue(error),
+    };
+    let mut issues = vec![first];
+    for issue in schema::issues(&value) {
+        if !issues.iter().any(|known| known.path == issue.path) {
+            issues.push(issue);
         }
-        Issue { path: if path == "." { "(document)".into() } else { path }, message }
-    })
+    }
+    Err(issues)
+}
+
+fn serde_issue(error: serde_path_to_error::Error<serde_json::Error>) -> Issue {
+    let path = error.path().to_string();
+    let mut message = error.inner().to_string();
+    if message.contains("untagged enum Step") {
+        message = "a step is {action, config, on_error}, {if, then, else} or {loop, as, do, until, target, max_iterations}; this one is neither (check its field names)".into();
+    } else if message.contains("untagged enum Text") {
+        message = "a text is a string or {text, variants}".into();
+    }
+    Issue {
+        path: if path == "." {
+            "(document)".into()
+        } else {
+            path
+        },
+        message,
+    }
 }
 
 /// The JSON Schema of the flow document, for editors.
@@ -56,6 +86,19 @@ mod tests {
             "{}",
             issue.message
         );
+    }
+
+    /// Issue 11, item 6: every type error and missing field at once.
+    #[test]
+    fn every_type_error_is_reported_at_once() {
+        let yaml = "queues:\n  a: { name: A, priority: high }\nterminates:\n  t: { cause: 5 }\n  u: { title: U }\n";
+        let issues = parse_all(yaml).unwrap_err();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"queues.a.priority"), "{issues:?}");
+        let missing = issues.iter().find(|i| i.path == "terminates.u");
+        assert_eq!(missing.unwrap().message, "missing field \"cause\"", "{issues:?}");
+        assert!(paths.contains(&"terminates.t.cause"), "{issues:?}");
+        assert_eq!(parse(yaml).unwrap_err(), issues[0]);
     }
 
     #[test]

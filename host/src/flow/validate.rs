@@ -50,6 +50,9 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// Characters of a quick reply's title Instagram shows.
+const MAX_QUICK_REPLY_TITLE: usize = 20;
+
 /// Names the engine itself keeps in the template context; an action's
 /// result or a loop's item may not take them.
 pub const RESERVED_RESULT_NAMES: &[&str] = &[
@@ -553,6 +556,71 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A variant in a language the flow does not list is never chosen
+    /// (detection picks only among `languages`).
+    fn check_listed_language(&mut self, path: &str, code: &str) {
+        let listed = &self.flow.languages;
+        if !listed.is_empty()
+            && !listed.iter().any(|l| l == code)
+            && code != self.flow.default_language
+        {
+            self.warning(
+                path,
+                format!(
+                    "`{code}` is not among the flow's languages ({}); this variant is never used",
+                    listed.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// Instagram cuts a quick reply's title at 20 characters.
+    fn check_quick_reply_title(&mut self, path: &str, title: &Text) {
+        for (language, text) in title.all() {
+            let length = text.chars().count();
+            if length > MAX_QUICK_REPLY_TITLE && !templates::is_template(text) {
+                let at = match language {
+                    Some(language) => format!("{path}.variants.{language}"),
+                    None => path.to_string(),
+                };
+                self.warning(
+                    at,
+                    format!("{length} characters; Instagram shows at most {MAX_QUICK_REPLY_TITLE} of a quick reply's title"),
+                );
+            }
+        }
+    }
+
+    /// Fields that mean nothing for the target's kind of answer, which an
+    /// admin would expect to work.
+    fn check_ignored_fields(&mut self, tpath: &str, target: &Target) {
+        let ignored = [
+            (
+                "words",
+                target.words.is_some() && target.when != Answer::Similar,
+            ),
+            (
+                "pattern",
+                target.pattern.is_some() && target.when != Answer::Pattern,
+            ),
+        ];
+        for (field, is_ignored) in ignored {
+            if is_ignored {
+                self.warning(
+                    format!("{tpath}.{field}"),
+                    format!(
+                        "ignored: `{field}` only counts when `when` is {}",
+                        if field == "words" {
+                            "`similar`"
+                        } else {
+                            "`pattern`"
+                        }
+                    ),
+                );
+            }
+        }
+    }
+
     /// `tree` is the decision tree the destination is inside, if any.
     fn check_destination(
         &mut self,
@@ -615,8 +683,10 @@ impl<'a> Validator<'a> {
                     Text::Localized { .. } => format!("{path}.text"),
                 },
                 Some(language) => {
-                    self.check_language(&format!("{path}.variants.{language}"), language);
-                    format!("{path}.variants.{language}")
+                    let field = format!("{path}.variants.{language}");
+                    self.check_language(&field, language);
+                    self.check_listed_language(&field, language);
+                    field
                 }
             };
             self.check_template(&field, source, local);
@@ -679,6 +749,7 @@ impl<'a> Validator<'a> {
                 if target.default || target.when == Answer::Default {
                     defaults.push(i);
                 }
+                self.check_ignored_fields(&tpath, target);
                 if target.default && target.when == Answer::Immediately {
                     self.error(
                         format!("{tpath}.default"),
@@ -692,7 +763,8 @@ impl<'a> Validator<'a> {
                             None => self
                                 .error(format!("{tpath}.title"), "a button target needs a title"),
                             Some(title) => {
-                                self.check_text(&format!("{tpath}.title"), title, &HashSet::new())
+                                self.check_text(&format!("{tpath}.title"), title, &HashSet::new());
+                                self.check_quick_reply_title(&format!("{tpath}.title"), title);
                             }
                         }
                     }
@@ -1062,4 +1134,63 @@ fn first_line(text: &str) -> String {
         .unwrap_or(text)
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11, item 6: warnings for what admins hit.
+    #[test]
+    fn warnings_for_long_titles_unlisted_languages_and_ignored_fields() {
+        let flow = crate::flow::parse(
+            r#"
+default_language: en
+languages: [en, tr]
+connectors:
+  dm: { title: DMs, account: ig, next: { decision_tree: menu } }
+accounts:
+  ig: { channel: instagram, ig_user_id: "1", access_token: t, app_secret: s, verify_token: v }
+decision_trees:
+  menu:
+    start: hello
+    decisions:
+      hello:
+        prompt: { text: Hello, variants: { de: Hallo } }
+        targets:
+          - { when: button, title: "Talk to one of our friendly agents", go: { terminate: bye } }
+          - { when: pattern, pattern: '^\d+$', words: "order, parcel", go: { terminate: bye } }
+          - { when: default, go: { terminate: bye } }
+terminates:
+  bye: { cause: done }
+"#,
+        )
+        .unwrap();
+        let (_, warnings) = compile(flow, &PluginCatalog::default()).unwrap();
+        let at = |path: &str| {
+            warnings
+                .iter()
+                .find(|w| w.path == path)
+                .map(|w| w.message.clone())
+        };
+        let base = "decision_trees.menu.decisions.hello";
+        assert!(
+            at(&format!("{base}.targets[0].title"))
+                .unwrap()
+                .contains("at most 20"),
+            "{warnings:?}"
+        );
+        assert!(
+            at(&format!("{base}.targets[1].words"))
+                .unwrap()
+                .starts_with("ignored"),
+            "{warnings:?}"
+        );
+        assert!(
+            at(&format!("{base}.prompt.variants.de"))
+                .unwrap()
+                .contains("never used"),
+            "{warnings:?}"
+        );
+    }
 }

@@ -115,7 +115,7 @@ impl Publisher {
     /// refused; one that parses but does not validate is kept (it is a
     /// draft) and its problems are returned.
     pub async fn replace_sandbox(&self, text: &str) -> Result<(Sandbox, Validation), PublishError> {
-        let flow = crate::flow::parse(text).map_err(|issue| PublishError::Invalid(vec![issue]))?;
+        let flow = crate::flow::parse_all(text).map_err(PublishError::Invalid)?;
         let based_on = self.storage.production().await?.map_or(0, |v| v.number);
         let contacts = self.sandbox().await?.test_contacts;
         self.save_sandbox(normalised(&flow), based_on, contacts)
@@ -168,11 +168,12 @@ impl Publisher {
             return Ok(());
         };
         let sandbox = self.sandbox().await?;
-        let armed = match self.compile(&sandbox.document) {
-            Ok((compiled, _)) if !sandbox.test_contacts.is_empty() => {
-                Some((Arc::new(compiled), sandbox.test_contacts))
-            }
-            _ => None,
+        let armed = match sandbox.test_contacts.is_empty() {
+            true => None,
+            false => self
+                .compile(&sandbox.document)
+                .ok()
+                .map(|(compiled, _)| (Arc::new(compiled), sandbox.test_contacts)),
         };
         engine.set_sandbox(armed);
         Ok(())
@@ -323,7 +324,7 @@ impl Publisher {
         if self.storage.last_file_import().await?.as_deref() == Some(sha256.as_str()) {
             return Ok(self.storage.production().await?);
         }
-        let flow = crate::flow::parse(text).map_err(|issue| PublishError::Invalid(vec![issue]))?;
+        let flow = crate::flow::parse_all(text).map_err(PublishError::Invalid)?;
         let current = self.storage.production().await?.map_or(0, |v| v.number);
         let origin = VersionOrigin::File {
             path: path.to_string(),
@@ -461,5 +462,5 @@ fn normalised(flow: &Flow) -> Value {
 /// Reads a JSON document as a flow; a type error names its path.
 fn parse_value(document: Value) -> Result<Flow, PublishError> {
     let text = document.to_string();
-    crate::flow::parse(&text).map_err(|issue| PublishError::Invalid(vec![issue]))
+    crate::flow::parse_all(&text).map_err(PublishError::Invalid)
 }
