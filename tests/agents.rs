@@ -898,11 +898,6 @@ async fn a_restart_keeps_assignments_and_rings_open_offers_again() {
 /// installs both, and the README's test command runs it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_work_a_conversation_in_the_console_in_a_real_browser() {
-    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run `bash tests/browser/setup` (the README's test command does)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let desk = Desk::start(dir.path(), QUEUES).await;
     let mut tokens = Vec::new();
@@ -914,39 +909,22 @@ async fn two_agents_work_a_conversation_in_the_console_in_a_real_browser() {
         assert_eq!(status, 201, "{created}");
         tokens.push(created["token"].as_str().unwrap().to_string());
     }
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-shots");
-    std::fs::create_dir_all(&shots).unwrap();
     let reply = "Hello from Ana, how can I help?";
-    let output = tokio::process::Command::new("node")
-        .arg(browser_dir.join("console.mjs"))
-        .current_dir(&browser_dir)
-        .env("FLOWHOST", &desk.base)
-        .env("TOKEN_A", &tokens[0])
-        .env("TOKEN_B", &tokens[1])
-        .env("AGENT_B", "bo")
-        .env("APP_SECRET", SECRET)
-        .env("IG_ID", IG_ID)
-        .env("CUSTOMER", "browser-1")
-        .env("REPLY", reply)
-        .env("CAUSE", "resolved-by-agent")
-        .env("SHOTS", &shots)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser run ends within 3 minutes")
-        .expect("node runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "the console run failed (screenshots in {}):\n{log}",
-        shots.display()
-    );
-    assert!(log.contains("step: done"), "{log}");
+    flowhost_tests::browser::run(
+        "console.mjs",
+        &[
+            ("FLOWHOST", &desk.base),
+            ("TOKEN_A", &tokens[0]),
+            ("TOKEN_B", &tokens[1]),
+            ("AGENT_B", "bo"),
+            ("APP_SECRET", SECRET),
+            ("IG_ID", IG_ID),
+            ("CUSTOMER", "browser-1"),
+            ("REPLY", reply),
+            ("CAUSE", "resolved-by-agent"),
+        ],
+    )
+    .await;
 
     let sent = desk.graph.wait_for_text("browser-1", reply).await;
     assert_eq!(sent["tag"], "HUMAN_AGENT");

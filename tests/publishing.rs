@@ -543,39 +543,18 @@ async fn the_openapi_document_describes_every_admin_route() {
 /// get what the page published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_publishes_from_the_admin_page_in_a_real_browser() {
-    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run `bash tests/browser/setup` (the README's test command does)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path()).await;
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-shots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let output = tokio::process::Command::new("node")
-        .arg(browser_dir.join("admin.mjs"))
-        .current_dir(&browser_dir)
-        .env("FLOWHOST", &f.base)
-        .env("TOKEN", flowhost_tests::ADMIN_TOKEN)
-        .env("FLOW", flow(&f.graph_url, "v2"))
-        .env("SHOTS", &shots)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser run ends within 3 minutes")
-        .expect("node runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "the admin page run failed (screenshots in {}):\n{log}",
-        shots.display()
-    );
-    assert!(log.contains("step: done"), "{log}");
+    let upload = flow(&f.graph_url, "v2");
+    flowhost_tests::browser::run(
+        "admin.mjs",
+        &[
+            ("FLOWHOST", &f.base),
+            ("TOKEN", flowhost_tests::ADMIN_TOKEN),
+            ("FLOW", &upload),
+        ],
+    )
+    .await;
     assert_eq!(f.production().await, 3);
     let (_, history) = f.admin(reqwest::Method::GET, "/versions", None).await;
     assert_eq!(history["versions"][1]["comment"], "from the browser");

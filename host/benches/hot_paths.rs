@@ -47,6 +47,10 @@ fn matching(c: &mut Criterion) {
     c.bench_function("match: similar words (one typo)", |b| {
         b.iter(|| words.matches("I want to talk to a reprsentative please"))
     });
+    let turkish = WordList::parse("temsilci, insan, yetkili, müşteri hizmetleri", "tr");
+    c.bench_function("match: similar words (Turkish inflected form)", |b| {
+        b.iter(|| turkish.matches("temsilciyle görüşmek istiyorum"))
+    });
 }
 
 /// A message template, rendered in the template sandbox (a fresh instance

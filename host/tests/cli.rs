@@ -433,24 +433,14 @@ async fn plugin_run_reaches_only_the_allowed_hosts() {
 
 /// `chat` talks to a flow in the terminal: the customer's lines in, the
 /// bot's answers out, and no log lines in between.
-#[test]
-fn chat_answers_in_the_terminal() {
+/// Runs `flowhost chat` with `args` from the repository root, types
+/// `input`, and returns whether it succeeded, its stdout and its stderr.
+fn chat(args: &[&str], input: &str) -> (bool, String, String) {
     use std::io::Write;
-    let data = tempfile::tempdir().unwrap();
-    let flow = data.path().join("flow.yaml");
-    std::fs::write(
-        &flow,
-        include_str!("../../examples/shop-support.yaml").replace(
-            "next: { time_condition: business-hours }",
-            "next: { decision_tree: support }",
-        ),
-    )
-    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
         .arg("chat")
-        .arg(&flow)
-        .arg("--data-dir")
-        .arg(data.path().join("chat"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -461,12 +451,38 @@ fn chat_answers_in_the_terminal() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"hello\n2\n/state\n/quit\n")
+        .write_all(input.as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn chat_answers_in_the_terminal() {
+    let data = tempfile::tempdir().unwrap();
+    let flow = data.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        include_str!("../../examples/shop-support.yaml").replace(
+            "next: { time_condition: business-hours }",
+            "next: { decision_tree: support }",
+        ),
+    )
+    .unwrap();
+    let chat_data = data.path().join("chat");
+    let (ok, stdout, stderr) = chat(
+        &[
+            flow.to_str().unwrap(),
+            "--data-dir",
+            chat_data.to_str().unwrap(),
+        ],
+        "hello\n2\n/state\n/quit\n",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("How can we help you today?"), "{stdout}");
     assert!(stdout.contains("[2] Talk to an agent"), "{stdout}");
     // `2` picked the quick reply; `/state` shows where that led.
@@ -593,28 +609,13 @@ async fn admin_commands_publish_on_a_running_server() {
 /// a Monday noon in Istanbul, the after-hours automessage on a Sunday night.
 #[test]
 fn chat_at_a_given_moment_takes_that_moments_branch() {
-    use std::io::Write;
     let talk = |at: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
-            .args(["chat", "examples/shop-support.yaml", "--at", at])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env_remove("RUST_LOG")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("flowhost runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"hello\n/quit\n")
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{text}");
-        text
+        let (ok, stdout, stderr) = chat(
+            &["examples/shop-support.yaml", "--at", at],
+            "hello\n/quit\n",
+        );
+        assert!(ok, "{stdout}\n{stderr}");
+        stdout
     };
     let open = talk("2026-11-23T12:00:00+03:00");
     assert!(open.contains("How can we help you today?"), "{open}");
@@ -629,30 +630,15 @@ fn chat_at_a_given_moment_takes_that_moments_branch() {
 /// similar word `temsilci`, handing the customer to the queue.
 #[test]
 fn chat_answers_a_turkish_greeting_in_turkish_and_matches_inflected_words() {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
-        .args([
-            "chat",
+    let (ok, stdout, stderr) = chat(
+        &[
             "examples/shop-support.yaml",
             "--at",
             "2026-11-23T12:00:00+03:00",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("flowhost runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("Merhaba\ntemsilciyle görüşmek istiyorum\n/state\n/quit\n".as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+        ],
+        "Merhaba\ntemsilciyle görüşmek istiyorum\n/state\n/quit\n",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("Size nasıl yardımcı olabiliriz?"),
         "{stdout}"

@@ -10,6 +10,7 @@ use flowhost::plugin::{
     ActionContext, Contact, Conversation, InboundMessage, PluginRuntime, RuntimeConfig,
 };
 
+pub mod browser;
 pub mod graph;
 pub mod instagram;
 pub mod stress;

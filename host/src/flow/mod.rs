@@ -96,7 +96,11 @@ mod tests {
         let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
         assert!(paths.contains(&"queues.a.priority"), "{issues:?}");
         let missing = issues.iter().find(|i| i.path == "terminates.u");
-        assert_eq!(missing.unwrap().message, "missing field \"cause\"", "{issues:?}");
+        assert_eq!(
+            missing.unwrap().message,
+            "missing field \"cause\"",
+            "{issues:?}"
+        );
         assert!(paths.contains(&"terminates.t.cause"), "{issues:?}");
         assert_eq!(parse(yaml).unwrap_err(), issues[0]);
     }

@@ -80,7 +80,8 @@ async fn page(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn asset(body: &'static str, content_type: &'static str) -> Response {
+/// A static asset of a page: never sniffed, revalidated on every load.
+pub(super) async fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
