@@ -1815,3 +1815,142 @@ async fn many_agents_accepting_at_once_never_double_assign_or_overfill() {
     assert_eq!(held, 12, "each conversation is held exactly once");
     desk.server.stop().await.unwrap();
 }
+
+/// A scripted day: three customers served in sales while three others wait
+/// in support at the same time until its timeout sends them away. The
+/// analytics API counts exactly that, as JSON and as CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_count_a_scripted_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = r#"
+  support:
+    name: Support
+    message_timeout: 1
+    when_timeout: { terminate: nobody }
+  sales:
+    name: Sales
+    agent_message_timeout: 0
+    contact_message_timeout: 0
+"#;
+    let desk = Desk::start(dir.path(), queues).await;
+    let ana = desk.agent("ana", &["sales"], "agent").await;
+    let gone: Vec<String> = (1..=3).map(|i| format!("gone-{i}")).collect();
+    let waiting = futures::future::join_all(gone.iter().map(|c| desk.reach_queue(c, "help")));
+    let served = async {
+        for i in 1..=3 {
+            let customer = format!("served-{i}");
+            desk.take(&ana, &customer, "sales").await;
+            let reply = json!({"text": "Hello, how can I help?"});
+            desk.ok(&ana, &path(&customer, "reply"), reply.clone())
+                .await;
+            desk.ok(&ana, &path(&customer, "reply"), reply).await;
+            let close = json!({"cause": "done", "answered": true});
+            desk.ok(&ana, &path(&customer, "close"), close).await;
+        }
+    };
+    futures::join!(waiting, served);
+    for i in 1..=3 {
+        assert_eq!(
+            ending_of(&desk, &format!("gone-{i}")).await.cause,
+            "no-agent"
+        );
+    }
+
+    let admin = flowhost_tests::ADMIN_TOKEN;
+    let (status, report) = desk.get(admin, "/admin/analytics?tz=UTC").await;
+    assert_eq!(status, 200, "{report}");
+    let today = report["to"].as_str().unwrap().to_string();
+    assert_eq!(
+        report["connectors"],
+        json!([{"connector": "dm", "day": today, "started": 6, "answered": 3,
+            "unanswered": 3, "ended_by_bot": 0, "handed_to_queue": 6, "missed": 3}])
+    );
+    assert_eq!(
+        report["decisions"],
+        json!([{"tree": "menu", "decision": "ask", "entered": 6,
+            "left_by": {"target-0": 3, "target-1": 3}, "dropped": 0}])
+    );
+    let queue = |name: &str| {
+        report["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no queue {name}: {report:#}"))
+    };
+    let (sales, support) = (queue("sales"), queue("support"));
+    assert_eq!(
+        (&sales["taken"], &sales["abandoned"]),
+        (&json!(3), &json!(0))
+    );
+    assert_eq!(
+        (&sales["wait_ms"]["count"], &sales["handle_ms"]["count"]),
+        (&json!(3), &json!(3))
+    );
+    assert_eq!(
+        (&support["taken"], &support["abandoned"]),
+        (&json!(0), &json!(3))
+    );
+    assert!(support["abandoned_after_ms"]["p50"].as_u64().unwrap() >= 1_000);
+    let agents = report["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{report:#}");
+    assert_eq!(
+        (&agents[0]["agent"], &agents[0]["handled"]),
+        (&json!("ana"), &json!(3))
+    );
+    // Two replies each, one first response each.
+    assert_eq!(agents[0]["first_response_ms"]["count"], 3);
+
+    let csv = desk
+        .http
+        .get(format!("{}/admin/analytics/queues?tz=UTC", desk.base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0].split(',').next(), Some("queue"), "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[1].starts_with("sales,3,0,0,"), "{csv}");
+    assert!(rows[2].starts_with("support,0,0,3,"), "{csv}");
+
+    // Another period has nothing; a bad request says which parameter and
+    // why; an agent's token reads nothing.
+    let long_ago = "/admin/analytics?tz=UTC&from=2020-01-01&to=2020-01-02";
+    let (_, empty) = desk.get(admin, long_ago).await;
+    assert_eq!(empty["connectors"], json!([]));
+    let (status, refusal) = desk.get(admin, "/admin/analytics?tz=Nowhere/Town").await;
+    assert_eq!(status, 400);
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("`tz`"),
+        "{refusal}"
+    );
+    let (status, _) = desk.get(admin, "/admin/analytics/revenue").await;
+    assert_eq!(status, 404);
+    let (status, _) = desk.get(&ana, "/admin/analytics").await;
+    assert_eq!(status, 403);
+    // A supervisor of sales sees sales and its agents; an agent, nothing.
+    let sue = desk.agent("sue", &["sales"], "supervisor").await;
+    let (status, theirs) = desk.get(&sue, "/agent/analytics?tz=UTC").await;
+    assert_eq!(status, 200, "{theirs}");
+    let queues: Vec<&Value> = theirs["queues"].as_array().unwrap().iter().collect();
+    assert_eq!(queues, [&sales]);
+    assert_eq!(theirs["agents"], report["agents"]);
+    assert_eq!(theirs["connectors"], report["connectors"]);
+    let (status, _) = desk.get(&ana, "/agent/analytics").await;
+    assert_eq!(status, 403);
+
+    // The same numbers on the admin page, in a real browser.
+    flowhost_tests::browser::run(
+        "analytics.mjs",
+        &[("FLOWHOST", &desk.base), ("TOKEN", admin)],
+    )
+    .await;
+    desk.server.stop().await.unwrap();
+}

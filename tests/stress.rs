@@ -314,6 +314,23 @@ async fn killed_mid_load(echoes: bool) {
         storage.outbox(10).await.unwrap().is_empty(),
         "replies left in the outbox"
     );
+    // Analytics counted every turn once, the turns run again after the kill
+    // included: one session per customer, each message entering a decision,
+    // each message after the first leaving one.
+    let mut counts = [0; 3];
+    storage
+        .each_fact(0, u64::MAX, |record| {
+            use flowhost::analytics::Fact;
+            match record.fact {
+                Fact::Started { .. } => counts[0] += 1,
+                Fact::DecisionEntered { .. } => counts[1] += 1,
+                Fact::DecisionLeft { .. } => counts[2] += 1,
+                _ => {}
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts, [CONVERSATIONS, total, total - CONVERSATIONS]);
 
     let replies = stand_ins.replies();
     let mut missing = 0;

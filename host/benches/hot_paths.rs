@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flowhost::analytics::Fact;
 use flowhost::channels::instagram::{events, signature};
 use flowhost::engine::matcher::WordList;
 use flowhost::engine::state::{ConversationState, OutboxMessage};
@@ -92,6 +93,32 @@ fn state(customer: &str) -> ConversationState {
     state
 }
 
+/// A turn that writes the state, one reply and removes its inbox entry.
+fn reply_turn(state: &ConversationState, facts: Vec<Fact>) -> TurnCommit {
+    let reply = OutboxMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        conversation: state.key(),
+        conversation_id: state.id(),
+        account: "shop-ig".into(),
+        recipient: "IGSID-1".into(),
+        message: OutgoingMessage {
+            text: Some("Order 123456 is shipped.".into()),
+            ..Default::default()
+        },
+        created_ms: 1,
+        sender: "bot".into(),
+        sent_parts: 0,
+    };
+    TurnCommit {
+        state: Some(state.clone()),
+        conversation_id: state.id(),
+        outbox: vec![reply],
+        inbox_remove: vec![1],
+        facts,
+        ..TurnCommit::default()
+    }
+}
+
 fn storage(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -104,30 +131,33 @@ fn storage(c: &mut Criterion) {
     let state = state("IGSID-1");
     c.bench_function("storage: turn commit (state, 1 reply, inbox entry)", |b| {
         b.to_async(&runtime).iter(|| async {
-            let reply = OutboxMessage {
-                id: uuid::Uuid::now_v7().to_string(),
-                conversation: state.key(),
-                conversation_id: state.id(),
-                account: "shop-ig".into(),
-                recipient: "IGSID-1".into(),
-                message: OutgoingMessage {
-                    text: Some("Order 123456 is shipped.".into()),
-                    ..Default::default()
-                },
-                created_ms: 1,
-                sender: "bot".into(),
-                sent_parts: 0,
-            };
-            let turn = TurnCommit {
-                state: Some(state.clone()),
-                conversation_id: state.id(),
-                outbox: vec![reply],
-                inbox_remove: vec![1],
-                ..TurnCommit::default()
-            };
-            storage.commit_turn(turn, 1).await.unwrap()
+            storage
+                .commit_turn(reply_turn(&state, Vec::new()), 1)
+                .await
+                .unwrap()
         })
     });
+    // A decision turn also records the decision it left and the one it entered.
+    let facts = vec![
+        Fact::DecisionLeft {
+            tree: "menu".into(),
+            decision: "ask".into(),
+            target: "orders".into(),
+        },
+        Fact::DecisionEntered {
+            tree: "menu".into(),
+            decision: "orders".into(),
+        },
+    ];
+    c.bench_function(
+        "storage: the same turn commit with 2 analytics facts",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                let turn = reply_turn(&state, facts.clone());
+                storage.commit_turn(turn, 1).await.unwrap()
+            })
+        },
+    );
 
     let mut group = c.benchmark_group("storage: inbox write with group commit");
     for writers in [1usize, 8, 64] {

@@ -263,6 +263,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
             let router = Router::new(engine.clone());
             workers.push(tokio::spawn(router.clone().run(stopped.clone())));
+            workers.push(tokio::spawn(crate::analytics::prune_daily(
+                runner.storage.clone(),
+                config.analytics_retention_days,
+                stopped.clone(),
+            )));
             let desk = Arc::new(AgentDesk::new(engine.clone(), router, stopped.clone()));
             FlowParts {
                 engine: Some(engine),

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// How long a stop may take: intake stops, turns under way finish,
     /// retries stop, storage is flushed; past it the process exits anyway.
     pub shutdown_timeout_ms: u64,
+    /// Analytics facts older than this many days are removed (daily).
+    pub analytics_retention_days: u64,
 }
 
 /// `intake:` in the configuration.
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             intake: IntakeSettings::default(),
             http: Default::default(),
             shutdown_timeout_ms: 10_000,
+            analytics_retention_days: 400,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! WebAssembly component (see [`plugin`]).
 
 pub mod actions;
+pub mod analytics;
 pub mod app;
 pub mod builtin;
 pub mod channels;

@@ -382,6 +382,7 @@ fn apply_agent_action(
         }
         AgentAction::Reply(message) => {
             may_reply(turn, agent, access)?;
+            count_first_reply(turn, &me);
             turn.state.unread = 0;
             turn.state.agent_reply_ms = Some(now);
             turn.agent_replied = true;
@@ -479,4 +480,26 @@ fn assign(turn: &mut Turn, queue: &str, agent: &str, how: &str) {
         agent: agent.to_string(),
         since_ms: turn.now_ms,
     });
+}
+
+/// Counts `agent`'s first reply since they took the conversation.
+fn count_first_reply(turn: &mut Turn, agent: &str) {
+    let Position::WithAgent {
+        agent: with,
+        queue,
+        since_ms,
+    } = &turn.state.position
+    else {
+        return;
+    };
+    let replied_since = turn.state.agent_reply_ms.is_some_and(|at| at >= *since_ms);
+    if with != agent || replied_since {
+        return;
+    }
+    let fact = crate::analytics::Fact::FirstReply {
+        agent: agent.to_string(),
+        queue: queue.clone(),
+        after_ms: turn.now_ms.saturating_sub(*since_ms),
+    };
+    turn.count(fact);
 }

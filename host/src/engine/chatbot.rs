@@ -195,7 +195,7 @@ impl Engine {
                 "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
                 bot.adapter
             ));
-            return fallback(name, bot, "no_adapter");
+            return fallback(turn, name, bot, "no_adapter");
         };
         let session = self.bot_session(turn, name, hash).await;
         if !bot.send_attachments {
@@ -220,7 +220,7 @@ impl Engine {
                     "chatbot `{name}` ({}): {error}; taking the fallback",
                     error.code()
                 ));
-                fallback(name, bot, error.code())
+                fallback(turn, name, bot, error.code())
             }
         }
     }
@@ -282,6 +282,10 @@ impl Engine {
             Some(queue) => {
                 let labels = [("chatbot", name.to_string()), ("queue", queue.to_string())];
                 metrics::counter!(crate::telemetry::CHATBOT_HANDOFFS, &labels).increment(1);
+                turn.count(crate::analytics::Fact::ChatbotHandoff {
+                    chatbot: name.to_string(),
+                    queue: queue.to_string(),
+                });
                 turn.route(format!(
                     "chatbot `{name}` hands the conversation to queue `{queue}`"
                 ));
@@ -291,7 +295,7 @@ impl Engine {
                 turn.error(format!(
                     "chatbot `{name}` handed off to `{named}`, which is neither a queue of this flow nor one of the chatbot's queue_aliases; taking the fallback"
                 ));
-                fallback(name, bot, "unknown_queue")
+                fallback(turn, name, bot, "unknown_queue")
             }
         }
     }
@@ -392,12 +396,21 @@ impl Engine {
 }
 
 /// The chatbot's fallback, counted by `reason`.
-fn fallback(name: &str, bot: &crate::flow::model::Chatbot, reason: &'static str) -> Next {
+fn fallback(
+    turn: &mut Turn,
+    name: &str,
+    bot: &crate::flow::model::Chatbot,
+    reason: &'static str,
+) -> Next {
     let labels = [
         ("chatbot", name.to_string()),
         ("reason", reason.to_string()),
     ];
     metrics::counter!(crate::telemetry::CHATBOT_FALLBACKS, &labels).increment(1);
+    turn.count(crate::analytics::Fact::ChatbotFallback {
+        chatbot: name.to_string(),
+        reason: reason.to_string(),
+    });
     Next::Go(bot.fallback.clone(), String::new())
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::matcher::normalize;
 use super::state::Position;
 use super::{Engine, Next, Turn};
+use crate::analytics::Fact;
 use crate::flow::CompiledFlow;
 use crate::flow::model::{Answer, Decision, Step, Target};
 use crate::plugin::{InboundMessage, QuickReply};
@@ -27,11 +28,15 @@ impl Engine {
             tree: tree.to_string(),
             decision: name.to_string(),
         });
+        turn.count(Fact::DecisionEntered {
+            tree: tree.to_string(),
+            decision: name.to_string(),
+        });
         let sent_before = turn.commit.outbox.len();
 
         if let Some(target) = self.run_steps(turn, &decision.actions).await {
             return match find_target(decision, &target) {
-                Some(index) => Next::Go(decision.targets[index].go.clone(), tree.to_string()),
+                Some(index) => leave(turn, tree, name, decision, index),
                 None => {
                     turn.error(format!("decision `{name}`: no target `{target}` to follow"));
                     self.to_default_queue(turn)
@@ -44,9 +49,9 @@ impl Engine {
         match decision
             .targets
             .iter()
-            .find(|t| t.when == Answer::Immediately)
+            .position(|t| t.when == Answer::Immediately)
         {
-            Some(target) => Next::Go(target.go.clone(), tree.to_string()),
+            Some(index) => leave(turn, tree, name, decision, index),
             None => Next::Stay,
         }
     }
@@ -137,7 +142,7 @@ impl Engine {
             "answer matched target `{}` by {how}",
             CompiledFlow::target_id(target, index)
         ));
-        Next::Go(target.go.clone(), tree.to_string())
+        leave(turn, tree, name, decision, index)
     }
 
     fn match_target(
@@ -363,6 +368,17 @@ impl Engine {
             None
         })
     }
+}
+
+/// Leaves decision `name` by its target `index`, counted.
+fn leave(turn: &mut Turn, tree: &str, name: &str, decision: &Decision, index: usize) -> Next {
+    let target = &decision.targets[index];
+    turn.count(Fact::DecisionLeft {
+        tree: tree.to_string(),
+        decision: name.to_string(),
+        target: CompiledFlow::target_id(target, index),
+    });
+    Next::Go(target.go.clone(), tree.to_string())
 }
 
 fn find_target(decision: &Decision, id: &str) -> Option<usize> {

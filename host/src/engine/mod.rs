@@ -248,6 +248,11 @@ impl Turn {
         self.state.note(self.now_ms, "route", text);
     }
 
+    /// Records `fact` for analytics, with this turn.
+    fn count(&mut self, fact: crate::analytics::Fact) {
+        self.commit.facts.push(fact);
+    }
+
     /// A durable timer for this conversation's session; returns its key.
     fn schedule(&mut self, due_ms: u64, kind: TimerKind) -> String {
         let timer = Timer {
@@ -831,6 +836,18 @@ impl Engine {
     async fn commit(&self, mut turn: Turn) -> Result<TurnReport, EngineError> {
         self.start_queue_clocks(&mut turn);
         let change = placement_change(&turn.began_at, &turn.state, turn.now_ms);
+        let connector = turn
+            .flow
+            .compiled
+            .connector_of_account
+            .get(&turn.state.account);
+        let moves = crate::analytics::facts_of_move(
+            &turn.began_at,
+            &turn.state,
+            connector.map_or("", String::as_str),
+            turn.now_ms,
+        );
+        turn.commit.facts.extend(moves);
         let news = feed::news_of(&turn.began_at, &turn.state, turn.inbound);
         let Turn {
             state,

@@ -42,6 +42,7 @@
 //! settled as a send in doubt.
 
 mod agents;
+mod analytics;
 mod sled_store;
 mod thread;
 mod versions;
@@ -163,6 +164,8 @@ pub struct TurnCommit {
     /// Where the conversation waits or who answers it, when the turn
     /// changed that (storage keeps both indexed for the router and agents).
     pub placement: Option<PlacementChange>,
+    /// What analytics counts of this turn, written with it.
+    pub facts: Vec<crate::analytics::Fact>,
 }
 
 /// A conversation's place among queues and agents.

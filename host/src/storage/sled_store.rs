@@ -71,6 +71,8 @@ pub struct SledStore {
     pub(super) placements: sled::Tree,
     /// Flow versions and the sandbox (see `versions`).
     pub(super) versions: sled::Tree,
+    /// Analytics facts by time (see `analytics`).
+    pub(super) analytics: sled::Tree,
 }
 
 impl SledStore {
@@ -101,6 +103,7 @@ impl SledStore {
             agent_tokens: db.open_tree("agent_tokens")?,
             placements: db.open_tree("placements")?,
             versions: db.open_tree("flow_versions")?,
+            analytics: db.open_tree("analytics")?,
             db,
         }
         .with_outbox_keyed_by_conversation()
@@ -204,6 +207,7 @@ impl SledStore {
             (Some(change), Some(state)) => super::agents::placement_writes(change, &state.key()),
             _ => Vec::new(),
         };
+        let facts = self.fact_writes(turn, now)?;
 
         let result: Result<(), TransactionError<()>> = (
             &self.data,
@@ -214,6 +218,7 @@ impl SledStore {
             &self.inbox,
             &self.history,
             &self.placements,
+            &self.analytics,
         )
             .transaction(
                 |(
@@ -225,6 +230,7 @@ impl SledStore {
                     inbox,
                     history_tx,
                     placements,
+                    analytics,
                 )| {
                     for (key, value) in &placement {
                         match value {
@@ -261,6 +267,9 @@ impl SledStore {
                     }
                     for key in &inbox_remove {
                         inbox.remove(&key[..])?;
+                    }
+                    for (key, record) in &facts {
+                        analytics.insert(&key[..], record.as_slice())?;
                     }
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },

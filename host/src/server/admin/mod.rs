@@ -1,9 +1,10 @@
 //! The admin API (admin token required): the loaded plugins, the events
-//! set aside as dead letters, the agents ([`agents`]) and publishing
-//! ([`publishing`]). Every route is described in the OpenAPI document
+//! set aside as dead letters, the agents ([`agents`]), publishing
+//! ([`publishing`]) and analytics ([`analytics`]). Every route is described in the OpenAPI document
 //! (`/openapi.json`), generated from the handlers.
 
 mod agents;
+pub(in crate::server) mod analytics;
 mod publishing;
 
 use axum::extract::{Query, State};
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_dead_letters))
         .merge(agents::router())
         .merge(publishing::router())
+        .merge(analytics::router())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

@@ -137,6 +137,12 @@ async function refresh() {
   showIssues(sandbox.validation.errors, sandbox.validation.warnings);
 }
 
+function signedIn() {
+  $("#sign-in-form").hidden = true;
+  $("#workspace").hidden = false;
+  document.dispatchEvent(new Event("flowhost:signed-in"));
+}
+
 function report(error) {
   $("#apply-result").textContent = error.message;
   $("#apply-result").className = "error";
@@ -156,8 +162,7 @@ $("#sign-in-form").addEventListener("submit", async (event) => {
   try {
     await refresh();
     sessionStorage.setItem("flowhost-admin-token", token);
-    $("#sign-in-form").hidden = true;
-    $("#workspace").hidden = false;
+    signedIn();
   } catch (error) {
     $("#sign-in-error").textContent = `Sign-in failed: ${error.message}`;
     $("#sign-in-error").hidden = false;
@@ -194,8 +199,5 @@ $("#apply-form").addEventListener("submit", async (event) => {
 
 if (token) {
   $("#token").value = token;
-  refresh().then(() => {
-    $("#sign-in-form").hidden = true;
-    $("#workspace").hidden = false;
-  }).catch(() => sessionStorage.removeItem("flowhost-admin-token"));
+  refresh().then(signedIn).catch(() => sessionStorage.removeItem("flowhost-admin-token"));
 }

@@ -1,7 +1,9 @@
 //! The admin page at `/admin/ui`: one static page and a small script that
 //! works only through the admin API (sandbox and production side by side,
 //! each entity's diagram tree, upload, diff, apply with the errors in
-//! place, history with rollback). Every asset is served from here.
+//! place, history with rollback) and analytics (`analytics.js`: tables,
+//! a chart of sessions per day, CSV downloads). Every asset is served from
+//! here.
 
 use axum::Router;
 use axum::http::header;
@@ -13,6 +15,7 @@ use super::console::asset;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("app.js");
+const ANALYTICS: &str = include_str!("analytics.js");
 const STYLE: &str = include_str!("style.css");
 /// Diagrams are SVG images the script makes into `blob:` URLs.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -23,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/ui/app.js",
             get(|| asset(SCRIPT, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/admin/ui/analytics.js",
+            get(|| asset(ANALYTICS, "text/javascript; charset=utf-8")),
         )
         .route(
             "/admin/ui/style.css",

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(&format!("{conversation}/transfer"), post(transfer))
         .route(&format!("{conversation}/close"), post(close))
         .route("/queues", get(views::queues))
+        .route("/analytics", get(views::analytics))
         .route("/stream", get(stream::stream))
         .route_layer(middleware::from_fn_with_state(state, require_agent))
 }

@@ -1,9 +1,9 @@
 //! What the agent API shows: an agent, a conversation's summary and
-//! history, an agent's list, a supervisor's queues.
+//! history, an agent's list, a supervisor's queues and their analytics.
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
@@ -217,4 +217,35 @@ pub async fn queues(
         })
         .collect();
     Ok(Json(json!({ "queues": queues })))
+}
+
+/// For supervisors: a period's analytics, with the queues they serve and
+/// the agents of those queues (the flow-wide sections in full).
+pub async fn analytics(
+    State(state): State<AppState>,
+    Extension(agent): Extension<Agent>,
+    Query(query): Query<crate::server::admin::analytics::PeriodQuery>,
+) -> Result<Json<crate::analytics::report::Report>, ApiError> {
+    if agent.role != Role::Supervisor {
+        return Err(ApiError::forbidden("only supervisors see analytics"));
+    }
+    let period = query.period(&state)?;
+    let storage = &state.runner.storage;
+    let mut report = crate::analytics::report(storage, &period).await?;
+    let serves = |someone: &Agent| {
+        agent
+            .queues
+            .iter()
+            .any(|m| someone.serves(&m.queue).is_some())
+    };
+    let colleagues: Vec<String> = storage
+        .agents()
+        .await?
+        .into_iter()
+        .filter(|a| serves(a))
+        .map(|a| a.id)
+        .collect();
+    report.queues.retain(|q| agent.serves(&q.queue).is_some());
+    report.agents.retain(|a| colleagues.contains(&a.agent));
+    Ok(Json(report))
 }
