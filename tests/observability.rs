@@ -218,6 +218,10 @@ async fn metrics_count_a_scripted_day_and_readiness_follows_the_graph_api() {
     assert!(at("flowhost_storage_flushes_total") >= 1.0);
     assert!(at("flowhost_storage_durable_writes_total") >= at("flowhost_storage_flushes_total"));
     assert!(at("flowhost_storage_bytes") > 0.0);
+    // Everything was handled and sent.
+    assert_eq!(at("flowhost_inbox_events"), 0.0);
+    assert_eq!(at("flowhost_inbox_oldest_age_seconds"), 0.0);
+    assert_eq!(at("flowhost_outbox_messages"), 0.0);
     // Millisecond-scale buckets.
     assert!(
         metrics.contains_key(r#"flowhost_turn_seconds_bucket{le="0.001"}"#),
@@ -245,6 +249,10 @@ async fn metrics_count_a_scripted_day_and_readiness_follows_the_graph_api() {
         "{why}"
     );
     assert!(why.contains("HTTP 500"), "{why}");
+    // c3's prompt waits in the outbox while its send is retried (16
+    // attempts, minutes of back-off, before it would fail for good).
+    let (_, text) = scrape(Some(flowhost_tests::ADMIN_TOKEN)).await;
+    assert_eq!(samples(&text)["flowhost_outbox_messages"], 1.0, "{text}");
     down.store(false, Ordering::SeqCst);
     eventually("ready again", || async {
         (readyz().await.0 == 200).then_some(())
@@ -253,5 +261,10 @@ async fn metrics_count_a_scripted_day_and_readiness_follows_the_graph_api() {
     let (_, text) = scrape(Some(flowhost_tests::ADMIN_TOKEN)).await;
     let samples = samples(&text);
     assert!(samples[r#"flowhost_sends_total{account="shop-ig",outcome="retry"}"#] >= 5.0);
+    eventually("the outbox emptied", || async {
+        let (_, text) = scrape(Some(flowhost_tests::ADMIN_TOKEN)).await;
+        (self::samples(&text)["flowhost_outbox_messages"] == 0.0).then_some(())
+    })
+    .await;
     server.stop().await.unwrap();
 }

@@ -486,6 +486,8 @@ async fn the_openapi_document_describes_every_admin_route() {
         "DELETE /admin/sandbox/{section}/{name}",
         "GET /admin/agents",
         "GET /admin/agents/{id}",
+        "GET /admin/analytics",
+        "GET /admin/analytics/{section}",
         "GET /admin/dead-letters",
         "GET /admin/diagram/{which}/{section}/{name}",
         "GET /admin/diff",

@@ -38,6 +38,14 @@ pub const STORAGE_DURABLE_WRITES: &str = "flowhost_storage_durable_writes_total"
 pub const STORAGE_LARGEST_BATCH: &str = "flowhost_storage_largest_batch";
 /// Bytes the database takes on disk.
 pub const STORAGE_BYTES: &str = "flowhost_storage_bytes";
+/// Inbound events accepted and not yet handled (counted up to
+/// `BACKLOG_CAP`).
+pub const INBOX_EVENTS: &str = "flowhost_inbox_events";
+/// Age of the oldest event in the inbox by the channel's timestamp,
+/// seconds (0 when the inbox is empty).
+pub const INBOX_OLDEST_AGE: &str = "flowhost_inbox_oldest_age_seconds";
+/// Replies waiting to be sent (counted up to `BACKLOG_CAP`).
+pub const OUTBOX_MESSAGES: &str = "flowhost_outbox_messages";
 /// Conversations waiting in each queue, by `queue`.
 pub const QUEUE_WAITING: &str = "flowhost_queue_waiting";
 /// How long the longest-waiting conversation of each queue has waited,
@@ -79,14 +87,35 @@ pub fn install() -> &'static PrometheusHandle {
         metrics::describe_counter!(CHATBOT_CALLBACKS, "Chatbot callbacks, by outcome");
         metrics::describe_counter!(CHATBOT_FALLBACKS, "Chatbot fallbacks, by reason");
         metrics::describe_counter!(CHATBOT_HANDOFFS, "Chatbot hand-offs to queues");
+        metrics::describe_gauge!(INBOX_EVENTS, "Inbound events waiting for their turn");
+        metrics::describe_gauge!(OUTBOX_MESSAGES, "Replies waiting to be sent");
+        metrics::describe_gauge!(
+            INBOX_OLDEST_AGE,
+            metrics::Unit::Seconds,
+            "Age of the oldest waiting inbound event"
+        );
         metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
 }
 
+/// The most inbox events or outbox messages a scrape counts: a scrape
+/// costs at most this much of the storage thread.
+pub const BACKLOG_CAP: usize = 10_000;
+
 /// Sets the storage's figures, read at scrape time (they are kept by the
 /// storage itself, so nothing is counted twice).
-pub async fn observe_storage(storage: &crate::storage::Storage) {
+pub async fn observe_storage(storage: &crate::storage::Storage, now_ms: u64) {
+    match storage.backlog(BACKLOG_CAP).await {
+        Ok(backlog) => {
+            metrics::gauge!(INBOX_EVENTS).set(backlog.inbox as f64);
+            metrics::gauge!(OUTBOX_MESSAGES).set(backlog.outbox as f64);
+            let written_ms = backlog.oldest_event.as_deref().and_then(event_time_ms);
+            let age_ms = written_ms.map_or(0, |at| now_ms.saturating_sub(at));
+            metrics::gauge!(INBOX_OLDEST_AGE).set(age_ms as f64 / 1000.0);
+        }
+        Err(e) => tracing::warn!("reading the backlog: {e}"),
+    }
     let stats = storage.commit_stats();
     metrics::counter!(STORAGE_FLUSHES).absolute(stats.flushes);
     metrics::counter!(STORAGE_DURABLE_WRITES).absolute(stats.durable_writes);
@@ -154,4 +183,10 @@ pub fn position_label(position: &crate::engine::state::Position) -> &'static str
         Position::WithAgent { .. } => "with_agent",
         Position::Ended => "ended",
     }
+}
+
+/// When the channel says an inbox record's event was written.
+fn event_time_ms(record: &[u8]) -> Option<u64> {
+    let record: crate::intake::InboxRecord = serde_json::from_slice(record).ok()?;
+    (record.message.timestamp_ms > 0).then_some(record.message.timestamp_ms)
 }

@@ -160,8 +160,9 @@ fn serve_refuses_to_start_naming_every_unset_secret() {
 }
 
 /// `--log-format json` writes one JSON object per line: a received webhook
-/// and a turn each leave one at INFO, without the customer's text; the
-/// text format has no colour escapes when stderr is not a terminal.
+/// and a turn each leave one at INFO, without the customer's text, inside
+/// their spans; the text format has no colour escapes when stderr is not a
+/// terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_json_lines_or_plain_text_without_escapes() {
     for format in ["json", "text"] {
@@ -198,6 +199,12 @@ async fn logs_are_json_lines_or_plain_text_without_escapes() {
         assert_eq!(turn["conversation"], "shop-ig:IGSID-log:1");
         assert_eq!(turn["position"], "waiting");
         assert!(turn["ms"].as_f64().is_some(), "{turn}");
+        // Lines carry their span: the turn's conversation and flow version,
+        // the webhook's channel, the send's account.
+        assert_eq!(turn["span"]["name"], "turn", "{turn}");
+        assert_eq!(turn["span"]["conversation"], "shop-ig:IGSID-log", "{turn}");
+        assert_eq!(turn["span"]["flow_version"], 1, "{turn}");
+        assert_eq!(webhook["span"]["name"], "webhook", "{webhook}");
     }
 }
 

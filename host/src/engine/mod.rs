@@ -362,9 +362,17 @@ impl Engine {
             .entry(key.to_string())
             .or_default()
             .clone();
+        // `account:customer` (the key's separator is a NUL).
+        let readable_key = key.replace('\0', ":");
+        let customer = crate::plugin::capabilities::escape_controls(&readable_key);
+        let span = tracing::info_span!(
+            "turn",
+            conversation = %customer,
+            flow_version = tracing::field::Empty,
+        );
         let result = {
             let _turn = lane.lock().await;
-            f.await
+            tracing::Instrument::instrument(f, span).await
         };
         let mut lanes = self.lanes.lock().expect("lanes lock");
         if Arc::strong_count(&lane) == 2 {
@@ -564,6 +572,7 @@ impl Engine {
         commit.conversation_id = state.id();
         let flow = self.flow_for(&state).await;
         state.flow_version = flow.version;
+        tracing::Span::current().record("flow_version", flow.version);
         Ok(Turn {
             commit,
             channel: Self::channel_of(&flow.compiled, &state.account),

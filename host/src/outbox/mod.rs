@@ -35,6 +35,7 @@ pub mod rate;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -228,7 +229,7 @@ impl OutboxSender {
             let last_batch = messages.len() < BATCH;
             for message in messages {
                 let delivery = tokio::select! {
-                    delivery = self.deliver(&message) => delivery,
+                    delivery = self.deliver(&message).instrument(send_span(&message)) => delivery,
                     _ = stop.wait_for(|stop| *stop) => return done,
                 };
                 match delivery {
@@ -449,4 +450,14 @@ fn send_class(message: &OutboxMessage) -> SendClass {
     } else {
         SendClass::Text
     }
+}
+
+/// The span of one message's delivery: its account, conversation and id.
+fn send_span(message: &OutboxMessage) -> tracing::Span {
+    tracing::info_span!(
+        "send",
+        account = %message.account,
+        conversation = %crate::plugin::capabilities::escape_controls(&message.conversation_id),
+        message = %message.id,
+    )
 }

@@ -640,8 +640,10 @@ async fn observed<T>(
     call: impl std::future::Future<Output = Result<T, CallError>>,
 ) -> Result<T, CallError> {
     use crate::telemetry::{PLUGIN_CALL_SECONDS, PLUGIN_CALLS};
+    use tracing::Instrument;
     let started = std::time::Instant::now();
-    let result = call.await;
+    let span = tracing::info_span!("plugin_call", plugin = %plugin.info.name);
+    let result = call.instrument(span).await;
     let name = plugin.info.name.clone();
     let outcome = result.as_ref().map_or_else(CallError::code, |_| "ok");
     metrics::counter!(PLUGIN_CALLS, "plugin" => name.clone(), "outcome" => outcome).increment(1);

@@ -108,7 +108,11 @@ async fn metrics_text(
     let wanted = state.metrics_token.as_ref().unwrap_or(&state.admin_token);
     match auth::bearer_of(&headers) {
         Some(token) if same_secret(token, wanted) => {
-            crate::telemetry::observe_storage(&state.runner.storage).await;
+            let now_ms = match &state.intake {
+                Some(intake) => intake.now_ms(),
+                None => crate::engine::clock::Clock::now_ms(&crate::engine::clock::SystemClock),
+            };
+            crate::telemetry::observe_storage(&state.runner.storage, now_ms).await;
             if let Some(intake) = &state.intake {
                 let queues: Vec<String> =
                     intake.engine().flow().flow.queues.keys().cloned().collect();

@@ -84,6 +84,17 @@ pub enum StorageError {
     Stopped,
 }
 
+/// What waits to be worked on: inbound events and outgoing messages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Backlog {
+    /// Events in the inbox (at most the cap asked for).
+    pub inbox: usize,
+    /// Messages in the outbox (at most the cap asked for).
+    pub outbox: usize,
+    /// The oldest inbox event's record.
+    pub oldest_event: Option<Vec<u8>>,
+}
+
 /// A message that could not be delivered, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedMessage {
@@ -308,6 +319,12 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         self.thread.read(move |db| db.inbox(after, limit)).await
+    }
+
+    /// The inbox's and outbox's depths, each counted up to `cap` (a count
+    /// is a scan, and it runs on the storage thread).
+    pub async fn backlog(&self, cap: usize) -> Result<Backlog, StorageError> {
+        self.thread.read(move |db| db.backlog(cap)).await
     }
 
     /// One waiting inbound event, by its sequence.

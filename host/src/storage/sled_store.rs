@@ -328,6 +328,17 @@ impl SledStore {
 
     /// The oldest accepted events not yet handled whose sequence is after
     /// `after` (all of them with `None`): (sequence, record).
+    /// How many events wait in the inbox and messages in the outbox, each
+    /// counted up to `cap`, and the oldest waiting event.
+    pub fn backlog(&self, cap: usize) -> Result<super::Backlog, StorageError> {
+        let oldest_event = self.inbox.first()?.map(|(_, record)| record.to_vec());
+        Ok(super::Backlog {
+            inbox: self.inbox.iter().keys().take(cap).count(),
+            outbox: self.outbox.iter().keys().take(cap).count(),
+            oldest_event,
+        })
+    }
+
     pub fn inbox(
         &self,
         after: Option<u64>,

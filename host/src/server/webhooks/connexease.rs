@@ -2,6 +2,7 @@
 //! with the channel's `X-Connexease-Webhook-Sign`.
 
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -69,7 +70,8 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let answer = take_delivery(state, headers, body).await;
+    let span = tracing::info_span!("webhook", channel = "connexease");
+    let answer = take_delivery(state, headers, body).instrument(span).await;
     super::count_refusal("connexease", answer.0);
     answer
 }

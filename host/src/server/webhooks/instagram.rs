@@ -2,6 +2,7 @@
 //! signed with `X-Hub-Signature-256` over the raw body.
 
 use std::collections::{HashMap, HashSet};
+use tracing::Instrument;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -103,7 +104,8 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let answer = take_delivery(state, headers, body).await;
+    let span = tracing::info_span!("webhook", channel = "instagram");
+    let answer = take_delivery(state, headers, body).instrument(span).await;
     super::count_refusal("instagram", answer.0);
     answer
 }
