@@ -6,24 +6,12 @@
 // Environment: FLOWHOST (base URL), TOKEN (admin), FLOW (the YAML to
 // upload), SHOTS (a folder for screenshots on failure).
 
-import { chromium } from "playwright-core";
+import { env, launch, openPage, run, step } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("FLOWHOST");
-const step = (text) => console.log(`step: ${text}`);
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
-const page = await browser.newPage();
-page.on("pageerror", (error) => console.log(`page error: ${error.message}`));
-page.on("console", (message) => { if (message.type() === "error") console.log(`console: ${message.text()}`); });
-try {
+const browser = await launch();
+const page = await openPage(browser);
+await run(browser, "admin", () => [page], async () => {
   step("a wrong token is refused");
   await page.goto(`${base}/admin/ui`);
   await page.fill("#token", "not-the-admin-token-but-long-enough-000");
@@ -78,10 +66,4 @@ try {
   await page.waitForFunction(() => document.getElementById("apply-result").textContent.includes("version 3 is production"));
   await page.waitForFunction(() => document.getElementById("summary").textContent.includes("production: version 3"));
   step("done");
-} catch (error) {
-  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/admin.png`, fullPage: true }).catch(() => {});
-  console.error(`FAILED: ${error.stack || error}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

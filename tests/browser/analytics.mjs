@@ -7,25 +7,13 @@
 // screenshots on failure).
 
 import { readFile } from "node:fs/promises";
-import { chromium } from "playwright-core";
+import { env, launch, openPage, run, step } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("FLOWHOST");
-const step = (text) => console.log(`step: ${text}`);
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
-const page = await browser.newPage({ acceptDownloads: true });
-page.on("pageerror", (error) => console.log(`page error: ${error.message}`));
-page.on("console", (message) => { if (message.type() === "error") console.log(`console: ${message.text()}`); });
+const browser = await launch();
+const page = await openPage(browser, { acceptDownloads: true });
 const cells = (selector) => page.$$eval(`${selector} td`, (tds) => tds.map((td) => td.textContent));
-try {
+await run(browser, "analytics", () => [page], async () => {
   step("the admin signs in; the week's report shows at once");
   await page.goto(`${base}/admin/ui`);
   await page.fill("#token", env("TOKEN"));
@@ -65,10 +53,4 @@ try {
   const error = await page.textContent("#analytics-error");
   if (!error.includes("Nowhere/Town")) throw new Error(`the error says ${error}`);
   step("done");
-} catch (error) {
-  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/analytics.png`, fullPage: true }).catch(() => {});
-  console.error(`FAILED: ${error.stack || error}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -8,16 +8,10 @@
 // screenshots on failure).
 
 import { createHmac } from "node:crypto";
-import { chromium } from "playwright-core";
+import { env, launch, openPage, run, step } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("FLOWHOST");
 const customer = env("CUSTOMER");
-const step = (text) => console.log(`step: ${text}`);
 
 async function customerWrites(text, n) {
   const now = Date.now() + n;
@@ -44,9 +38,7 @@ async function customerWrites(text, n) {
 }
 
 async function signIn(browser, token) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.on("pageerror", (error) => console.log(`page error: ${error.message}`));
+  const page = await openPage(browser);
   await page.goto(`${base}/console`);
   await page.fill("#token", token);
   await page.click("#sign-in-form button");
@@ -56,12 +48,9 @@ async function signIn(browser, token) {
   return page;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const pages = [];
-try {
+await run(browser, "agent", () => pages, async () => {
   step("two agents sign in and go online");
   const ana = await signIn(browser, env("TOKEN_A"));
   const bo = await signIn(browser, env("TOKEN_B"));
@@ -111,15 +100,4 @@ try {
   await bo.waitForSelector(`#mine li[data-customer="${customer}"]`, { state: "detached" });
   await bo.waitForSelector("#conversation[hidden]", { state: "attached" });
   step("done");
-} catch (error) {
-  const shots = process.env.SHOTS;
-  if (shots) {
-    for (const [i, page] of pages.entries()) {
-      await page.screenshot({ path: `${shots}/agent-${i}.png`, fullPage: true }).catch(() => {});
-    }
-  }
-  console.error(`FAILED: ${error.stack || error}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});
