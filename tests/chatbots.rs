@@ -988,3 +988,56 @@ async fn a_hash_of_an_earlier_visit_is_refused() {
     assert_eq!(texts(&fx.graph, customer), ["a new answer"]);
     fx.server.stop().await.unwrap();
 }
+
+/// An apply that removes a chatbot leaves the sessions that began with it
+/// on their own version: the bot's later answer is still taken and sent.
+/// A chatbot no version has stays unknown.
+#[tokio::test]
+async fn a_chatbot_removed_by_an_apply_still_answers_the_sessions_it_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::start(dir.path()).await;
+    let customer = "6201";
+    let mid = fx.write(SHORT, customer, "later", json!({})).await;
+    let url = fx.bot_request(&mid).await["conversation"]["response_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let admin = |request: reqwest::RequestBuilder| request.bearer_auth(flowhost_tests::ADMIN_TOKEN);
+    let sandbox: Value = admin(fx.http.get(format!("{}/admin/sandbox", fx.base)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut document = sandbox["document"].clone();
+    document["chatbots"]
+        .as_object_mut()
+        .unwrap()
+        .remove("helper");
+    for connector in ["dm", "short"] {
+        document["connectors"][connector]["next"] = json!({"queue": "support"});
+    }
+    let put = admin(fx.http.put(format!("{}/admin/sandbox", fx.base)))
+        .header("content-type", "application/json")
+        .body(document.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let apply = admin(fx.http.post(format!("{}/admin/apply", fx.base)))
+        .json(&json!({"comment": "the helper retires"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apply.status(), 200, "{}", apply.text().await.unwrap());
+
+    let body = serde_json::to_vec(&json!({"text": "still here"})).unwrap();
+    let (status, answer) = fx.callback(&url, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    fx.graph.wait_for_text(customer, "still here").await;
+    let nobody = url.replace("/chatbots/helper/", "/chatbots/nobody/");
+    assert_eq!(fx.callback(&nobody, body).await.0, 404);
+    fx.server.stop().await.unwrap();
+}

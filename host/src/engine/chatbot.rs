@@ -300,16 +300,45 @@ impl Engine {
         }
     }
 
+    /// The flow chatbot `name`'s callbacks for the conversation under `key`
+    /// are read with: the conversation's own version, so a chatbot removed
+    /// from production still answers the sessions that began with it; else
+    /// production. `None`: neither has the chatbot.
+    pub async fn callback_flow(
+        &self,
+        name: &str,
+        key: Option<&str>,
+    ) -> Option<Arc<crate::flow::CompiledFlow>> {
+        if let Some(key) = key
+            && let Ok(Some(state)) = self.storage.conversation(key).await
+        {
+            let flow = self.flow_for(&state).await;
+            if flow.compiled.flow.chatbots.contains_key(name) {
+                return Some(flow.compiled.clone());
+            }
+        }
+        let production = self.flow();
+        production
+            .flow
+            .chatbots
+            .contains_key(name)
+            .then_some(production)
+    }
+
     /// Reads a body posted to chatbot `name`'s callback URL with its
-    /// adapter.
-    pub async fn parse_callback(&self, name: &str, body: &[u8]) -> Result<BotCallback, CallError> {
-        let flow = self.flow();
+    /// adapter, as configured in `flow` (see [`Engine::callback_flow`]).
+    pub async fn parse_callback(
+        &self,
+        flow: &crate::flow::CompiledFlow,
+        name: &str,
+        body: &[u8],
+    ) -> Result<BotCallback, CallError> {
         let bot = flow
             .flow
             .chatbots
             .get(name)
             .ok_or_else(|| CallError::BotUnavailable {
-                reason: format!("production has no chatbot `{name}`"),
+                reason: format!("the flow has no chatbot `{name}`"),
             })?;
         let adapter = self
             .registry

@@ -1,18 +1,29 @@
 //! Analytics facts, in their own tree: time (u64 big-endian ms) + a unique
-//! id (u64 big-endian) -> `Record` as JSON, so a period is one range scan.
-//! Turns write them in their own transaction (`SledStore::commit_turn`).
-//! Scans and pruning go in pages, so a year's report never holds the
-//! storage thread (and the turns behind it) for long.
+//! id (u64 big-endian) -> one turn's facts as JSON, so a period is one range
+//! scan and a turn adds one key however many facts it has (sled's cost is
+//! per key). Turns write them in their own transaction
+//! (`SledStore::commit_turn`). Scans and pruning go in pages, so a year's
+//! report never holds the storage thread (and the turns behind it) for long.
+
+use serde::{Deserialize, Serialize};
 
 use super::sled_store::{SledStore, from_json, to_json};
 use super::{Storage, StorageError, TurnCommit};
-use crate::analytics::Record;
+use crate::analytics::{Fact, Record};
 
-/// Facts read or removed per storage request.
+/// Turns' facts read or removed per storage request.
 const PAGE: usize = 2_000;
 
-/// A fact's key and its record as JSON.
+/// A turn's facts' key and their record as JSON.
 pub(super) type FactWrite = ([u8; 16], Vec<u8>);
+
+/// One turn's facts, as stored.
+#[derive(Serialize, Deserialize)]
+struct TurnFacts {
+    at_ms: u64,
+    conversation: String,
+    facts: Vec<Fact>,
+}
 
 pub(super) fn fact_key(at_ms: u64, id: u64) -> [u8; 16] {
     let mut key = [0; 16];
@@ -22,27 +33,28 @@ pub(super) fn fact_key(at_ms: u64, id: u64) -> [u8; 16] {
 }
 
 impl SledStore {
-    /// The turn's facts as keys and records, for its transaction (ids are
-    /// drawn first: sled's `generate_id` cannot run inside one).
-    pub(super) fn fact_writes(
+    /// The turn's facts as one key and record, for its transaction (the id
+    /// is drawn first: sled's `generate_id` cannot run inside one); none
+    /// when the turn has no facts.
+    pub(super) fn fact_write(
         &self,
         turn: &TurnCommit,
         now_ms: u64,
-    ) -> Result<Vec<FactWrite>, StorageError> {
-        let mut writes = Vec::with_capacity(turn.facts.len());
-        for fact in &turn.facts {
-            let record = Record {
-                at_ms: now_ms,
-                conversation: turn.conversation_id.clone(),
-                fact: fact.clone(),
-            };
-            writes.push((fact_key(now_ms, self.db().generate_id()?), to_json(&record)));
+    ) -> Result<Option<FactWrite>, StorageError> {
+        if turn.facts.is_empty() {
+            return Ok(None);
         }
-        Ok(writes)
+        let record = TurnFacts {
+            at_ms: now_ms,
+            conversation: turn.conversation_id.clone(),
+            facts: turn.facts.clone(),
+        };
+        let key = fact_key(now_ms, self.db().generate_id()?);
+        Ok(Some((key, to_json(&record))))
     }
 
-    /// Up to `PAGE` facts from `start` (a key, inclusive) to before `end_ms`;
-    /// the key to go on from, when there are more.
+    /// The facts of up to `PAGE` turns from `start` (a key, inclusive) to
+    /// before `end_ms`; the key to go on from, when there are more.
     fn facts_page(
         &self,
         start: [u8; 16],
@@ -50,19 +62,25 @@ impl SledStore {
     ) -> Result<(Vec<Record>, Option<[u8; 16]>), StorageError> {
         let mut records = Vec::new();
         let end = fact_key(end_ms, 0);
-        for entry in self.analytics.range(start..end) {
+        for (read, entry) in self.analytics.range(start..end).enumerate() {
             let (key, value) = entry?;
-            if records.len() == PAGE {
+            if read == PAGE {
                 let mut next = [0; 16];
                 next.copy_from_slice(&key);
                 return Ok((records, Some(next)));
             }
-            records.push(from_json(&value, "an analytics fact")?);
+            let turn: TurnFacts = from_json(&value, "a turn's analytics facts")?;
+            records.extend(turn.facts.into_iter().map(|fact| Record {
+                at_ms: turn.at_ms,
+                conversation: turn.conversation.clone(),
+                fact,
+            }));
         }
         Ok((records, None))
     }
 
-    /// Removes up to `PAGE` facts older than `before_ms`; how many.
+    /// Removes the facts of up to `PAGE` turns older than `before_ms`; how
+    /// many turns'.
     fn prune_facts_page(&self, before_ms: u64) -> Result<usize, StorageError> {
         let end = fact_key(before_ms, 0);
         let mut batch = sled::Batch::default();
@@ -97,7 +115,7 @@ impl Storage {
         Ok(())
     }
 
-    /// Removes every fact older than `before_ms`; how many.
+    /// Removes every fact older than `before_ms`; how many turns' facts.
     pub async fn prune_facts(&self, before_ms: u64) -> Result<usize, StorageError> {
         let mut total = 0;
         loop {
@@ -142,8 +160,8 @@ mod tests {
         found
     }
 
-    /// More facts than a page, read back in order, a period at a time;
-    /// pruning removes exactly the older ones.
+    /// More turns' facts than a page, read back in order, a period at a
+    /// time; pruning removes exactly the older ones.
     #[tokio::test]
     async fn facts_are_read_by_period_across_pages_and_pruned_by_age() {
         let dir = tempfile::tempdir().unwrap();
@@ -160,7 +178,7 @@ mod tests {
         assert_eq!((some[0].0, some[199].0), (1_100, 1_199));
 
         let removed = storage.prune_facts(1_000 + PAGE as u64).await.unwrap();
-        assert_eq!(removed, PAGE * 2);
+        assert_eq!(removed, PAGE, "the turns whose facts went");
         let left = facts(&storage, 0, u64::MAX).await;
         assert_eq!(left.len() as u64, (n - PAGE as u64) * 2);
         assert_eq!(left[0].0, 1_000 + PAGE as u64);

@@ -207,7 +207,7 @@ impl SledStore {
             (Some(change), Some(state)) => super::agents::placement_writes(change, &state.key()),
             _ => Vec::new(),
         };
-        let facts = self.fact_writes(turn, now)?;
+        let facts = self.fact_write(turn, now)?;
 
         let result: Result<(), TransactionError<()>> = (
             &self.data,
@@ -268,7 +268,7 @@ impl SledStore {
                     for key in &inbox_remove {
                         inbox.remove(&key[..])?;
                     }
-                    for (key, record) in &facts {
+                    if let Some((key, record)) = &facts {
                         analytics.insert(&key[..], record.as_slice())?;
                     }
                     Ok::<(), ConflictableTransactionError<()>>(())

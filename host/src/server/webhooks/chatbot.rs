@@ -90,17 +90,21 @@ async fn take_callback(
         )
     })?;
     let engine = intake.engine();
-    if !engine.flow().flow.chatbots.contains_key(chatbot) {
+    let named = named.conversation.zip(named.hash);
+    let key = named
+        .as_ref()
+        .and_then(|(conversation, _)| parse_conversation_id(conversation))
+        .map(|(account, customer, _)| conversation_key(account, customer));
+    let Some(flow) = engine.callback_flow(chatbot, key.as_deref()).await else {
         return Err(ApiError::not_found(format!(
             "no chatbot is named `{chatbot}`"
         )));
-    }
-    let named = named.conversation.zip(named.hash);
+    };
     if let Some((conversation, hash)) = &named {
         admit(engine, chatbot, conversation, hash).await?;
         within_rate(hash)?;
     }
-    let parsed = read_body(engine, chatbot, &body).await?;
+    let parsed = read_body(engine, &flow, chatbot, &body).await?;
     let (conversation, hash) = match named {
         Some(named) => agree(named, &parsed)?,
         None => {
@@ -205,7 +209,12 @@ fn within_rate(hash: &str) -> Result<(), ApiError> {
 }
 
 /// The adapter's reading of the body, at most [`PARSING`] at once.
-async fn read_body(engine: &Engine, chatbot: &str, body: &[u8]) -> Result<BotCallback, ApiError> {
+async fn read_body(
+    engine: &Engine,
+    flow: &crate::flow::CompiledFlow,
+    chatbot: &str,
+    body: &[u8],
+) -> Result<BotCallback, ApiError> {
     let _permit = PARSING.try_acquire().map_err(|_| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -213,13 +222,16 @@ async fn read_body(engine: &Engine, chatbot: &str, body: &[u8]) -> Result<BotCal
             "too many callbacks at once; try again shortly",
         )
     })?;
-    engine.parse_callback(chatbot, body).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            e.code(),
-            format!("chatbot `{chatbot}`'s adapter could not read the callback: {e}"),
-        )
-    })
+    engine
+        .parse_callback(flow, chatbot, body)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                e.code(),
+                format!("chatbot `{chatbot}`'s adapter could not read the callback: {e}"),
+            )
+        })
 }
 
 /// The URL's conversation and hash, when the body names none or the same.
