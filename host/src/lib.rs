@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod intake;
+pub mod logs;
 pub mod model;
 pub mod outbox;
 pub mod plugin;

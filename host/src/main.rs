@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use flowhost::cli;
 use flowhost::config::ServerConfig;
-use tracing_subscriber::EnvFilter;
+use flowhost::logs::{LogFormat, LogSettings};
 
 #[derive(Parser)]
 #[command(
@@ -28,32 +28,13 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Export spans to this OpenTelemetry collector (OTLP over HTTP, JSON;
+    /// its base URL, such as http://127.0.0.1:4318). Needs a build with the
+    /// `otel` feature.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Logs to stderr at `RUST_LOG`'s levels (default `default_level`).
-fn init_logs(format: LogFormat, default_level: &str) {
-    use std::io::IsTerminal;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
 }
 
 #[derive(Subcommand)]
@@ -199,12 +180,27 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    init_logs(cli.log_format, default_level);
-    let mut config = match &cli.config {
+    let logs = flowhost::logs::init(LogSettings {
+        format: cli.log_format,
+        default_level,
+        otlp_endpoint: cli.otlp_endpoint.as_deref(),
+    })?;
+    let config = match &cli.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
     };
-    let ok = match cli.command {
+    let ok = run(cli.command, config).await;
+    logs.finish().await;
+    Ok(if ok? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs one command; `false` when it found a fault it has printed.
+async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool> {
+    let ok = match command {
         Command::Serve { listen, data_dir } => {
             config.listen = listen.unwrap_or(config.listen);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
@@ -277,11 +273,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             true
         }
     };
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ok)
 }
 
 /// Runs one `flowhost admin` command and prints its outcome.

@@ -208,95 +208,320 @@ async fn logs_are_json_lines_or_plain_text_without_escapes() {
     }
 }
 
+/// With `--otlp-endpoint`, the webhook, turn, plugin-call and send spans
+/// reach an OpenTelemetry collector (a stand-in speaking OTLP/HTTP with JSON
+/// bodies) with their fields and nesting; spans still batched when SIGTERM
+/// stops the server are sent before it exits.
+#[cfg(feature = "otel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_opentelemetry_collector() {
+    let (collected, replies, base) = collector_and_graph().await;
+    let mut server = ExampleServer::start(&["--otlp-endpoint", &base], Some(&base));
+    server.deliver("IGSID-otel", "hello").await;
+    server.lines_until(|l| l.contains("message part sent"));
+    // The batch is due only after 5 s: what arrives now, the stop sent.
+    assert!(collected.lock().unwrap().is_empty());
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    assert!(server.child.wait().unwrap().success());
+    assert_eq!(replies.lock().unwrap().len(), 1);
+
+    let spans = otlp_spans(&collected.lock().unwrap());
+    assert!(spans.iter().all(|s| s.service == "flowhost"), "{spans:#?}");
+    let find = |name: &str, key: &str, value: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name && s.attributes.get(key).map(String::as_str) == Some(value))
+            .unwrap_or_else(|| panic!("no {name} span with {key}={value} in {spans:#?}"))
+    };
+    find("webhook", "channel", "instagram");
+    let turn = find("turn", "conversation", "shop-ig:IGSID-otel");
+    assert_eq!(turn.attributes["flow_version"], "1", "{turn:#?}");
+    let call = find("plugin_call", "plugin", "send-message");
+    assert_eq!(
+        (&call.parent, &call.trace),
+        (&turn.id, &turn.trace),
+        "a plugin call is a child of its turn"
+    );
+    find("send", "account", "shop-ig");
+}
+
+/// A collector that cannot be reached costs the server nothing but the
+/// spans: the message is answered, and SIGTERM still stops it.
+#[cfg(feature = "otel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_only_loses_the_spans() {
+    let (_, replies, graph) = collector_and_graph().await;
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut server = ExampleServer::start(&["--otlp-endpoint", &nowhere], Some(&graph));
+    server.deliver("IGSID-otel-down", "hello").await;
+    server.lines_until(|l| l.contains("message part sent"));
+    assert_eq!(replies.lock().unwrap().len(), 1);
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    assert!(server.child.wait().unwrap().success());
+}
+
+/// One span as an OTLP collector received it.
+#[cfg(feature = "otel")]
+#[derive(Debug)]
+struct OtlpSpan {
+    service: String,
+    name: String,
+    id: String,
+    parent: String,
+    trace: String,
+    /// String and integer values, as text.
+    attributes: std::collections::HashMap<String, String>,
+}
+
+/// The spans of OTLP/JSON `ExportTraceServiceRequest` bodies.
+#[cfg(feature = "otel")]
+fn otlp_spans(bodies: &[serde_json::Value]) -> Vec<OtlpSpan> {
+    let attributes = |list: &serde_json::Value| {
+        let list = list.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .filter_map(|a| {
+                let value = &a["value"];
+                let text = value["stringValue"]
+                    .as_str()
+                    .or(value["intValue"].as_str())
+                    .map(str::to_string)
+                    .or(value["intValue"].as_i64().map(|n| n.to_string()))?;
+                Some((a["key"].as_str()?.to_string(), text))
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let mut spans = Vec::new();
+    for resource_spans in bodies
+        .iter()
+        .flat_map(|b| b["resourceSpans"].as_array().unwrap())
+    {
+        let service = attributes(&resource_spans["resource"]["attributes"])
+            .remove("service.name")
+            .unwrap_or_default();
+        for scope in resource_spans["scopeSpans"].as_array().unwrap() {
+            for span in scope["spans"].as_array().unwrap() {
+                let text = |key: &str| span[key].as_str().unwrap_or_default().to_string();
+                spans.push(OtlpSpan {
+                    service: service.clone(),
+                    name: text("name"),
+                    id: text("spanId"),
+                    parent: text("parentSpanId"),
+                    trace: text("traceId"),
+                    attributes: attributes(&span["attributes"]),
+                });
+            }
+        }
+    }
+    spans
+}
+
+/// A stand-in OpenTelemetry collector (`POST /v1/traces`, JSON only, as
+/// OTLP/HTTP specifies) and Graph API (`POST /v23.0/{id}/messages`) on one
+/// loopback port: the bodies each received, and its base URL.
+#[cfg(feature = "otel")]
+async fn collector_and_graph() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    String,
+) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    type Bodies = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+    let (spans, replies) = (Bodies::default(), Bodies::default());
+    let (spans_in, replies_in) = (spans.clone(), replies.clone());
+    let router = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let spans = spans_in.clone();
+                async move {
+                    if headers[header::CONTENT_TYPE] != "application/json" {
+                        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+                    }
+                    let request: serde_json::Value = match serde_json::from_slice(&body) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
+                        }
+                    };
+                    spans.lock().unwrap().push(request);
+                    // An ExportTraceServiceResponse with nothing rejected.
+                    axum::Json(serde_json::json!({})).into_response()
+                }
+            }),
+        )
+        .route(
+            "/v23.0/{ig_id}/messages",
+            post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let replies = replies_in.clone();
+                async move {
+                    let mut replies = replies.lock().unwrap();
+                    replies.push(body.clone());
+                    axum::Json(serde_json::json!({
+                        "recipient_id": body["recipient"]["id"],
+                        "message_id": format!("m{}", replies.len()),
+                    }))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (spans, replies, base)
+}
+
 /// Runs `serve` with the example flow and `--log-format format`, delivers
 /// one signed message, and returns stderr's lines once its turn is logged.
 async fn serve_one_message(format: &str) -> Vec<String> {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let flow = include_str!("../../examples/shop-support.yaml").replace(
-        "next: { time_condition: business-hours }",
-        "next: { decision_tree: support }",
-    );
-    std::fs::write(dir.path().join("flow.yaml"), flow).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let mut server = ExampleServer::start(&["--log-format", format], None);
+    server.deliver("IGSID-log", "a secret question").await;
+    let seen = server.lines_until(|l| l.contains("\"turn\"") || l.contains(" turn "));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    seen
+}
+
+/// `serve` running the example flow (starting at its support decision tree)
+/// on a free loopback port, its stderr read line by line.
+struct ExampleServer {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    seen: Vec<String>,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ExampleServer {
+    /// Starts it with `args` before `serve`, and the Instagram account's
+    /// Graph API at `graph` if given; waits until it is ready.
+    fn start(args: &[&str], graph: Option<&str>) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = include_str!("../../examples/shop-support.yaml").replace(
+            "next: { time_condition: business-hours }",
+            "next: { decision_tree: support }",
+        );
+        if let Some(graph) = graph {
+            flow = flow.replace(
+                "    verify_token: env:SHOP_IG_VERIFY_TOKEN\n",
+                &format!("    verify_token: env:SHOP_IG_VERIFY_TOKEN\n    api_base_url: {graph}\n"),
+            );
+        }
+        std::fs::write(dir.path().join("flow.yaml"), flow).unwrap();
+        let port = free_port();
+        let config = dir.path().join("flowhost.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\ndata_dir: {}\nflow: {}\nruntime:\n  cache_dir: {}\n",
+                dir.path().join("data").display(),
+                dir.path().join("flow.yaml").display(),
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join("cli-plugin-cache")
+                    .display(),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("SHOP_IG_APP_SECRET", "log-secret")
+            .env("SHOP_IG_VERIFY_TOKEN", "log-verify")
+            .env("SHOP_IG_ACCESS_TOKEN", "log-token")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("flowhost runs");
+        let (lines_in, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if lines_in.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        server.lines_until(|l| l.contains("listening"));
+        server
+    }
+
+    /// Delivers one signed Instagram message from `customer`.
+    async fn deliver(&self, customer: &str, text: &str) {
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Sent now: a reply is allowed only within 24 hours of it.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let body = serde_json::json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": now_ms, "messaging": [
+            {"sender": {"id": customer}, "recipient": {"id": "17841400000000001"}, "timestamp": now_ms,
+             "message": {"mid": format!("mid.{customer}"), "text": text}}]}]})
+        .to_string();
+        let signature =
+            flowhost::channels::instagram::signature::sign(b"log-secret", body.as_bytes());
+        let response = http
+            .post(format!("{}/webhooks/instagram", self.base))
+            .header("X-Hub-Signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Reads stderr up to the first line that `wanted` accepts (within two
+    /// minutes); returns every line read since start.
+    fn lines_until(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("the awaited line never came: {:#?}", self.seen);
+            };
+            let done = wanted(&line);
+            self.seen.push(line);
+            if done {
+                return self.seen.clone();
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let config = dir.path().join("flowhost.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\ndata_dir: {}\nflow: {}\nruntime:\n  cache_dir: {}\n",
-            dir.path().join("data").display(),
-            dir.path().join("flow.yaml").display(),
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join("cli-plugin-cache")
-                .display(),
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
-        .args(["--log-format", format, "--config"])
-        .arg(&config)
-        .arg("serve")
-        .env("RUST_LOG", "info")
-        .env("SHOP_IG_APP_SECRET", "log-secret")
-        .env("SHOP_IG_VERIFY_TOKEN", "log-verify")
-        .env("SHOP_IG_ACCESS_TOKEN", "log-token")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("flowhost runs");
-    let (lines_in, lines) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if lines_in.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let body = serde_json::json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": 1, "messaging": [
-        {"sender": {"id": "IGSID-log"}, "recipient": {"id": "17841400000000001"}, "timestamp": 1,
-         "message": {"mid": "mid.log", "text": "a secret question"}}]}]})
-    .to_string();
-    let signature = flowhost::channels::instagram::signature::sign(b"log-secret", body.as_bytes());
-    let response = http
-        .post(format!("{base}/webhooks/instagram"))
-        .header("X-Hub-Signature-256", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains("\"turn\"") || l.contains(" turn "))
-    {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("no turn was logged: {seen:#?}"),
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    seen
+        .port()
 }
 
 /// `plugin list` shows every built-in (with schemas on request).

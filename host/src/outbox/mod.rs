@@ -458,6 +458,6 @@ fn send_span(message: &OutboxMessage) -> tracing::Span {
         "send",
         account = %message.account,
         conversation = %crate::plugin::capabilities::escape_controls(&message.conversation_id),
-        message = %message.id,
+        message_id = %message.id,
     )
 }
