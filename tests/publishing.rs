@@ -373,6 +373,188 @@ async fn concurrent_applies_one_wins_then_rollback_and_diff() {
     f.server.stop().await.unwrap();
 }
 
+/// The flow at version `tag`, whose welcome first runs the uploaded
+/// `greet` action with `greeting`.
+fn greeting_flow(graph: &str, tag: &str, greeting: &str) -> String {
+    flow(graph, tag).replace(
+        "        prompt: \"Welcome",
+        &format!(
+            "        actions:\n          - {{ action: greet, config: {{ greeting: \"{greeting}\" }} }}\n        prompt: \"Welcome"
+        ),
+    )
+}
+
+/// `component` with a custom section appended: the same plugin, other
+/// bytes (a rebuild, say), so another hash.
+fn rebuilt(component: &[u8]) -> Vec<u8> {
+    let name = b"flowhost-test-rebuild";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(b"2");
+    let mut bytes = component.to_vec();
+    bytes.push(0);
+    let mut size = payload.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        bytes.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    bytes.extend(payload);
+    bytes
+}
+
+impl Fixture {
+    async fn upload(&self, bytes: Vec<u8>, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/admin/plugins", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("the admin API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn uploads(&self) -> Vec<Value> {
+        let (_, listed) = self.admin(reqwest::Method::GET, "/plugins", None).await;
+        listed["uploads"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Item 5: an uploaded plugin is checked (nothing is stored when it is
+/// refused), stored by hash and pinned in the sandbox; production runs it
+/// only once applied; each version keeps the upload it ran with (a rebuild
+/// is a new pin, shown by the diff; a rollback brings the old one back),
+/// and a restart loads the pinned components from storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_plugin_runs_only_once_applied_and_versions_keep_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    let body = f
+        .put_sandbox(greeting_flow(&f.graph_url, "v2", "Hello v2"))
+        .await;
+    assert_eq!(body["validation"]["valid"], false, "{body}");
+    assert!(
+        body["validation"]["errors"].to_string().contains("greet"),
+        "{body}"
+    );
+
+    // Refused uploads: each says why, and none is stored.
+    let (status, refusal) = f
+        .upload(b"not a component".to_vec(), flowhost_tests::ADMIN_TOKEN)
+        .await;
+    assert_eq!(
+        (status, refusal["error"]["code"].as_str()),
+        (422, Some("invalid_plugin")),
+        "{refusal}"
+    );
+    let builtin = flowhost_tests::builtin("send-message").to_vec();
+    let (status, refusal) = f.upload(builtin, flowhost_tests::ADMIN_TOKEN).await;
+    assert_eq!(
+        (status, refusal["error"]["code"].as_str()),
+        (409, Some("reserved_name")),
+        "{refusal}"
+    );
+    let greet = flowhost_tests::guest("greet").to_vec();
+    let (status, _) = f.upload(greet.clone(), "not-the-admin-token").await;
+    assert_eq!(status, 403, "a wrong token is refused");
+    assert_eq!(f.uploads().await, Vec::<Value>::new());
+
+    let (status, uploaded) = f.upload(greet.clone(), flowhost_tests::ADMIN_TOKEN).await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["plugin"]["name"], "greet");
+    assert_eq!(uploaded["plugin"]["kind"], "action");
+    assert_eq!(uploaded["plugin"]["size_bytes"], greet.len());
+    assert_eq!(uploaded["validation"]["valid"], true, "{uploaded}");
+    let first = uploaded["plugin"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(uploaded["sandbox_plugins"], json!({"greet": first}));
+
+    // Production does not run it before an apply.
+    f.write("ada", "hi").await;
+    f.graph.wait_for_text("ada", "Welcome v1").await;
+    let (status, applied) = f.apply(json!({"comment": "greet"})).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["version"]["plugins"], json!({"greet": first}));
+    f.write("bilge", "hi").await;
+    f.graph.wait_for_text("bilge", "Hello v2, there!").await;
+    f.graph.wait_for_text("bilge", "Welcome v2").await;
+
+    // A rebuild is another hash: the diff shows the new pin, the apply keeps it.
+    let (status, again) = f.upload(rebuilt(&greet), flowhost_tests::ADMIN_TOKEN).await;
+    assert_eq!(status, 201, "{again}");
+    let second = again["plugin"]["sha256"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    let (_, diff) = f.admin(reqwest::Method::GET, "/diff", None).await;
+    assert_eq!(
+        diff["changes"],
+        json!([{"section": "plugins", "name": "greet", "change": "changed",
+                "fields": [{"path": "plugins.greet.sha256", "old": first, "new": second}]}])
+    );
+    f.put_sandbox(greeting_flow(&f.graph_url, "v3", "Hi v3"))
+        .await;
+    let (status, applied) = f.apply(json!({})).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["version"]["plugins"], json!({"greet": second}));
+    f.write("cem", "hi").await;
+    f.graph.wait_for_text("cem", "Hi v3, there!").await;
+
+    let (status, rolled) = f
+        .admin(
+            reqwest::Method::POST,
+            "/versions/2/rollback",
+            Some("{}".into()),
+        )
+        .await;
+    assert_eq!(status, 200, "{rolled}");
+    assert_eq!(rolled["version"]["plugins"], json!({"greet": first}));
+    assert_eq!(f.uploads().await.len(), 2);
+
+    // After a restart the pinned upload comes from storage.
+    let f = f.restart().await;
+    f.write("deniz", "hi").await;
+    f.graph.wait_for_text("deniz", "Hello v2, there!").await;
+    // Two uploads at once: the sandbox keeps both pins.
+    let echo_bot = flowhost_tests::guest("echo-bot").to_vec();
+    let ((a, bot), (b, _)) = tokio::join!(
+        f.upload(echo_bot, flowhost_tests::ADMIN_TOKEN),
+        f.upload(greet.clone(), flowhost_tests::ADMIN_TOKEN)
+    );
+    assert_eq!((a, b), (201, 201), "{bot}");
+    let (_, sandbox) = f.admin(reqwest::Method::GET, "/sandbox", None).await;
+    assert_eq!(
+        sandbox["plugins"],
+        json!({"echo-bot": bot["plugin"]["sha256"], "greet": first})
+    );
+    // One byte over the limit: refused before anything is compiled.
+    let limit = flowhost::publishing::uploads::MAX_UPLOAD_BYTES;
+    let (status, refusal) = f
+        .upload(vec![0; limit + 1], flowhost_tests::ADMIN_TOKEN)
+        .await;
+    assert_eq!(
+        (status, refusal["error"]["code"].as_str()),
+        (413, Some("too_large")),
+        "{refusal}"
+    );
+    assert_eq!(f.uploads().await.len(), 3);
+    // Taken out of the sandbox, the flow that uses it no longer validates.
+    let (status, validation) = f
+        .admin(reqwest::Method::DELETE, "/sandbox/plugins/greet", None)
+        .await;
+    assert_eq!(status, 200, "{validation}");
+    assert_eq!(validation["valid"], false, "{validation}");
+    f.server.stop().await.unwrap();
+}
+
 /// Item 4: a test contact's new sessions run on the sandbox, on live
 /// traffic, before any apply; everyone else stays on production; a sandbox
 /// that stops validating is nobody's.
@@ -483,6 +665,7 @@ async fn the_openapi_document_describes_every_admin_route() {
     operations.sort();
     let expected = [
         "DELETE /admin/agents/{id}",
+        "DELETE /admin/sandbox/plugins/{name}",
         "DELETE /admin/sandbox/{section}/{name}",
         "GET /admin/agents",
         "GET /admin/agents/{id}",
@@ -499,6 +682,7 @@ async fn the_openapi_document_describes_every_admin_route() {
         "POST /admin/agents",
         "POST /admin/agents/{id}/token",
         "POST /admin/apply",
+        "POST /admin/plugins",
         "POST /admin/sandbox/reset",
         "POST /admin/sandbox/validate",
         "POST /admin/versions/{version}/rollback",
@@ -548,15 +732,21 @@ async fn an_admin_publishes_from_the_admin_page_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path()).await;
     let upload = flow(&f.graph_url, "v2");
+    let plugin = dir.path().join("greet.wasm");
+    std::fs::write(&plugin, flowhost_tests::guest("greet")).unwrap();
     flowhost_tests::browser::run(
         "admin.mjs",
         &[
             ("FLOWHOST", &f.base),
             ("TOKEN", flowhost_tests::ADMIN_TOKEN),
             ("FLOW", &upload),
+            ("PLUGIN", plugin.to_str().unwrap()),
         ],
     )
     .await;
+    let (_, sandbox) = f.admin(reqwest::Method::GET, "/sandbox", None).await;
+    assert_eq!(sandbox["plugins"], json!({}), "removed again in the page");
+    assert_eq!(f.uploads().await.len(), 1);
     assert_eq!(f.production().await, 3);
     let (_, history) = f.admin(reqwest::Method::GET, "/versions", None).await;
     assert_eq!(history["versions"][1]["comment"], "from the browser");

@@ -19,8 +19,9 @@ use crate::engine::{Engine, EngineSettings};
 use crate::intake::{Intake, IntakeLimits};
 use crate::outbox::OutboxSender;
 use crate::plugin::{PluginRuntime, RuntimeConfig};
+use crate::publishing::uploads::Uploads;
 use crate::publishing::{PublishError, Publisher};
-use crate::registry::PluginRegistry;
+use crate::registry::{PluginRegistry, PluginSet};
 use crate::routing::queues::Router;
 use crate::server::agents::AgentDesk;
 use crate::server::webhooks::{ConnexeaseAccounts, InstagramAccounts};
@@ -39,6 +40,13 @@ pub async fn start_runner(config: &ServerConfig) -> anyhow::Result<ActionRunner>
     })?;
     let registry =
         PluginRegistry::load(&runtime, config.plugins_dir.as_deref(), &config.plugins).await?;
+    let uploaded = storage
+        .uploads()
+        .await?
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    registry.check_settings(&config.plugins, &uploaded)?;
     Ok(ActionRunner {
         runtime: Arc::new(runtime),
         registry: Arc::new(registry),
@@ -138,7 +146,7 @@ struct FlowParts {
 async fn production_flow(
     config: &ServerConfig,
     publisher: &Publisher,
-) -> anyhow::Result<Option<(u64, crate::flow::CompiledFlow)>> {
+) -> anyhow::Result<Option<(u64, crate::flow::CompiledFlow, PluginSet)>> {
     if let Some(path) = &config.flow {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the flow {}", path.display()))?;
@@ -155,12 +163,16 @@ async fn production_flow(
         return Ok(None);
     };
     let number = version.number;
-    let (compiled, warnings) = publisher.compile_version(&version).map_err(|issues| {
-        anyhow::anyhow!(
-            "flow version {number} does not validate with the plugins loaded now:\n{}",
-            listed(&issues)
-        )
-    })?;
+    let (compiled, plugins, warnings) =
+        publisher
+            .compile_version(&version)
+            .await
+            .map_err(|issues| {
+                anyhow::anyhow!(
+                    "flow version {number} does not validate with the plugins loaded now:\n{}",
+                    listed(&issues)
+                )
+            })?;
     for warning in warnings {
         tracing::warn!("flow version {number}: {warning}");
     }
@@ -172,7 +184,7 @@ async fn production_flow(
         );
     }
     tracing::info!("serving flow version {number} ({})", version.comment);
-    Ok(Some((number, compiled)))
+    Ok(Some((number, compiled, plugins)))
 }
 
 fn listed(issues: &[crate::flow::Issue]) -> String {
@@ -210,9 +222,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
 
+    let uploads = Arc::new(Uploads::new(
+        runner.runtime.clone(),
+        runner.registry.clone(),
+        runner.storage.clone(),
+        config.plugins.clone(),
+    ));
     let publisher = Publisher::new(
         runner.storage.clone(),
-        runner.registry.clone(),
+        uploads.clone(),
         None,
         Arc::new(SystemClock),
     );
@@ -223,7 +241,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             );
             FlowParts::default()
         }
-        Some((version, compiled)) => {
+        Some((version, compiled, plugins)) => {
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
             let connexease = ConnexeaseAccounts::from_flow(&compiled.flow);
             let sender = Arc::new(OutboxSender::new(
@@ -253,7 +271,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
                     Arc::new(SystemClock),
                     settings,
                 )
-                .with_flow_version(version),
+                .with_flow_version(version, plugins)
+                .with_uploads(uploads.clone()),
             );
             let limits = IntakeLimits {
                 turns: config.intake.max_turns,
@@ -282,7 +301,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
 
     let publisher = Arc::new(Publisher::new(
         runner.storage.clone(),
-        runner.registry.clone(),
+        uploads,
         parts.engine.clone(),
         Arc::new(SystemClock),
     ));

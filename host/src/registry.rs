@@ -20,7 +20,7 @@ pub enum RegistryError {
     },
     #[error("reading plugin directory {path}: {reason}")]
     Directory { path: String, reason: String },
-    #[error("settings are given for plugin `{0}`, but no plugin has that name")]
+    #[error("settings are given for plugin `{0}`, but no plugin (nor any upload) has that name")]
     UnknownSettings(String),
     #[error(
         "{path} declares itself `{declared}`: name the file `{declared}.wasm` (settings and limits are found by that name)"
@@ -88,13 +88,23 @@ impl PluginRegistry {
                 registry.insert(plugin, path.display().to_string())?;
             }
         }
-        if let Some(unknown) = settings
-            .keys()
-            .find(|name| !registry.plugins.contains_key(*name))
-        {
-            return Err(RegistryError::UnknownSettings(unknown.clone()));
-        }
         Ok(registry)
+    }
+
+    /// Refuses settings for a plugin nobody has: neither one of these nor
+    /// an upload named in `uploaded` (a typo would silently go unused).
+    pub fn check_settings(
+        &self,
+        settings: &BTreeMap<String, PluginSettings>,
+        uploaded: &std::collections::BTreeSet<String>,
+    ) -> Result<(), RegistryError> {
+        match settings
+            .keys()
+            .find(|name| !self.plugins.contains_key(*name) && !uploaded.contains(*name))
+        {
+            Some(unknown) => Err(RegistryError::UnknownSettings(unknown.clone())),
+            None => Ok(()),
+        }
     }
 
     fn insert(&mut self, plugin: Plugin, origin: String) -> Result<(), RegistryError> {
@@ -128,5 +138,50 @@ impl PluginRegistry {
             .filter(|(plugin, _)| plugin.info().kind == kind)
             .map(|(plugin, _)| plugin.name().to_string())
             .collect()
+    }
+}
+
+/// The plugins one flow version runs with: the server's own (built-ins and
+/// the plugin directory's) and the uploads the version pins, by name.
+#[derive(Clone)]
+pub struct PluginSet {
+    base: Arc<PluginRegistry>,
+    pinned: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl PluginSet {
+    /// The server's own plugins only.
+    pub fn base(registry: Arc<PluginRegistry>) -> Self {
+        PluginSet {
+            base: registry,
+            pinned: BTreeMap::new(),
+        }
+    }
+
+    /// The server's own plugins and `pinned` uploads (never named like one
+    /// of the server's own: uploads that are are refused).
+    pub fn with_pinned(
+        registry: Arc<PluginRegistry>,
+        pinned: BTreeMap<String, Arc<Plugin>>,
+    ) -> Self {
+        PluginSet {
+            base: registry,
+            pinned,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.pinned
+            .get(name)
+            .cloned()
+            .or_else(|| self.base.get(name))
+    }
+
+    /// Every plugin of the set.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.base
+            .iter()
+            .map(|(plugin, _)| plugin)
+            .chain(self.pinned.values())
     }
 }

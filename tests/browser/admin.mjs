@@ -1,10 +1,12 @@
 // An admin publishes from the admin page, in headless Chromium: sign in,
 // see production and the sandbox side by side, view a diagram, upload a
-// flow, see the diff, apply, roll back. Run by tests/publishing.rs, which
-// checks the versions and what customers get.
+// flow, see the diff, apply, upload a plugin and take it out, roll back.
+// Run by tests/publishing.rs, which checks the versions and what customers
+// get.
 //
 // Environment: FLOWHOST (base URL), TOKEN (admin), FLOW (the YAML to
-// upload), SHOTS (a folder for screenshots on failure).
+// upload), PLUGIN (a component file to upload), SHOTS (a folder for
+// screenshots on failure).
 
 import { env, launch, openPage, run, step } from "./harness.mjs";
 
@@ -60,6 +62,17 @@ await run(browser, "admin", () => [page], async () => {
   await page.waitForFunction(() => document.getElementById("diff").textContent.includes("No changes"));
 
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/admin-applied.png`, fullPage: true });
+
+  step("a plugin component is uploaded into the sandbox, then taken out");
+  await page.setInputFiles("#plugin-file", env("PLUGIN"));
+  await page.click("#plugin-form button");
+  await page.waitForFunction(() => document.getElementById("apply-result").textContent.includes("Uploaded greet"));
+  await page.waitForSelector('#plugins tr[data-plugin="greet"]');
+  const pinned = await page.textContent('#plugins tr[data-plugin="greet"] td:nth-child(3)');
+  if (!/^[0-9a-f]{12}$/.test(pinned.trim())) throw new Error(`the sandbox pin reads ${pinned}`);
+  await page.waitForFunction(() => document.getElementById("diff").textContent.includes("+ plugins.greet"));
+  await page.click('#plugins tr[data-plugin="greet"] button');
+  await page.waitForFunction(() => !document.querySelector('#plugins tr[data-plugin="greet"]'));
 
   step("the admin rolls back to version 1");
   await page.click('#history tr[data-version="1"] button');

@@ -31,6 +31,7 @@ pub async fn load_plugins(
         ..RuntimeConfig::default()
     })?;
     let registry = PluginRegistry::load(&runtime, plugins_dir, settings).await?;
+    registry.check_settings(settings, &Default::default())?;
     Ok((runtime, registry))
 }
 

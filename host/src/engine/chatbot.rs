@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::state::{BotStint, ConversationState, Position};
+use super::versions::LiveFlow;
 use super::{Engine, EngineError, Next, Turn, TurnReport};
 use crate::flow::model::Destination;
 use crate::plugin::{
@@ -190,7 +191,7 @@ impl Engine {
     ) -> Next {
         let flow = turn.flow.compiled.clone();
         let bot = &flow.flow.chatbots[name];
-        let Some(adapter) = self.registry.get(&bot.adapter) else {
+        let Some(adapter) = turn.flow.plugins.get(&bot.adapter) else {
             turn.error(format!(
                 "chatbot `{name}`: no adapter plugin `{}`; taking the fallback",
                 bot.adapter
@@ -262,8 +263,9 @@ impl Engine {
     fn act_on_bot(&self, turn: &mut Turn, name: &str, answer: BotTurn) -> Next {
         let flow = turn.flow.compiled.clone();
         let bot = &flow.flow.chatbots[name];
-        let limit = self
-            .registry
+        let limit = turn
+            .flow
+            .plugins
             .get(&bot.adapter)
             .map_or(0, |adapter| adapter.limits().max_messages as usize);
         if answer.replies.len() > limit {
@@ -304,21 +306,18 @@ impl Engine {
     /// are read with: the conversation's own version, so a chatbot removed
     /// from production still answers the sessions that began with it; else
     /// production. `None`: neither has the chatbot.
-    pub async fn callback_flow(
-        &self,
-        name: &str,
-        key: Option<&str>,
-    ) -> Option<Arc<crate::flow::CompiledFlow>> {
+    pub async fn callback_flow(&self, name: &str, key: Option<&str>) -> Option<Arc<LiveFlow>> {
         if let Some(key) = key
             && let Ok(Some(state)) = self.storage.conversation(key).await
         {
             let flow = self.flow_for(&state).await;
             if flow.compiled.flow.chatbots.contains_key(name) {
-                return Some(flow.compiled.clone());
+                return Some(flow);
             }
         }
-        let production = self.flow();
+        let production = self.flows.production();
         production
+            .compiled
             .flow
             .chatbots
             .contains_key(name)
@@ -329,19 +328,20 @@ impl Engine {
     /// adapter, as configured in `flow` (see [`Engine::callback_flow`]).
     pub async fn parse_callback(
         &self,
-        flow: &crate::flow::CompiledFlow,
+        flow: &LiveFlow,
         name: &str,
         body: &[u8],
     ) -> Result<BotCallback, CallError> {
-        let bot = flow
-            .flow
-            .chatbots
-            .get(name)
-            .ok_or_else(|| CallError::BotUnavailable {
-                reason: format!("the flow has no chatbot `{name}`"),
-            })?;
-        let adapter = self
-            .registry
+        let bot =
+            flow.compiled
+                .flow
+                .chatbots
+                .get(name)
+                .ok_or_else(|| CallError::BotUnavailable {
+                    reason: format!("the flow has no chatbot `{name}`"),
+                })?;
+        let adapter = flow
+            .plugins
             .get(&bot.adapter)
             .ok_or_else(|| CallError::BotUnavailable {
                 reason: format!("no adapter plugin `{}`", bot.adapter),

@@ -211,7 +211,7 @@ impl Engine {
             for step in steps {
                 let jump = match step {
                     Step::Action(action) => {
-                        let Some(plugin) = self.registry.get(&action.action) else {
+                        let Some(plugin) = turn.flow.plugins.get(&action.action) else {
                             turn.error(format!("no plugin `{}`", action.action));
                             continue;
                         };

@@ -296,6 +296,8 @@ pub struct Engine {
     flows: versions::Flows,
     runtime: Arc<PluginRuntime>,
     registry: Arc<PluginRegistry>,
+    /// Uploaded plugins, for versions that pin some (none in a bare engine).
+    uploads: Option<Arc<crate::publishing::uploads::Uploads>>,
     storage: Storage,
     clock: Arc<dyn Clock>,
     settings: EngineSettings,
@@ -319,9 +321,14 @@ impl Engine {
         settings: EngineSettings,
     ) -> Self {
         Engine {
-            flows: versions::Flows::new(versions::LiveFlow::new(0, flow)),
+            flows: versions::Flows::new(versions::LiveFlow::new(
+                0,
+                flow,
+                crate::registry::PluginSet::base(registry.clone()),
+            )),
             runtime,
             registry,
+            uploads: None,
             storage,
             clock,
             settings,

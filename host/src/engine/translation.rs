@@ -8,6 +8,7 @@ use super::state::Position;
 use super::{Engine, Turn};
 use crate::flow::model::Queue;
 use crate::plugin::OutgoingMessage;
+use crate::registry::PluginSet;
 
 /// Customer messages translated for an agent who takes a waiting
 /// conversation, at most (the latest ones).
@@ -24,13 +25,14 @@ impl Engine {
     /// Translates `text` with the queue's translator, or says why not.
     async fn translate(
         &self,
+        plugins: &PluginSet,
         queue: &Queue,
         text: &str,
         source: &str,
         target: &str,
     ) -> Result<String, String> {
         let provider = queue.translation_provider.as_deref().unwrap_or_default();
-        let Some(plugin) = self.registry.get(provider) else {
+        let Some(plugin) = plugins.get(provider) else {
             return Err(format!("no translator plugin `{provider}`"));
         };
         let config = if queue.translation_config.is_null() {
@@ -87,7 +89,11 @@ impl Engine {
         if customer == language || text.trim().is_empty() {
             return;
         }
-        match self.translate(queue, text, &customer, language).await {
+        let plugins = turn.flow.plugins.clone();
+        match self
+            .translate(&plugins, queue, text, &customer, language)
+            .await
+        {
             Ok(translated) => turn
                 .state
                 .note_translation(turn.now_ms, translated, language),
@@ -113,7 +119,13 @@ impl Engine {
             return Ok(None);
         };
         let translated = self
-            .translate(&queue, &text, agent_language, &customer)
+            .translate(
+                &turn.flow.plugins.clone(),
+                &queue,
+                &text,
+                agent_language,
+                &customer,
+            )
             .await
             .map_err(Refusal::Translation)?;
         message.text = Some(translated);

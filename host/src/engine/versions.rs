@@ -18,6 +18,8 @@ use serde_json::Value;
 use super::Engine;
 use super::state::{ConversationState, Position};
 use crate::flow::{CompiledFlow, PluginCatalog};
+use crate::publishing::uploads::Uploads;
+use crate::registry::PluginSet;
 
 /// Older versions kept compiled; a conversation on one evicted is compiled
 /// again on its next turn.
@@ -26,21 +28,23 @@ const OLDER_VERSIONS_KEPT: usize = 16;
 /// The version number a session on the sandbox records.
 pub const SANDBOX_VERSION: u64 = u64::MAX;
 
-/// A compiled flow and the version it is.
+/// A compiled flow, the version it is and the plugins it runs with.
 pub struct LiveFlow {
     /// 0 for a flow the engine was given without a stored version.
     pub version: u64,
     pub compiled: Arc<CompiledFlow>,
+    pub plugins: PluginSet,
     /// The flow's `vars` as JSON, made once rather than every turn.
     pub vars: Value,
 }
 
 impl LiveFlow {
-    pub fn new(version: u64, compiled: Arc<CompiledFlow>) -> Arc<Self> {
+    pub fn new(version: u64, compiled: Arc<CompiledFlow>, plugins: PluginSet) -> Arc<Self> {
         let vars = serde_json::to_value(&compiled.flow.vars).unwrap_or(Value::Null);
         Arc::new(LiveFlow {
             version,
             compiled,
+            plugins,
             vars,
         })
     }
@@ -97,12 +101,20 @@ impl Flows {
 }
 
 impl Engine {
-    /// Marks the flow the engine was built with as stored version `number`.
-    pub fn with_flow_version(self, number: u64) -> Self {
+    /// Marks the flow the engine was built with as stored version `number`,
+    /// running with `plugins` (its pinned uploads among them).
+    pub fn with_flow_version(self, number: u64, plugins: PluginSet) -> Self {
         let production = self.flows.production();
         self.flows
             .production
-            .store(LiveFlow::new(number, production.compiled.clone()));
+            .store(LiveFlow::new(number, production.compiled.clone(), plugins));
+        self
+    }
+
+    /// Where versions' uploaded plugins are found, for the older versions
+    /// compiled again from storage.
+    pub fn with_uploads(mut self, uploads: Arc<Uploads>) -> Self {
+        self.uploads = Some(uploads);
         self
     }
 
@@ -118,18 +130,18 @@ impl Engine {
 
     /// Puts version `number` in production: new sessions start on it at
     /// once; sessions under way finish on theirs.
-    pub fn switch_to(&self, number: u64, compiled: Arc<CompiledFlow>) {
-        self.flows.switch(LiveFlow::new(number, compiled));
+    pub fn switch_to(&self, number: u64, compiled: Arc<CompiledFlow>, plugins: PluginSet) {
+        self.flows.switch(LiveFlow::new(number, compiled, plugins));
         tracing::info!(version = number, "flow version in production");
     }
 
     /// Test contacts' new sessions run on `sandbox` (`None`: nobody's).
-    pub fn set_sandbox(&self, sandbox: Option<(Arc<CompiledFlow>, Vec<String>)>) {
+    pub fn set_sandbox(&self, sandbox: Option<(Arc<CompiledFlow>, PluginSet, Vec<String>)>) {
         self.flows
             .sandbox
-            .store(sandbox.map(|(compiled, contacts)| {
+            .store(sandbox.map(|(compiled, plugins, contacts)| {
                 Arc::new(SandboxFlow {
-                    flow: LiveFlow::new(SANDBOX_VERSION, compiled),
+                    flow: LiveFlow::new(SANDBOX_VERSION, compiled, plugins),
                     test_contacts: contacts.into_iter().collect(),
                 })
             }));
@@ -184,8 +196,13 @@ impl Engine {
             .map_err(|e| e.to_string())?
             .ok_or("no such version in storage")?;
         let flow = serde_json::from_value(version.document).map_err(|e| e.to_string())?;
-        let catalog = PluginCatalog::from_registry(&self.registry);
+        let plugins = match &self.uploads {
+            Some(uploads) => uploads.set(&version.plugins).await?,
+            None if version.plugins.is_empty() => PluginSet::base(self.registry.clone()),
+            None => return Err("it pins uploaded plugins this engine cannot load".into()),
+        };
+        let catalog = PluginCatalog::from_set(&plugins);
         let (compiled, _) = crate::flow::compile(flow, &catalog).map_err(|r| r.to_string())?;
-        Ok(LiveFlow::new(number, Arc::new(compiled)))
+        Ok(LiveFlow::new(number, Arc::new(compiled), plugins))
     }
 }

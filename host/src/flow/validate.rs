@@ -4,6 +4,7 @@
 //! runs (regular expressions compiled, hours parsed, word lists normalised).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Serialize;
@@ -11,8 +12,9 @@ use serde_json::Value;
 
 use super::model::*;
 use crate::engine::matcher::WordList;
+use crate::plugin::Plugin;
 use crate::plugin::PluginKind;
-use crate::registry::PluginRegistry;
+use crate::registry::{PluginRegistry, PluginSet};
 use crate::routing::time::Schedule;
 use crate::templates;
 
@@ -84,8 +86,17 @@ pub struct PluginCatalog {
 
 impl PluginCatalog {
     pub fn from_registry(registry: &PluginRegistry) -> Self {
+        Self::of(registry.iter().map(|(plugin, _)| plugin))
+    }
+
+    /// The catalog of one version's plugins (the server's and its uploads).
+    pub fn from_set(set: &PluginSet) -> Self {
+        Self::of(set.plugins())
+    }
+
+    fn of<'a>(plugins: impl Iterator<Item = &'a Arc<Plugin>>) -> Self {
         let mut catalog = PluginCatalog::default();
-        for (plugin, _) in registry.iter() {
+        for plugin in plugins {
             let info = plugin.info();
             catalog.plugins.insert(
                 info.name.clone(),

@@ -1,6 +1,8 @@
 //! Published flows: every production flow is a numbered, immutable
 //! version; the sandbox is the one editable draft beside them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,6 +20,11 @@ pub struct FlowVersion {
     pub applied_at_ms: u64,
     pub comment: String,
     pub origin: VersionOrigin,
+    /// The uploaded plugins this version runs with: declared name ->
+    /// SHA-256 of the component. Built-ins and the plugin directory's are
+    /// the server's own and not pinned.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, String>,
 }
 
 /// Where a version came from.
@@ -47,4 +54,25 @@ pub struct Sandbox {
     /// rather than production, on live traffic, while it validates.
     #[serde(default)]
     pub test_contacts: Vec<String>,
+    /// Uploaded plugins the sandbox runs with (name -> SHA-256); an upload
+    /// lands here and reaches production only when the sandbox is applied.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, String>,
+}
+
+/// A component uploaded through the admin API, stored by content hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UploadedPlugin {
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// The name the plugin declares (`describe`); settings are found by it.
+    pub name: String,
+    /// `action`, `chatbot` or `translator`.
+    pub kind: String,
+    /// The plugin's own version, as it declares it.
+    pub version: String,
+    /// The `flowhost:plugin` contract version it was built for.
+    pub contract: String,
+    pub size_bytes: u64,
+    pub uploaded_at_ms: u64,
 }

@@ -105,6 +105,43 @@ pub fn diff(old: &Value, new: &Value) -> Vec<EntityChange> {
     changes
 }
 
+/// What changes in the uploaded plugins two versions pin (section
+/// `plugins`, one entity per plugin name, its `sha256` as the field).
+pub fn diff_plugins(
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> Vec<EntityChange> {
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (a, b) = (old.get(name), new.get(name));
+            let change = match (a, b) {
+                (None, Some(_)) => Change::Added,
+                (Some(_), None) => Change::Removed,
+                (Some(a), Some(b)) if a != b => Change::Changed,
+                _ => return None,
+            };
+            let fields = match change {
+                Change::Changed => vec![FieldChange {
+                    path: format!("plugins.{name}.sha256"),
+                    old: a.map(|h| Value::String(h.clone())),
+                    new: b.map(|h| Value::String(h.clone())),
+                }],
+                _ => Vec::new(),
+            };
+            Some(EntityChange {
+                section: "plugins".into(),
+                name: name.clone(),
+                change,
+                fields,
+            })
+        })
+        .collect()
+}
+
 /// Adds every leaf difference between `old` and `new` under `path`.
 fn compare(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
     match (old, new) {

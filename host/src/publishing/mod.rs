@@ -9,7 +9,9 @@
 //! saw (two applies on the same base: one wins, the other is told).
 
 pub mod diff;
+pub mod uploads;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -17,9 +19,10 @@ use serde_json::Value;
 use crate::engine::Engine;
 use crate::engine::clock::Clock;
 use crate::flow::{CompiledFlow, Flow, Issue, PluginCatalog};
-use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
-use crate::registry::PluginRegistry;
+use crate::model::version::{FlowVersion, Sandbox, UploadedPlugin, VersionOrigin};
+use crate::registry::PluginSet;
 use crate::storage::{NewVersion, Storage, StorageError};
+use uploads::{UploadError, Uploads};
 
 /// Test contacts a sandbox may have.
 pub const MAX_TEST_CONTACTS: usize = 100;
@@ -60,26 +63,30 @@ pub struct Validation {
 /// The sandbox, production and the versions of one server.
 pub struct Publisher {
     storage: Storage,
-    registry: Arc<PluginRegistry>,
+    uploads: Arc<Uploads>,
     /// The running engine, switched on apply; `None` when the server
     /// started without a flow (a version applied then serves after a
     /// restart).
     engine: Option<Arc<Engine>>,
     clock: Arc<dyn Clock>,
+    /// Held by each sandbox edit from its read to its write, so two edits
+    /// at once (two uploads, say) cannot lose one another's change.
+    sandbox_edits: tokio::sync::Mutex<()>,
 }
 
 impl Publisher {
     pub fn new(
         storage: Storage,
-        registry: Arc<PluginRegistry>,
+        uploads: Arc<Uploads>,
         engine: Option<Arc<Engine>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Publisher {
             storage,
-            registry,
+            uploads,
             engine,
             clock,
+            sandbox_edits: tokio::sync::Mutex::default(),
         }
     }
 
@@ -104,9 +111,10 @@ impl Publisher {
                 Some(version) => version.document.clone(),
                 None => normalised(&Flow::default()),
             },
-            based_on: production.map_or(0, |v| v.number),
+            based_on: production.as_ref().map_or(0, |v| v.number),
             updated_at_ms: 0,
             test_contacts: Vec::new(),
+            plugins: production.map(|v| v.plugins).unwrap_or_default(),
         })
     }
 
@@ -115,20 +123,35 @@ impl Publisher {
     /// refused; one that parses but does not validate is kept (it is a
     /// draft) and its problems are returned.
     pub async fn replace_sandbox(&self, text: &str) -> Result<(Sandbox, Validation), PublishError> {
+        let _edit = self.sandbox_edits.lock().await;
         let flow = crate::flow::parse_all(text).map_err(PublishError::Invalid)?;
         let based_on = self.storage.production().await?.map_or(0, |v| v.number);
-        let contacts = self.sandbox().await?.test_contacts;
-        self.save_sandbox(normalised(&flow), based_on, contacts)
-            .await
+        let current = self.sandbox().await?;
+        Ok(self
+            .save_sandbox(Sandbox {
+                document: normalised(&flow),
+                based_on,
+                ..current
+            })
+            .await?)
     }
 
     /// Makes the sandbox a copy of production again.
     pub async fn reset_sandbox(&self) -> Result<(Sandbox, Validation), PublishError> {
+        let _edit = self.sandbox_edits.lock().await;
         let production = self.storage.production().await?;
-        let based_on = production.as_ref().map_or(0, |v| v.number);
-        let document = production.map_or_else(|| normalised(&Flow::default()), |v| v.document);
-        let contacts = self.sandbox().await?.test_contacts;
-        self.save_sandbox(document, based_on, contacts).await
+        let current = self.sandbox().await?;
+        Ok(self
+            .save_sandbox(Sandbox {
+                based_on: production.as_ref().map_or(0, |v| v.number),
+                plugins: production
+                    .as_ref()
+                    .map(|v| v.plugins.clone())
+                    .unwrap_or_default(),
+                document: production.map_or_else(|| normalised(&Flow::default()), |v| v.document),
+                ..current
+            })
+            .await?)
     }
 
     /// Sets the customers whose new sessions run on the sandbox.
@@ -136,6 +159,7 @@ impl Publisher {
         &self,
         contacts: Vec<String>,
     ) -> Result<(Sandbox, Validation), PublishError> {
+        let _edit = self.sandbox_edits.lock().await;
         let bad: Vec<Issue> = contacts
             .iter()
             .enumerate()
@@ -157,8 +181,12 @@ impl Publisher {
             return Err(PublishError::Invalid(bad));
         }
         let sandbox = self.sandbox().await?;
-        self.save_sandbox(sandbox.document, sandbox.based_on, contacts)
-            .await
+        Ok(self
+            .save_sandbox(Sandbox {
+                test_contacts: contacts,
+                ..sandbox
+            })
+            .await?)
     }
 
     /// Gives the engine the sandbox for its test contacts (at start, and
@@ -171,9 +199,10 @@ impl Publisher {
         let armed = match sandbox.test_contacts.is_empty() {
             true => None,
             false => self
-                .compile(&sandbox.document)
+                .compile(&sandbox.document, &sandbox.plugins)
+                .await
                 .ok()
-                .map(|(compiled, _)| (Arc::new(compiled), sandbox.test_contacts)),
+                .map(|(compiled, plugins, _)| (Arc::new(compiled), plugins, sandbox.test_contacts)),
         };
         engine.set_sandbox(armed);
         Ok(())
@@ -199,9 +228,10 @@ impl Publisher {
         name: &str,
         value: Option<Value>,
     ) -> Result<(Sandbox, Validation), PublishError> {
+        let _edit = self.sandbox_edits.lock().await;
         known_section(section)?;
         let sandbox = self.sandbox().await?;
-        let mut document = sandbox.document;
+        let mut document = sandbox.document.clone();
         let entries = document
             .as_object_mut()
             .expect("a flow document is an object")
@@ -221,32 +251,65 @@ impl Publisher {
             }
         }
         let flow = parse_value(document)?;
-        self.save_sandbox(normalised(&flow), sandbox.based_on, sandbox.test_contacts)
-            .await
+        Ok(self
+            .save_sandbox(Sandbox {
+                document: normalised(&flow),
+                ..sandbox
+            })
+            .await?)
     }
 
-    async fn save_sandbox(
-        &self,
-        document: Value,
-        based_on: u64,
-        test_contacts: Vec<String>,
-    ) -> Result<(Sandbox, Validation), PublishError> {
-        let validation = self.validate(&document);
+    /// Stores `sandbox` (stamped now) and arms it for test contacts.
+    async fn save_sandbox(&self, sandbox: Sandbox) -> Result<(Sandbox, Validation), StorageError> {
         let sandbox = Sandbox {
-            document,
-            based_on,
             updated_at_ms: self.clock.now_ms(),
-            test_contacts,
+            ..sandbox
         };
+        let validation = self.validate(&sandbox.document, &sandbox.plugins).await;
         self.storage.put_sandbox(sandbox.clone()).await?;
         self.arm_sandbox().await?;
         Ok((sandbox, validation))
     }
 
-    /// Validates a document against the loaded plugins.
-    pub fn validate(&self, document: &Value) -> Validation {
-        match self.compile(document) {
-            Ok((_, warnings)) => Validation {
+    /// Checks, compiles and stores an uploaded component, and pins it in
+    /// the sandbox under the name it declares (replacing an earlier upload
+    /// of that name there). Production is untouched until an apply.
+    pub async fn upload_plugin(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(UploadedPlugin, Sandbox, Validation), UploadError> {
+        let record = self.uploads.upload(bytes, self.clock.now_ms()).await?;
+        let _edit = self.sandbox_edits.lock().await;
+        let mut sandbox = self.sandbox().await?;
+        sandbox
+            .plugins
+            .insert(record.name.clone(), record.sha256.clone());
+        let (sandbox, validation) = self.save_sandbox(sandbox).await?;
+        Ok((record, sandbox, validation))
+    }
+
+    /// Takes upload `name` out of the sandbox.
+    pub async fn unpin_plugin(&self, name: &str) -> Result<(Sandbox, Validation), PublishError> {
+        let _edit = self.sandbox_edits.lock().await;
+        let mut sandbox = self.sandbox().await?;
+        if sandbox.plugins.remove(name).is_none() {
+            return Err(PublishError::NotFound(format!(
+                "the sandbox has no uploaded plugin `{name}`"
+            )));
+        }
+        Ok(self.save_sandbox(sandbox).await?)
+    }
+
+    /// Every uploaded component's record.
+    pub async fn uploads(&self) -> Result<Vec<UploadedPlugin>, StorageError> {
+        self.storage.uploads().await
+    }
+
+    /// Validates a document against the server's plugins and the uploads
+    /// `pins` names.
+    pub async fn validate(&self, document: &Value, pins: &BTreeMap<String, String>) -> Validation {
+        match self.compile(document, pins).await {
+            Ok((_, _, warnings)) => Validation {
                 valid: true,
                 errors: Vec::new(),
                 warnings,
@@ -259,21 +322,32 @@ impl Publisher {
         }
     }
 
-    /// Compiles a stored version against the plugins loaded now.
-    pub fn compile_version(
+    /// Compiles a stored version with the plugins it pins.
+    pub async fn compile_version(
         &self,
         version: &FlowVersion,
-    ) -> Result<(CompiledFlow, Vec<Issue>), Vec<Issue>> {
-        self.compile(&version.document)
+    ) -> Result<(CompiledFlow, PluginSet, Vec<Issue>), Vec<Issue>> {
+        self.compile(&version.document, &version.plugins).await
     }
 
-    fn compile(&self, document: &Value) -> Result<(CompiledFlow, Vec<Issue>), Vec<Issue>> {
+    async fn compile(
+        &self,
+        document: &Value,
+        pins: &BTreeMap<String, String>,
+    ) -> Result<(CompiledFlow, PluginSet, Vec<Issue>), Vec<Issue>> {
         let flow = parse_value(document.clone()).map_err(|e| match e {
             PublishError::Invalid(issues) => issues,
             other => vec![issue("(document)", other.to_string())],
         })?;
-        let catalog = PluginCatalog::from_registry(&self.registry);
-        crate::flow::compile(flow, &catalog).map_err(|report| report.errors)
+        let plugins = self
+            .uploads
+            .set(pins)
+            .await
+            .map_err(|why| vec![issue("(plugins)", why)])?;
+        let catalog = PluginCatalog::from_set(&plugins);
+        let (compiled, warnings) =
+            crate::flow::compile(flow, &catalog).map_err(|report| report.errors)?;
+        Ok((compiled, plugins, warnings))
     }
 
     /// Publishes the sandbox as the next production version.
@@ -285,8 +359,14 @@ impl Publisher {
     ) -> Result<FlowVersion, PublishError> {
         let sandbox = self.sandbox().await?;
         let expected = expected_production.unwrap_or(sandbox.based_on);
-        self.publish(sandbox.document, comment, expected, VersionOrigin::Sandbox)
-            .await
+        let publish = Publish {
+            document: sandbox.document,
+            plugins: sandbox.plugins,
+            comment,
+            expected,
+            origin: VersionOrigin::Sandbox,
+        };
+        self.publish(publish).await
     }
 
     /// Publishes version `to`'s document again, as the next version.
@@ -303,12 +383,13 @@ impl Publisher {
             .ok_or_else(|| PublishError::NotFound(format!("there is no version {to}")))?;
         let current = self.storage.production().await?.map_or(0, |v| v.number);
         let expected = expected_production.unwrap_or(current);
-        self.publish(
-            old.document,
+        self.publish(Publish {
+            document: old.document,
+            plugins: old.plugins,
             comment,
             expected,
-            VersionOrigin::Rollback { to },
-        )
+            origin: VersionOrigin::Rollback { to },
+        })
         .await
     }
 
@@ -325,26 +406,35 @@ impl Publisher {
             return Ok(self.storage.production().await?);
         }
         let flow = crate::flow::parse_all(text).map_err(PublishError::Invalid)?;
-        let current = self.storage.production().await?.map_or(0, |v| v.number);
-        let origin = VersionOrigin::File {
-            path: path.to_string(),
-            sha256,
-        };
-        let comment = format!("imported from {path}");
+        // The file names no uploads: it runs with those production pins.
+        let production = self.storage.production().await?;
         let version = self
-            .publish(normalised(&flow), comment, current, origin)
+            .publish(Publish {
+                document: normalised(&flow),
+                expected: production.as_ref().map_or(0, |v| v.number),
+                plugins: production.map(|v| v.plugins).unwrap_or_default(),
+                comment: format!("imported from {path}"),
+                origin: VersionOrigin::File {
+                    path: path.to_string(),
+                    sha256,
+                },
+            })
             .await?;
         Ok(Some(version))
     }
 
-    async fn publish(
-        &self,
-        document: Value,
-        comment: String,
-        expected: u64,
-        origin: VersionOrigin,
-    ) -> Result<FlowVersion, PublishError> {
-        let (compiled, _) = self.compile(&document).map_err(PublishError::Invalid)?;
+    async fn publish(&self, publish: Publish) -> Result<FlowVersion, PublishError> {
+        let Publish {
+            document,
+            plugins: pins,
+            comment,
+            expected,
+            origin,
+        } = publish;
+        let (compiled, plugins, _) = self
+            .compile(&document, &pins)
+            .await
+            .map_err(PublishError::Invalid)?;
         let unusable = crate::flow::secrets::unusable_secrets(&compiled.flow);
         if !unusable.is_empty() {
             let issues = unusable
@@ -373,6 +463,7 @@ impl Publisher {
             origin,
             expected_production: expected,
             rebase_sandbox,
+            plugins: pins,
         };
         let version = self
             .storage
@@ -383,7 +474,7 @@ impl Publisher {
                 current: moved.current,
             })?;
         if let Some(engine) = &self.engine {
-            engine.switch_to(version.number, Arc::new(compiled));
+            engine.switch_to(version.number, Arc::new(compiled), plugins);
         }
         tracing::info!(
             version = version.number,
@@ -433,6 +524,17 @@ impl Publisher {
             })
         }
     }
+}
+
+/// What becomes the next version.
+struct Publish {
+    document: Value,
+    /// The uploads it runs with.
+    plugins: BTreeMap<String, String>,
+    comment: String,
+    /// Production as the request saw it.
+    expected: u64,
+    origin: VersionOrigin,
 }
 
 fn issue(path: &str, message: String) -> Issue {

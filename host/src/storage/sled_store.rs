@@ -73,6 +73,8 @@ pub struct SledStore {
     pub(super) versions: sled::Tree,
     /// Analytics facts by time (see `analytics`).
     pub(super) analytics: sled::Tree,
+    /// Uploaded plugin components by content hash (see `plugins`).
+    pub(super) plugins: sled::Tree,
 }
 
 impl SledStore {
@@ -104,6 +106,7 @@ impl SledStore {
             placements: db.open_tree("placements")?,
             versions: db.open_tree("flow_versions")?,
             analytics: db.open_tree("analytics")?,
+            plugins: db.open_tree("plugins")?,
             db,
         }
         .with_outbox_keyed_by_conversation()

@@ -29,6 +29,8 @@ pub struct NewVersion {
     /// Whether the sandbox, if any, now counts as based on the new version
     /// (it was the sandbox that was applied).
     pub rebase_sandbox: bool,
+    /// The uploads it runs with, name -> SHA-256.
+    pub plugins: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a version was not published.
@@ -80,6 +82,7 @@ impl SledStore {
             applied_at_ms: new.applied_at_ms,
             comment: new.comment,
             origin: new.origin,
+            plugins: new.plugins,
         };
         let mut batch = sled::Batch::default();
         batch.insert(version_key(version.number), to_json(&version));
@@ -187,6 +190,7 @@ mod tests {
             origin: VersionOrigin::Sandbox,
             expected_production: expected,
             rebase_sandbox: true,
+            plugins: Default::default(),
         }
     }
 
@@ -201,6 +205,7 @@ mod tests {
                 based_on: 0,
                 updated_at_ms: 0,
                 test_contacts: Vec::new(),
+                plugins: Default::default(),
             })
             .await
             .unwrap();

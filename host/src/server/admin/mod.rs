@@ -1,10 +1,11 @@
-//! The admin API (admin token required): the loaded plugins, the events
-//! set aside as dead letters, the agents ([`agents`]), publishing
+//! The admin API (admin token required): the plugins and their uploads
+//! ([`plugins`]), the events set aside as dead letters, the agents ([`agents`]), publishing
 //! ([`publishing`]) and analytics ([`analytics`]). Every route is described in the OpenAPI document
 //! (`/openapi.json`), generated from the handlers.
 
 mod agents;
 pub(in crate::server) mod analytics;
+mod plugins;
 mod publishing;
 
 use axum::extract::{Query, State};
@@ -20,8 +21,8 @@ use super::auth::require_admin;
 
 pub fn router(state: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_plugins))
         .routes(routes!(list_dead_letters))
+        .merge(plugins::router())
         .merge(agents::router())
         .merge(publishing::router())
         .merge(analytics::router())
@@ -49,24 +50,6 @@ impl utoipa::Modify for BearerToken {
             .get_or_insert_with(Default::default)
             .add_security_scheme("admin_token", scheme);
     }
-}
-
-/// Every loaded plugin: what it said about itself and where it came from.
-#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = Object)))]
-async fn list_plugins(State(state): State<AppState>) -> Json<Value> {
-    let plugins: Vec<Value> = state
-        .runner
-        .registry
-        .iter()
-        .map(|(plugin, origin)| {
-            json!({
-                "info": plugin.info(),
-                "origin": origin,
-                "limits": plugin.limits(),
-            })
-        })
-        .collect();
-    Json(json!({ "plugins": plugins }))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

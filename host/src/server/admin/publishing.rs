@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
-use crate::publishing::diff::{EntityChange, diff};
+use crate::publishing::diff::{EntityChange, diff, diff_plugins};
 use crate::publishing::{PublishError, Validation};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiJson};
@@ -63,6 +63,8 @@ struct SandboxView {
     updated_at_ms: u64,
     /// Customers whose new sessions run on the sandbox while it validates.
     test_contacts: Vec<String>,
+    /// Uploaded plugins the sandbox runs with, name -> SHA-256.
+    plugins: std::collections::BTreeMap<String, String>,
     document: Value,
     validation: Validation,
 }
@@ -72,6 +74,7 @@ fn sandbox_view(sandbox: Sandbox, validation: Validation) -> SandboxView {
         based_on: sandbox.based_on,
         updated_at_ms: sandbox.updated_at_ms,
         test_contacts: sandbox.test_contacts,
+        plugins: sandbox.plugins,
         document: sandbox.document,
         validation,
     }
@@ -101,7 +104,10 @@ async fn get_sandbox(
     Query(format): Query<Format>,
 ) -> Result<Response, ApiError> {
     let sandbox = state.publisher.sandbox().await?;
-    let validation = state.publisher.validate(&sandbox.document);
+    let validation = state
+        .publisher
+        .validate(&sandbox.document, &sandbox.plugins)
+        .await;
     let document = sandbox.document.clone();
     Ok(shaped(
         &format,
@@ -161,7 +167,12 @@ async fn validate_sandbox(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Validation>, ApiError> {
     let sandbox = state.publisher.sandbox().await?;
-    Ok(axum::Json(state.publisher.validate(&sandbox.document)))
+    Ok(axum::Json(
+        state
+            .publisher
+            .validate(&sandbox.document, &sandbox.plugins)
+            .await,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -244,24 +255,26 @@ async fn get_diff(
 ) -> Result<axum::Json<DiffView>, ApiError> {
     let from = range.from.unwrap_or_else(|| "production".into());
     let to = range.to.unwrap_or_else(|| "sandbox".into());
-    let old = document_of(&state, &from).await?;
-    let new = document_of(&state, &to).await?;
-    Ok(axum::Json(DiffView {
-        changes: diff(&old, &new),
-        from,
-        to,
-    }))
+    let (old, old_plugins) = document_of(&state, &from).await?;
+    let (new, new_plugins) = document_of(&state, &to).await?;
+    let mut changes = diff(&old, &new);
+    changes.extend(diff_plugins(&old_plugins, &new_plugins));
+    Ok(axum::Json(DiffView { changes, from, to }))
 }
 
-/// The document `which` names: `sandbox`, `production` or a number.
-async fn document_of(state: &AppState, which: &str) -> Result<Value, ApiError> {
+/// The document `which` names (`sandbox`, `production` or a number) and
+/// the uploads it pins.
+async fn document_of(state: &AppState, which: &str) -> Result<(Value, Pins), ApiError> {
     let publisher = &state.publisher;
     match which {
-        "sandbox" => Ok(publisher.sandbox().await?.document),
-        "production" => Ok(publisher
-            .production()
-            .await?
-            .map_or_else(|| serde_json::json!({}), |v| v.document)),
+        "sandbox" => {
+            let sandbox = publisher.sandbox().await?;
+            Ok((sandbox.document, sandbox.plugins))
+        }
+        "production" => Ok(publisher.production().await?.map_or_else(
+            || (serde_json::json!({}), Pins::new()),
+            |v| (v.document, v.plugins),
+        )),
         number => {
             let number: u64 = number.parse().map_err(|_| {
                 ApiError::bad_request(format!(
@@ -269,12 +282,14 @@ async fn document_of(state: &AppState, which: &str) -> Result<Value, ApiError> {
                 ))
             })?;
             let version = state.runner.storage.flow_version(number).await?;
-            Ok(version
-                .ok_or_else(|| ApiError::not_found(format!("there is no version {number}")))?
-                .document)
+            let version = version
+                .ok_or_else(|| ApiError::not_found(format!("there is no version {number}")))?;
+            Ok((version.document, version.plugins))
         }
     }
 }
+
+type Pins = std::collections::BTreeMap<String, String>;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -295,6 +310,8 @@ struct VersionSummary {
     applied_at_ms: u64,
     comment: String,
     origin: VersionOrigin,
+    /// The uploaded plugins it runs with, name -> SHA-256.
+    plugins: Pins,
     /// Whether it is production now.
     production: bool,
 }
@@ -305,6 +322,7 @@ fn summary(version: &FlowVersion, production: u64) -> VersionSummary {
         applied_by: version.applied_by.clone(),
         applied_at_ms: version.applied_at_ms,
         comment: version.comment.clone(),
+        plugins: version.plugins.clone(),
         origin: version.origin.clone(),
         production: version.number == production,
     }
@@ -395,7 +413,7 @@ async fn get_version(
 }
 
 /// Publishes an older version's document again, as the next version
-/// (validated against the plugins loaded now, like an apply).
+/// with the uploads it pinned (validated first, like an apply).
 #[utoipa::path(post, path = "/versions/{version}/rollback", tag = "publishing",
     params(("version" = u64, Path, description = "the version to go back to")), request_body = Publish,
     responses((status = 200, body = Applied), (status = 404, body = ErrorBody),
@@ -443,7 +461,7 @@ async fn get_diagram(
     State(state): State<AppState>,
     Path(at): Path<DiagramPath>,
 ) -> Result<Response, ApiError> {
-    let document = document_of(&state, &at.which).await?;
+    let (document, _) = document_of(&state, &at.which).await?;
     let flow: crate::flow::Flow = serde_json::from_value(document)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
     let svg =

@@ -97,6 +97,30 @@ function diffList(changes) {
   }
 }
 
+// The uploads production and the sandbox pin (name -> SHA-256), side by side.
+function pluginsTable(productionPins, sandboxPins) {
+  const body = $("#plugins tbody");
+  body.replaceChildren();
+  const short = (hash) => (hash ? hash.slice(0, 12) : "-");
+  const names = new Set([...Object.keys(productionPins), ...Object.keys(sandboxPins)]);
+  for (const name of [...names].sort()) {
+    const row = element("tr");
+    row.dataset.plugin = name;
+    row.append(element("td", name));
+    row.append(element("td", short(productionPins[name])));
+    row.append(element("td", short(sandboxPins[name])));
+    const cell = element("td");
+    if (sandboxPins[name]) {
+      const button = element("button", "Remove from the sandbox");
+      button.type = "button";
+      button.addEventListener("click", () => unpin(name).catch(report));
+      cell.append(button);
+    }
+    row.append(cell);
+    body.append(row);
+  }
+}
+
 function historyTable(versions) {
   const body = $("#history tbody");
   body.replaceChildren();
@@ -126,7 +150,9 @@ async function refresh() {
     api("GET", "/versions"),
     api("GET", "/sandbox?format=yaml"),
   ]);
-  const production = versions.versions.length ? (await api("GET", "/versions/production")).document : {};
+  const live = versions.versions.length ? await api("GET", "/versions/production") : { document: {}, plugins: {} };
+  const production = live.document;
+  pluginsTable(live.plugins || {}, sandbox.plugins || {});
   const current = versions.versions.find((v) => v.production);
   $("#summary").textContent = `production: version ${current ? current.number : "none"} · sandbox based on ${sandbox.based_on}` +
     (sandbox.validation.valid ? "" : " · the sandbox does not validate");
@@ -180,6 +206,26 @@ $("#upload-form").addEventListener("submit", async (event) => {
     await api("PUT", "/sandbox", $("#document").value, "application/yaml");
     await refresh();
     $("#apply-result").textContent = "";
+  } catch (error) {
+    report(error);
+  }
+});
+
+async function unpin(name) {
+  await api("DELETE", `/sandbox/plugins/${encodeURIComponent(name)}`);
+  await refresh();
+}
+
+$("#plugin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("#plugin-file").files[0];
+  if (!file) return;
+  try {
+    const answer = await api("POST", "/plugins", file, "application/wasm");
+    await refresh();
+    $("#apply-result").textContent =
+      `Uploaded ${answer.plugin.name} ${answer.plugin.version} (${answer.plugin.sha256.slice(0, 12)}) into the sandbox.`;
+    $("#apply-result").className = "ok";
   } catch (error) {
     report(error);
   }

@@ -1,7 +1,7 @@
 //! The admin page at `/admin/ui`: one static page and a small script that
 //! works only through the admin API (sandbox and production side by side,
-//! each entity's diagram tree, upload, diff, apply with the errors in
-//! place, history with rollback) and analytics (`analytics.js`: tables,
+//! each entity's diagram tree, a flow file to load, plugin uploads, the
+//! diff, apply with the errors in place, history with rollback) and analytics (`analytics.js`: tables,
 //! a chart of sessions per day, CSV downloads). Every asset is served from
 //! here.
 

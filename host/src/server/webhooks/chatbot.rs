@@ -211,7 +211,7 @@ fn within_rate(hash: &str) -> Result<(), ApiError> {
 /// The adapter's reading of the body, at most [`PARSING`] at once.
 async fn read_body(
     engine: &Engine,
-    flow: &crate::flow::CompiledFlow,
+    flow: &crate::engine::versions::LiveFlow,
     chatbot: &str,
     body: &[u8],
 ) -> Result<BotCallback, ApiError> {
