@@ -236,7 +236,7 @@ terminates:
         ),
         (
             "decision_trees.support.decisions.welcome.actions[3].config.url",
-            "template does not parse",
+            "template is not valid",
         ),
         (
             "decision_trees.support.decisions.welcome.actions[4].if",

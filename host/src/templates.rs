@@ -115,8 +115,45 @@ pub fn check(source: &str) -> Result<HashSet<String>, TemplateError> {
         let template = ENVIRONMENT
             .template_from_str(source)
             .map_err(|e| TemplateError(describe(&e)))?;
+        if let Some(unknown) = unknown_filter_or_test(&template) {
+            return Err(TemplateError(unknown));
+        }
         Ok(template.undeclared_variables(false))
     })
+}
+
+/// The first filter or test `template` applies that the template engine
+/// does not have, described (`unknown filter `uppr``): minijinja finds
+/// out only when a render reaches it, which would fail a customer's
+/// message instead of the admin's validation.
+fn unknown_filter_or_test(template: &minijinja::Template) -> Option<String> {
+    use minijinja::machinery::{Instruction, get_compiled_template};
+    let compiled = get_compiled_template(template);
+    let lists = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
+    for instructions in lists {
+        for index in 0..instructions.len() {
+            let (kind, probe, name) = match instructions.get(index as u32) {
+                Some(Instruction::ApplyFilter(name, ..)) => ("filter", "none|", *name),
+                Some(Instruction::PerformTest(name, ..)) => ("test", "none is ", *name),
+                _ => continue,
+            };
+            // Applied to `none`, a missing one is `UnknownFilter` or
+            // `UnknownTest`; one that exists may fail otherwise, or not.
+            let missing = ENVIRONMENT
+                .compile_expression(&format!("{probe}{name}"))
+                .and_then(|expression| expression.eval(()))
+                .is_err_and(|e| {
+                    matches!(
+                        e.kind(),
+                        minijinja::ErrorKind::UnknownFilter | minijinja::ErrorKind::UnknownTest
+                    )
+                });
+            if missing {
+                return Some(format!("unknown {kind} `{name}`"));
+            }
+        }
+    }
+    None
 }
 
 /// Parses an expression (`data.vip and order.ok`); returns the names it reads.
@@ -188,6 +225,29 @@ mod tests {
         assert_eq!(names, HashSet::from(["contact".to_string()]));
         assert!(check("{{ unclosed").is_err());
         assert!(check("plain text").unwrap().is_empty());
+    }
+
+    /// An unknown filter or test is an error when the flow is checked, not
+    /// when a customer's message is rendered; known ones pass, even where
+    /// applied to `none` they would fail (`batch`), and in blocks.
+    #[test]
+    fn unknown_filters_and_tests_are_named() {
+        let error = |source: &str| check(source).unwrap_err().to_string();
+        assert!(error("{{ contact.name|uppr }}").contains("unknown filter `uppr`"));
+        assert!(error("{% if data.n is evn %}x{% endif %}").contains("unknown test `evn`"));
+        assert!(error("{% filter shout %}hi{% endfilter %}").contains("unknown filter `shout`"));
+        assert!(
+            error("{% for x in data.items %}{{ x|title|nope }}{% endfor %}")
+                .contains("unknown filter `nope`")
+        );
+        for fine in [
+            "{{ contact.name|upper|default('there') }}",
+            "{{ data.items|batch(2)|list|length }}",
+            "{% if data.n is even and data.m is defined %}x{% endif %}",
+            "{{ data.items|join(', ') }}",
+        ] {
+            assert!(check(fine).is_ok(), "{fine}: {:?}", check(fine));
+        }
     }
 
     /// Found by the `template` fuzz target (see FUZZING.md).

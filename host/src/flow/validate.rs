@@ -663,7 +663,7 @@ impl<'a> Validator<'a> {
 
     fn check_template(&mut self, path: &str, source: &str, local: &HashSet<String>) {
         match templates::check(source) {
-            Err(e) => self.error(path, format!("template does not parse: {e}")),
+            Err(e) => self.error(path, format!("template is not valid: {e}")),
             Ok(names) => self.check_names(path, names, local),
         }
     }
