@@ -1,6 +1,7 @@
 //! A template and an expression: parsed by the host's checks, then
 //! rendered and evaluated in the template sandbox, whose bounds (memory,
-//! time, output) must hold for any input.
+//! time, output) must hold for any input. A template the host renders
+//! itself (a direct one) must render there exactly as in the sandbox.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -43,6 +44,10 @@ fuzz_target!(init: {
             templates::render(runtime.templates(), source, &context, 4096).await
         {
             assert!(text.len() <= 4096);
+        }
+        if let Some(in_host) = templates::direct::render(source, &context, 4096) {
+            let in_sandbox = runtime.templates().render(source, &context, 4096).await;
+            assert_eq!(in_host, in_sandbox, "a direct template rendered otherwise in the host");
         }
         let _ = templates::evaluate(runtime.templates(), source, &context).await;
     });

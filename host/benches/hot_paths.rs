@@ -54,25 +54,36 @@ fn matching(c: &mut Criterion) {
     });
 }
 
-/// A message template, rendered in the template sandbox (a fresh instance
-/// of the minijinja component per render).
+/// Message templates: a direct one (lookups, `or`), which renders in the
+/// host, and one with a loop, which renders in the template sandbox (a
+/// fresh instance of the minijinja component per render).
 fn templates(c: &mut Criterion) {
     let context = json!({"contact": {"name": "Ada"}, "data": {"order": "123456"},
         "order": {"body": {"status": "shipped", "items": [{"name": "Mug", "quantity": 2}]}}});
     let runtime = flowhost::plugin::PluginRuntime::new(&Default::default()).unwrap();
     let tokio = tokio::runtime::Runtime::new().unwrap();
-    c.bench_function("template: send-message text", |b| {
-        b.iter(|| {
-            tokio
-                .block_on(flowhost::templates::render(
-                    runtime.templates(),
-                    "Hi {{ contact.name or 'there' }}! Order {{ data.order }} is {{ order.body.status }}.",
-                    &context,
-                    flowhost::templates::MAX_RENDERED_BYTES,
-                ))
-                .unwrap()
-        })
-    });
+    let mut render = |name: &str, source: &'static str| {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                tokio
+                    .block_on(flowhost::templates::render(
+                        runtime.templates(),
+                        source,
+                        &context,
+                        flowhost::templates::MAX_RENDERED_BYTES,
+                    ))
+                    .unwrap()
+            })
+        });
+    };
+    render(
+        "template: send-message text (direct, in the host)",
+        "Hi {{ contact.name or 'there' }}! Order {{ data.order }} is {{ order.body.status }}.",
+    );
+    render(
+        "template: a loop over the order's items (in the sandbox)",
+        "{% for item in order.body.items %}{{ item.quantity }} x {{ item.name }}{% endfor %}",
+    );
 }
 
 fn state(customer: &str) -> ConversationState {

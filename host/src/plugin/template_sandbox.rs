@@ -1,6 +1,7 @@
 //! The template sandbox: every template flowhost renders (a flow's texts,
 //! action configurations and conditions, and the plugins' own
-//! `templates.render`) runs inside a component of minijinja
+//! `templates.render`), unless it is direct (`templates::direct`: it
+//! cannot build more than it reads), runs inside a component of minijinja
 //! (`host/template-sandbox`) under its own memory cap and time budget. A
 //! template that builds a gigabyte string fails there with `out of memory`;
 //! the host's memory never sees it.

@@ -1,8 +1,13 @@
 //! minijinja templates: action configurations, message texts, conditions
-//! and the plugins' `templates` capability. Rendering and evaluating run in
+//! and the plugins' `templates` capability. A template that could build
+//! more than it reads (a loop, a `set`, string concatenation) renders in
 //! the template sandbox (`plugin::TemplateSandbox`), so no template can take
-//! the host's memory or time; parsing (the checks of `flowhost validate`)
-//! runs here, where it costs only the template's own length.
+//! the host's memory or time; one that provably cannot ([`direct`]) renders
+//! here, as do parsing (the checks of `flowhost validate`), where each costs
+//! only the template's own length and its context's size. Expressions
+//! (conditions) are evaluated in the sandbox.
+
+pub mod direct;
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -43,6 +48,9 @@ pub async fn render(
             return Err(TemplateError(format!("text larger than {max_bytes} bytes")));
         }
         return Ok(source.to_string());
+    }
+    if let Some(rendered) = direct::render(source, context, max_bytes) {
+        return rendered;
     }
     sandbox.render(source, context, max_bytes).await
 }
@@ -282,6 +290,33 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A direct template renders to the same text, or fails with the same
+    /// error, in the host as in the sandbox.
+    #[tokio::test]
+    async fn direct_templates_render_as_in_the_sandbox() {
+        let runtime = crate::plugin::PluginRuntime::new(&Default::default()).unwrap();
+        let sandbox = runtime.templates();
+        let context = json!({"contact": {"name": "ada lovelace"}, "language": "tr",
+            "data": {"n": 4, "vip": true, "none": null, "items": ["a", "b"], "price": 12.5,
+                     "order id": " 77 ", "nested": {"k": [1, {"x": "y"}]}}});
+        for source in [
+            "Hi {{ contact.name or 'there' }}! {{ contact.name|title }} / {{ contact.name|capitalize }}",
+            "{% if data.vip and data.n > 3 %}VIP{% elif data.n is even %}even{% else %}-{% endif %}",
+            "[{{ data['order id']|trim }}] [{{ data.none }}] {{ data.items|length }} {{ data.items|first }}",
+            "{{ data.price|round }} {{ data.price|int }} {{ data.n is odd }} {{ 'a' in data.items }}",
+            "{{ data.nested }} {{ data.items }} {{ data.missing|default('none')|upper }}",
+            "{{ data.missing }}",
+            "{{ data.vip.x.y }}",
+            "{{ contact.name|int }}",
+            "{{ data.n < 3 < 5 }} {{ not data.vip }} {{ -data.n }}",
+        ] {
+            let host = direct::render(source, &context, 40);
+            assert!(host.is_some(), "{source} should render in the host");
+            let in_sandbox = sandbox.render(source, &context, 40).await;
+            assert_eq!(host.unwrap(), in_sandbox, "{source}");
+        }
     }
 
     #[test]
