@@ -595,6 +595,7 @@ async fn an_echo_settles_a_send_in_doubt_and_an_unconfirmed_one_is_sent_again() 
                 created_ms: now_ms(),
                 sender: "bot".into(),
                 sent_parts: 0,
+                window_from_ms: None,
             };
             let turn = TurnCommit {
                 state: Some(state),

@@ -119,6 +119,7 @@ fn reply_turn(state: &ConversationState, facts: Vec<Fact>) -> TurnCommit {
         created_ms: 1,
         sender: "bot".into(),
         sent_parts: 0,
+        window_from_ms: None,
     };
     TurnCommit {
         state: Some(state.clone()),

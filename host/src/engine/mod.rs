@@ -211,6 +211,7 @@ impl Turn {
             created_ms: self.now_ms,
             sender: "bot".into(),
             sent_parts: 0,
+            window_from_ms: None,
         });
     }
 
@@ -886,6 +887,9 @@ impl Engine {
         commit.history_from = state.history_len;
         if !commit.history.is_empty() {
             state.history_len += 1;
+        }
+        for message in &mut commit.outbox {
+            message.window_from_ms = state.last_inbound_ms;
         }
         commit.state = Some(state);
         self.storage

@@ -364,4 +364,10 @@ pub struct OutboxMessage {
     /// several); a restart resumes after them.
     #[serde(default)]
     pub sent_parts: u32,
+    /// The customer's last message as the turn that queued this left it:
+    /// where the channel's messaging window starts, so the sender need not
+    /// read the conversation. A later message only moves the window on, so
+    /// this errs towards not sending. `None` in records from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_from_ms: Option<u64>,
 }

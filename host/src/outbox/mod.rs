@@ -413,12 +413,15 @@ impl OutboxSender {
         &self,
         message: &OutboxMessage,
     ) -> Result<Option<&'static str>, StorageError> {
-        let last_inbound = self
-            .storage
-            .conversation(&message.conversation)
-            .await?
-            .and_then(|c| c.last_inbound_ms)
-            .unwrap_or(0);
+        let last_inbound = match message.window_from_ms {
+            Some(from) => from,
+            None => self
+                .storage
+                .conversation(&message.conversation)
+                .await?
+                .and_then(|c| c.last_inbound_ms)
+                .unwrap_or(0),
+        };
         let age = self.clock.now_ms().saturating_sub(last_inbound);
         Ok(if message.sender == "agent" {
             (age > AGENT_WINDOW_MS).then_some(
