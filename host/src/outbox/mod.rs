@@ -392,8 +392,11 @@ impl OutboxSender {
     /// Conversations with a send in doubt still waiting for its echo; those
     /// past their grace period are released to be sent again.
     async fn settle_due(&self) -> Result<HashSet<String>, StorageError> {
-        let now = self.clock.now_ms();
         let mut waiting = HashSet::new();
+        if !self.storage.any_settling() {
+            return Ok(waiting);
+        }
+        let now = self.clock.now_ms();
         for settling in self.storage.settling().await? {
             if now >= settling.deadline_ms {
                 tracing::warn!(

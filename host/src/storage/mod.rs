@@ -50,6 +50,7 @@ mod versions;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -226,13 +227,17 @@ pub struct Storage {
     /// The conversations those messages are for, until the sender takes
     /// them (at most one entry per conversation with waiting messages).
     queued: Arc<Mutex<HashSet<String>>>,
+    /// Whether a send may be in doubt (kept by the storage thread).
+    settling_any: Arc<AtomicBool>,
 }
 
 impl Storage {
     /// Opens (or creates) the database in `dir` and starts its threads.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         let store = SledStore::open(dir)?;
+        let settling_any = store.settling_flag();
         Ok(Storage {
+            settling_any,
             thread: thread::StorageThread::start(store)?,
             outbox_wake: Arc::new(Notify::new()),
             queued: Default::default(),
@@ -470,6 +475,13 @@ impl Storage {
             .await
     }
 
+    /// Whether any send may be waiting for its echo; false means
+    /// [`Storage::settling`] would find none (it is set before a send in
+    /// doubt is answered as held).
+    pub fn any_settling(&self) -> bool {
+        self.settling_any.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Sends waiting for their echo.
     pub async fn settling(&self) -> Result<Vec<Settling>, StorageError> {
         self.thread.read(|db| db.settling()).await
@@ -600,5 +612,44 @@ mod tests {
         let first = (turns - HISTORY_TURNS) * 3;
         let expected: Vec<HistoryEntry> = (first..turns * 3).map(line).collect();
         assert_eq!(history, expected);
+    }
+
+    /// The sender skips reading sends in doubt while none may exist: the
+    /// flag turns on with the first held send, off when the last one ends
+    /// (given up or confirmed by its echo), and is read back at open.
+    #[tokio::test]
+    async fn the_settling_flag_follows_sends_in_doubt() {
+        let dir = tempfile::tempdir().unwrap();
+        let settling = |id: &str, text: &str| Settling {
+            message_id: id.into(),
+            conversation: "a\0c".into(),
+            account: "a".into(),
+            recipient: "c".into(),
+            text: text.into(),
+            part: 0,
+            parts: 1,
+            deadline_ms: 10,
+        };
+        {
+            let storage = Storage::open(dir.path()).unwrap();
+            assert!(!storage.any_settling());
+            assert!(!storage.begin_settling(settling("m1", "one")).await.unwrap());
+            assert!(!storage.begin_settling(settling("m2", "two")).await.unwrap());
+            assert!(storage.any_settling());
+            storage.end_settling("m1").await.unwrap();
+            assert!(storage.any_settling(), "m2 is still in doubt");
+        }
+        let storage = Storage::open(dir.path()).unwrap();
+        assert!(storage.any_settling(), "read back at open");
+        let echo = Echo {
+            account: "a".into(),
+            recipient: "c".into(),
+            text: "two".into(),
+            at_ms: 5,
+        };
+        let outcome = storage.note_echo(echo, "mid.2").await.unwrap();
+        assert_eq!(outcome, EchoOutcome::Settled("m2".into()));
+        assert!(!storage.any_settling());
+        assert!(storage.settling().await.unwrap().is_empty());
     }
 }

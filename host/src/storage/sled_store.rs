@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -75,6 +77,10 @@ pub struct SledStore {
     pub(super) analytics: sled::Tree,
     /// Uploaded plugin components by content hash (see `plugins`).
     pub(super) plugins: sled::Tree,
+    /// Whether `settling` may hold a record: set before a request that adds
+    /// one is answered, so the sender can skip reading an empty tree on
+    /// every wake (sends in doubt are rare).
+    settling_any: Arc<AtomicBool>,
 }
 
 impl SledStore {
@@ -84,6 +90,7 @@ impl SledStore {
         // the only thread that flushes (concurrent flushes deadlock sled
         // 0.34, spacejam/sled#1308).
         let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let settling = db.open_tree("settling")?;
         SledStore {
             data: db.open_tree("conversation_data")?,
             tickets: db.open_tree("tickets")?,
@@ -96,7 +103,6 @@ impl SledStore {
             seen_by_time: db.open_tree("seen_by_time")?,
             dead_letters: db.open_tree("dead_letters")?,
             restarts: db.open_tree("restarts")?,
-            settling: db.open_tree("settling")?,
             echoes: db.open_tree("echoes")?,
             sent: db.open_tree("sent")?,
             failed: db.open_tree("failed")?,
@@ -107,6 +113,8 @@ impl SledStore {
             versions: db.open_tree("flow_versions")?,
             analytics: db.open_tree("analytics")?,
             plugins: db.open_tree("plugins")?,
+            settling_any: Arc::new(AtomicBool::new(!settling.is_empty())),
+            settling,
             db,
         }
         .with_outbox_keyed_by_conversation()
@@ -616,7 +624,18 @@ impl SledStore {
         Ok(None)
     }
 
+    /// Shared with the `Storage` handle: whether any send is in doubt.
+    pub(super) fn settling_flag(&self) -> Arc<AtomicBool> {
+        self.settling_any.clone()
+    }
+
+    fn note_settling_changed(&self) {
+        self.settling_any
+            .store(!self.settling.is_empty(), Ordering::SeqCst);
+    }
+
     fn hold(&self, settling: &Settling) -> Result<(), StorageError> {
+        self.settling_any.store(true, Ordering::SeqCst);
         let id = settling.message_id.as_bytes();
         let record = to_json(settling);
         let result: Result<(), TransactionError<()>> = (&self.settling, &self.in_flight)
@@ -638,6 +657,7 @@ impl SledStore {
 
     pub fn end_settling(&self, message_id: &str) -> Result<(), StorageError> {
         self.settling.remove(message_id.as_bytes())?;
+        self.note_settling_changed();
         Ok(())
     }
 
@@ -708,6 +728,7 @@ impl SledStore {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
+        self.note_settling_changed();
         settle(result)
     }
 
