@@ -162,14 +162,18 @@ impl Intake {
         let mut cursor = None;
         while !*stop.borrow() {
             match self.storage.inbox(cursor, BATCH).await {
-                Ok(batch) if !batch.is_empty() => {
+                Ok(batch) => {
+                    let full = batch.len() == BATCH;
                     for (seq, bytes) in batch {
                         cursor = Some(seq);
                         self.dispatch_record(seq, &bytes).await;
                     }
-                    continue;
+                    if full {
+                        continue;
+                    }
+                    // A short batch was all there was: an event accepted
+                    // since left a wake permit, so no read to find nothing.
                 }
-                Ok(_) => {}
                 Err(e) => tracing::error!("reading the inbox: {e}"),
             }
             tokio::select! {
