@@ -217,22 +217,29 @@ async fn wait_ready(base: &str) {
 /// that never arrived is one recorded as uncertain, never one silently lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_killed_mid_load_with_echoes_loses_and_doubles_nothing() {
-    killed_mid_load(true).await;
+    killed_mid_load(Channel::Instagram, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_killed_mid_load_without_echoes_doubles_nothing() {
-    killed_mid_load(false).await;
+    killed_mid_load(Channel::Instagram, false).await;
 }
 
-async fn killed_mid_load(echoes: bool) {
+/// Connexease has no echoes (README, "Sends in doubt"): what the kill left
+/// in doubt is recorded as uncertain, never sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connexease_killed_mid_load_doubles_nothing() {
+    killed_mid_load(Channel::Connexease, false).await;
+}
+
+async fn killed_mid_load(channel: Channel, echoes: bool) {
     let scenario = Scenario {
-        run: format!("crash-{echoes}"),
+        run: format!("crash-{channel:?}-{echoes}"),
         // Long enough for an echo to get through a debug build under this
         // load on two cores (2 s was seen to be too short once: the send was
         // made again and arrived twice, which is what the grace is for).
         settle_by_echo_seconds: echoes.then_some(5),
-        ..scenario(Channel::Instagram)
+        ..scenario(channel)
     };
     let (stand_ins, api) = StandIns::start().await;
     stand_ins.slow_for(Duration::from_millis(100));
@@ -360,7 +367,7 @@ async fn killed_mid_load(echoes: bool) {
         assert!(uncertain.is_empty(), "with echoes nothing stays uncertain");
     }
     eprintln!(
-        "echoes {echoes}: {at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
+        "{channel:?}, echoes {echoes}: {at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
         stand_ins.reply_count(),
         uncertain.len()
     );
