@@ -506,6 +506,7 @@ async fn a_restarted_sender_resumes_without_sending_anything_twice() {
         created_ms: now_ms(),
         sender: "bot".into(),
         sent_parts,
+        window_from_ms: state.last_inbound_ms,
     };
     // 1,500 bytes: two parts, the first already accepted before the crash.
     let long = format!("{} {}", "a".repeat(900), "b".repeat(599));

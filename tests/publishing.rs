@@ -226,11 +226,25 @@ async fn an_invalid_apply_changes_nothing_and_names_every_error() {
             "go: { terminate: bye } }\nautomessages",
             "go: { queue: missing } }\nautomessages",
         );
-    let body = f.put_sandbox(broken).await;
+    let body = f.put_sandbox(broken.clone()).await;
     assert_eq!(
         body["validation"]["valid"], false,
         "kept as a draft: {body}"
     );
+    // Each error also says where it stands in the YAML just sent.
+    let line_of = |needle: &str| 1 + broken.lines().position(|l| l.contains(needle)).unwrap();
+    let lines: Vec<u64> = body["validation"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["at"]["line"].as_u64().expect("a located error"))
+        .collect();
+    for needle in ["automessage: nowhere", "queue: missing"] {
+        assert!(
+            lines.contains(&(line_of(needle) as u64)),
+            "the error about `{needle}` is at its line: {body}"
+        );
+    }
 
     let (status, refusal) = f.apply(json!({"comment": "broken"})).await;
     assert_eq!(status, 422, "{refusal}");

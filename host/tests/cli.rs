@@ -40,11 +40,13 @@ fn validate_accepts_the_example_and_lists_every_error_of_a_broken_flow() {
     let (ok, out) = flowhost(&["validate", broken.to_str().unwrap()]);
     assert!(!ok, "a broken flow must exit non-zero");
     assert!(
-        out.contains("error: connectors.dm.account: no account is named `nobody`"),
+        out.contains(
+            "error: connectors.dm.account (line 2, column 21): no account is named `nobody`"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("error: connectors.dm.next: no queue is named `q`"),
+        out.contains("error: connectors.dm.next (line 2, column 38): no queue is named `q`"),
         "{out}"
     );
     assert!(out.contains("2 errors"), "{out}");

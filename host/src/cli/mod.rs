@@ -51,17 +51,22 @@ pub fn read_flow(
             }));
         }
     };
+    let positions = crate::flow::Positions::of(&text);
+    let located = |mut report: Report| {
+        positions.annotate(&mut report.errors);
+        positions.annotate(&mut report.warnings);
+        report
+    };
     Ok(
-        crate::flow::compile(flow, &PluginCatalog::from_registry(registry)).map(
-            |(compiled, warnings)| {
-                (
-                    compiled,
-                    Report {
-                        errors: Vec::new(),
-                        warnings,
-                    },
-                )
-            },
-        ),
+        match crate::flow::compile(flow, &PluginCatalog::from_registry(registry)) {
+            Ok((compiled, warnings)) => Ok((
+                compiled,
+                located(Report {
+                    errors: Vec::new(),
+                    warnings,
+                }),
+            )),
+            Err(report) => Err(located(report)),
+        },
     )
 }

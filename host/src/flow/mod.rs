@@ -3,11 +3,13 @@
 
 pub mod diagram;
 pub mod model;
+pub mod positions;
 mod schema;
 pub mod secrets;
 pub mod validate;
 
 pub use model::Flow;
+pub use positions::{Location, Positions};
 pub use validate::{
     CompiledFlow, Issue, PluginCatalog, RESERVED_RESULT_NAMES, Report, compile,
     is_reserved_result_name,
@@ -15,7 +17,8 @@ pub use validate::{
 
 /// Reads a flow from YAML or JSON (JSON is YAML too). A syntax or type
 /// error names the path of the field, such as
-/// `decision_trees.support.decisions.welcome.targets[2].when`.
+/// `decision_trees.support.decisions.welcome.targets[2].when`, and the
+/// line and column it stands at.
 pub fn parse(text: &str) -> Result<Flow, Issue> {
     parse_all(text).map_err(|mut issues| issues.remove(0))
 }
@@ -31,6 +34,10 @@ pub fn parse_all(text: &str) -> Result<Flow, Vec<Issue>> {
         vec![Issue {
             path: "(document)".into(),
             message: format!("not valid YAML or JSON: {e}"),
+            at: e.location().map(|at| Location {
+                line: at.line(),
+                column: at.column(),
+            }),
         }]
     })?;
     let first = match serde_path_to_error::deserialize(&value) {
@@ -43,6 +50,7 @@ pub fn parse_all(text: &str) -> Result<Flow, Vec<Issue>> {
             issues.push(issue);
         }
     }
+    Positions::of(text).annotate(&mut issues);
     Err(issues)
 }
 
@@ -61,6 +69,7 @@ fn serde_issue(error: serde_path_to_error::Error<serde_json::Error>) -> Issue {
             path
         },
         message,
+        at: None,
     }
 }
 
@@ -81,6 +90,26 @@ mod tests {
             issue.path,
             "decision_trees.support.decisions.welcome.targets[0].when"
         );
+        assert_eq!(
+            issue.at,
+            Some(Location {
+                line: 6,
+                column: 13
+            })
+        );
+        assert!(
+            issue
+                .to_string()
+                .contains("targets[0].when (line 6, column 13): "),
+            "{issue}"
+        );
+        let syntax = parse(
+            "queues: [unclosed
+",
+        )
+        .unwrap_err();
+        assert_eq!(syntax.path, "(document)");
+        assert!(syntax.at.is_some(), "{syntax:?}");
         assert!(
             issue.message.contains("unknown variant `sometimes`"),
             "{}",

@@ -39,7 +39,11 @@ pub fn issues(document: &Value) -> Vec<Issue> {
             message.truncate(end);
             message.push('…');
         }
-        issues.push(Issue { path, message });
+        issues.push(Issue {
+            path,
+            message,
+            at: None,
+        });
     }
     issues
 }

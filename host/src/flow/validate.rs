@@ -24,11 +24,21 @@ use crate::templates;
 pub struct Issue {
     pub path: String,
     pub message: String,
+    /// Where the path stands in the document's text, when it came as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<super::positions::Location>,
 }
 
 impl std::fmt::Display for Issue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        match self.at {
+            Some(at) => write!(
+                f,
+                "{} (line {}, column {}): {}",
+                self.path, at.line, at.column, self.message
+            ),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
     }
 }
 
@@ -198,6 +208,7 @@ impl<'a> Validator<'a> {
         self.report.errors.push(Issue {
             path: path.into(),
             message: message.into(),
+            at: None,
         });
     }
 
@@ -205,6 +216,7 @@ impl<'a> Validator<'a> {
         self.report.warnings.push(Issue {
             path: path.into(),
             message: message.into(),
+            at: None,
         });
     }
 

@@ -127,13 +127,18 @@ impl Publisher {
         let flow = crate::flow::parse_all(text).map_err(PublishError::Invalid)?;
         let based_on = self.storage.production().await?.map_or(0, |v| v.number);
         let current = self.sandbox().await?;
-        Ok(self
+        let (sandbox, mut validation) = self
             .save_sandbox(Sandbox {
                 document: normalised(&flow),
                 based_on,
                 ..current
             })
-            .await?)
+            .await?;
+        // What validation found, at its place in the text just sent.
+        let positions = crate::flow::Positions::of(text);
+        positions.annotate(&mut validation.errors);
+        positions.annotate(&mut validation.warnings);
+        Ok((sandbox, validation))
     }
 
     /// Makes the sandbox a copy of production again.
@@ -541,6 +546,7 @@ fn issue(path: &str, message: String) -> Issue {
     Issue {
         path: path.to_string(),
         message,
+        at: None,
     }
 }
 
