@@ -47,7 +47,16 @@ fuzz_target!(init: {
         }
         if let Some(in_host) = templates::direct::render(source, &context, 4096) {
             let in_sandbox = runtime.templates().render(source, &context, 4096).await;
-            assert_eq!(in_host, in_sandbox, "a direct template rendered otherwise in the host");
+            // The sandbox's own bounds (memory, time, its wasm stack) are
+            // the sandbox's; every other outcome must be the same.
+            let stopped_by_sandbox = in_sandbox.as_ref().is_err_and(|e| {
+                ["the template sandbox failed", "the template needed more than", "the template ran longer"]
+                    .iter()
+                    .any(|bound| e.0.starts_with(bound))
+            });
+            if !stopped_by_sandbox {
+                assert_eq!(in_host, in_sandbox, "a direct template rendered otherwise in the host");
+            }
         }
         let _ = templates::evaluate(runtime.templates(), source, &context).await;
     });
