@@ -43,10 +43,14 @@ await run(browser, "admin", () => [page], async () => {
   if (sandboxCell.trim() !== "changed") throw new Error(`the sandbox column says ${sandboxCell}`);
 
   step("an invalid sandbox: apply shows every error in place and changes nothing");
-  await page.fill("#document", env("FLOW").replace("go: { automessage: later }", "go: { automessage: nowhere }"));
+  const broken = env("FLOW").replace("go: { automessage: later }", "go: { automessage: nowhere }");
+  await page.fill("#document", broken);
   await page.click("#upload-form button");
   await page.waitForFunction(() => document.getElementById("validation").textContent.includes("automessages.nowhere") ||
     document.getElementById("validation").textContent.includes("nowhere"));
+  // The error names the line of the YAML just sent.
+  const line = broken.split("\n").findIndex((l) => l.includes("automessage: nowhere")) + 1;
+  await page.waitForFunction((line) => document.getElementById("validation").textContent.includes(`(line ${line}, column`), line);
   await page.click("#apply-form button");
   await page.waitForFunction(() => document.getElementById("apply-result").className === "error");
   await page.waitForFunction(() => document.getElementById("summary").textContent.includes("production: version 1"));

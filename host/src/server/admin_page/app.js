@@ -36,9 +36,16 @@ function showIssues(errors, warnings) {
     return;
   }
   const list = element("ul");
-  for (const issue of errors) list.append(element("li", `error: ${issue.path}: ${issue.message}`, "error"));
-  for (const issue of warnings) list.append(element("li", `warning: ${issue.path}: ${issue.message}`));
+  for (const issue of errors) list.append(element("li", `error: ${describeIssue(issue)}`, "error"));
+  for (const issue of warnings) list.append(element("li", `warning: ${describeIssue(issue)}`));
   box.append(list);
+}
+
+// As `flowhost validate` prints it: the path, where it stands in the text
+// sent (when it came as text), and what is wrong.
+function describeIssue(issue) {
+  const at = issue.at ? ` (line ${issue.at.line}, column ${issue.at.column})` : "";
+  return `${issue.path}${at}: ${issue.message}`;
 }
 
 async function showDiagram(which, section, name) {
@@ -203,8 +210,11 @@ $("#file").addEventListener("change", async () => {
 $("#upload-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("PUT", "/sandbox", $("#document").value, "application/yaml");
+    const saved = await api("PUT", "/sandbox", $("#document").value, "application/yaml");
     await refresh();
+    // The answer to the upload locates each problem in the text just sent
+    // (the stored sandbox, which refresh shows, has no text to point into).
+    showIssues(saved.validation.errors, saved.validation.warnings);
     $("#apply-result").textContent = "";
   } catch (error) {
     report(error);
