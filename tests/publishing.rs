@@ -679,6 +679,7 @@ async fn the_openapi_document_describes_every_admin_route() {
     operations.sort();
     let expected = [
         "DELETE /admin/agents/{id}",
+        "DELETE /admin/instagram/accounts/{ig_user_id}",
         "DELETE /admin/sandbox/plugins/{name}",
         "DELETE /admin/sandbox/{section}/{name}",
         "GET /admin/agents",
@@ -688,6 +689,7 @@ async fn the_openapi_document_describes_every_admin_route() {
         "GET /admin/dead-letters",
         "GET /admin/diagram/{which}/{section}/{name}",
         "GET /admin/diff",
+        "GET /admin/instagram/accounts",
         "GET /admin/plugins",
         "GET /admin/sandbox",
         "GET /admin/sandbox/{section}/{name}",
@@ -696,6 +698,8 @@ async fn the_openapi_document_describes_every_admin_route() {
         "POST /admin/agents",
         "POST /admin/agents/{id}/token",
         "POST /admin/apply",
+        "POST /admin/instagram/accounts/{ig_user_id}/refresh",
+        "POST /admin/instagram/connect",
         "POST /admin/plugins",
         "POST /admin/sandbox/reset",
         "POST /admin/sandbox/validate",
@@ -710,6 +714,7 @@ async fn the_openapi_document_describes_every_admin_route() {
         let (method, path) = operation.split_once(' ').unwrap();
         let path = path
             .replace("{id}", "nobody")
+            .replace("{ig_user_id}", "nobody")
             .replace("{section}", "queues")
             .replace("{name}", "nothing")
             .replace("{version}", "999")
@@ -767,4 +772,388 @@ async fn an_admin_publishes_from_the_admin_page_in_a_real_browser() {
     f.write("hale", "hi").await;
     f.graph.wait_for_text("hale", "Welcome v1").await;
     f.server.stop().await.unwrap();
+}
+
+/// Item 9: Instagram accounts connected through Meta's login (the
+/// stand-in in `flowhost_tests::meta_login`).
+mod instagram_login {
+    use std::time::{Duration, Instant};
+
+    use flowhost::config::InstagramLoginSettings;
+    use flowhost_tests::graph::Graph;
+    use flowhost_tests::meta_login::{self, APP_ID, IG_USER_ID, Meta};
+    use serde_json::{Value, json};
+
+    use super::{Fixture, IG_ID, SECRET, flow, now_ms};
+
+    /// The publishing flow, its account sending with the connected token.
+    fn config(dir: &std::path::Path, meta: &str) -> flowhost::config::ServerConfig {
+        let flow = flow(meta, "v1")
+            .replace("access_token: graph-token", "access_token: connected")
+            .replace(IG_ID, IG_USER_ID);
+        let mut config = flowhost_tests::server_config(dir, &flow);
+        config.instagram_login = Some(settings(meta));
+        config
+    }
+
+    fn settings(meta: &str) -> InstagramLoginSettings {
+        InstagramLoginSettings {
+            app_id: APP_ID.into(),
+            app_secret: Some(meta_login::APP_SECRET.into()),
+            authorize_url: format!("{meta}/oauth/authorize"),
+            token_url: format!("{meta}/oauth/access_token"),
+            graph_url: meta.into(),
+            ..Default::default()
+        }
+    }
+
+    async fn start(dir: &std::path::Path) -> (Fixture, Meta) {
+        let (meta, meta_url) = Meta::start().await;
+        let f = Fixture::serve(config(dir, &meta_url), Graph::default(), meta_url).await;
+        (f, meta)
+    }
+
+    async fn customer_writes(f: &Fixture, customer: &str) {
+        let status = flowhost_tests::instagram::deliver_message(
+            &f.http,
+            &f.base,
+            SECRET,
+            IG_USER_ID,
+            customer,
+            json!({"mid": format!("mid-{customer}-{}", now_ms()), "text": "hi"}),
+            now_ms(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    /// The token the welcome to `customer` went out with.
+    async fn reply_token(meta: &Meta, customer: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((token, body)) = meta.sends_to(customer).first().cloned() {
+                assert_eq!(body["message"]["text"], "Welcome v1");
+                return token;
+            }
+            assert!(Instant::now() < deadline, "{customer} got no reply");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn accounts(f: &Fixture) -> Value {
+        let (status, body) = f
+            .admin(reqwest::Method::GET, "/instagram/accounts", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Starts a login through the API and follows Meta's window back to
+    /// flowhost as a browser would: the callback's URL, status and page.
+    async fn log_in(f: &Fixture) -> (String, u16, String) {
+        let (status, login) = f
+            .admin(reqwest::Method::POST, "/instagram/connect", None)
+            .await;
+        assert_eq!(status, 200, "{login}");
+        let url = login["authorize_url"].as_str().unwrap();
+        let response = f.http.get(url).send().await.unwrap();
+        let callback = response.url().to_string();
+        let status = response.status().as_u16();
+        (callback, status, response.text().await.unwrap())
+    }
+
+    async fn wait_for_state(f: &Fixture, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = accounts(f).await;
+            let account = &listed["accounts"][0];
+            if account["status"]["state"] == state {
+                return account.clone();
+            }
+            assert!(Instant::now() < deadline, "never {state}: {listed}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every file under `dir`, as bytes.
+    fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files(&path));
+            } else {
+                found.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+        found
+    }
+
+    /// Forged and replayed callbacks change nothing; eight logins at once
+    /// all connect the one account; replies go out with the connected
+    /// token, a refreshed one at once, and across a restart; no token is
+    /// on disk in the clear; Meta's error 190 marks the account "reconnect
+    /// needed"; disconnecting forgets it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_admin_connects_an_instagram_account_through_meta_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, meta) = start(dir.path()).await;
+        assert_eq!(
+            accounts(&f).await,
+            json!({"can_connect": true, "accounts": []})
+        );
+
+        // Hostile callbacks: a forged state, and Meta saying no.
+        let forged = f
+            .http
+            .get(format!(
+                "{}/admin/ui/instagram/callback?code=AQBx-code-1&state=forged",
+                f.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status().as_u16(), 400);
+        assert!(
+            forged
+                .text()
+                .await
+                .unwrap()
+                .contains("unknown, was used already or expired")
+        );
+        meta.seen.lock().unwrap().deny = true;
+        let (_, status, page) = log_in(&f).await;
+        assert_eq!(status, 400);
+        assert!(page.contains("The user denied your request."), "{page}");
+        meta.seen.lock().unwrap().deny = false;
+        let anonymous = f
+            .http
+            .post(format!("{}/admin/instagram/connect", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401);
+        assert_eq!(accounts(&f).await["accounts"], json!([]));
+
+        // Eight logins at once: each connects (the same account).
+        let logins = futures::future::join_all((0..8).map(|_| log_in(&f))).await;
+        for (_, status, page) in &logins {
+            assert_eq!(*status, 200, "{page}");
+            assert!(
+                page.contains("@shop.ig") && page.contains(IG_USER_ID),
+                "{page}"
+            );
+        }
+        let listed = accounts(&f).await;
+        assert_eq!(listed["accounts"].as_array().unwrap().len(), 1, "{listed}");
+        let account = &listed["accounts"][0];
+        assert_eq!(account["username"], "shop.ig");
+        assert_eq!(account["status"], json!({"state": "connected"}));
+        assert_eq!(
+            account["permissions"],
+            json!([
+                "instagram_business_basic",
+                "instagram_business_manage_messages"
+            ])
+        );
+        let lives = account["token_expires_at_ms"].as_u64().unwrap() - now_ms();
+        assert!(
+            lives > 59 * 24 * 3600 * 1000,
+            "a long-lived token: {lives} ms"
+        );
+        {
+            let seen = meta.seen.lock().unwrap();
+            assert_eq!(seen.subscriptions.len(), 8);
+            assert_eq!(
+                seen.subscriptions[0].0,
+                "messages,messaging_postbacks,messaging_seen,message_reactions"
+            );
+        }
+
+        // A replayed callback is refused: each state is good once.
+        let replay = f.http.get(&logins[0].0).send().await.unwrap();
+        assert_eq!(replay.status().as_u16(), 400);
+
+        // A refresh from the API: the next reply goes out with the new token.
+        let path = format!("/instagram/accounts/{IG_USER_ID}/refresh");
+        let (status, refreshed) = f.admin(reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, 200, "{refreshed}");
+        customer_writes(&f, "ines").await;
+        assert_eq!(reply_token(&meta, "ines").await, meta.newest_token());
+
+        // At rest: no token in the clear anywhere in the data directory.
+        let data = f.config.data_dir.clone();
+        let f = f.restart().await;
+        let issued = meta.seen.lock().unwrap().issued.clone();
+        let stored = files(&data);
+        let has =
+            |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+        assert!(
+            stored.iter().any(|(_, bytes)| has(bytes, "shop.ig")),
+            "the scan reads the stored records (their usernames are plain)"
+        );
+        for (path, bytes) in stored {
+            for token in &issued {
+                assert!(
+                    !has(&bytes, token),
+                    "{token} is in {} in the clear",
+                    path.display()
+                );
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join("secrets.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // After the restart the sealed token is opened and used.
+        customer_writes(&f, "jale").await;
+        assert_eq!(reply_token(&meta, "jale").await, meta.newest_token());
+
+        // Meta revokes the token: the send fails with 190 and the account
+        // needs reconnecting; a refresh cannot revive it.
+        meta.revoke_all();
+        customer_writes(&f, "kaan").await;
+        let account = wait_for_state(&f, "reconnect_needed").await;
+        assert!(
+            account["status"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("invalidated"),
+            "{account}"
+        );
+        assert!(meta.sends_to("kaan").is_empty());
+        let (status, body) = f.admin(reqwest::Method::POST, &path, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{body}"
+        );
+
+        // Reconnecting makes it send again.
+        let (_, status, page) = log_in(&f).await;
+        assert_eq!(status, 200, "{page}");
+        wait_for_state(&f, "connected").await;
+        customer_writes(&f, "lale").await;
+        assert_eq!(reply_token(&meta, "lale").await, meta.newest_token());
+
+        // Disconnected: forgotten, and a second time there is nothing.
+        let path = format!("/instagram/accounts/{IG_USER_ID}");
+        assert_eq!(f.admin(reqwest::Method::DELETE, &path, None).await.0, 204);
+        assert_eq!(f.admin(reqwest::Method::DELETE, &path, None).await.0, 404);
+        assert_eq!(accounts(&f).await["accounts"], json!([]));
+        f.server.stop().await.unwrap();
+    }
+
+    /// The refresh before expiry, on a clock the test moves: due only
+    /// within `refresh_days_before_expiry` of the expiry and once a day
+    /// old; refreshed through Meta; refused by Meta -> reconnect needed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_are_refreshed_before_they_expire() {
+        use flowhost::connections::Connections;
+        use flowhost::connections::seal::SecretBox;
+        use flowhost::engine::clock::FixedClock;
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, meta_url) = Meta::start().await;
+        let storage = flowhost::storage::Storage::open(&dir.path().join("db")).unwrap();
+        let clock = std::sync::Arc::new(FixedClock::at(now_ms()));
+        let login = flowhost::channels::instagram::login::MetaLogin::new(
+            settings(&meta_url),
+            meta_login::APP_SECRET.into(),
+            "http://127.0.0.1:9/callback".into(),
+        );
+        let connections = Connections::open(
+            storage,
+            SecretBox::from_key([3; 32]),
+            Some(login),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+
+        // Meta's window, followed by hand: its redirect carries code and state.
+        let authorize = connections.begin("admin").unwrap();
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = no_redirects.get(&authorize).send().await.unwrap();
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        let back = url::Url::parse(&location).unwrap();
+        let query: std::collections::HashMap<_, _> = back.query_pairs().into_owned().collect();
+        connections
+            .finish(&query["state"], &query["code"])
+            .await
+            .unwrap();
+        let first = connections.token(IG_USER_ID).unwrap();
+
+        assert!(connections.due_for_refresh().is_empty(), "a new token");
+        clock.advance(49 * DAY_MS);
+        assert!(connections.due_for_refresh().is_empty(), "11 days left");
+        clock.advance(2 * DAY_MS);
+        assert_eq!(connections.due_for_refresh(), [IG_USER_ID]);
+        connections.refresh_due().await;
+        assert_eq!(meta.seen.lock().unwrap().refreshes, 1);
+        let second = connections.token(IG_USER_ID).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second, meta.newest_token());
+        assert!(connections.due_for_refresh().is_empty(), "60 days again");
+
+        clock.advance(51 * DAY_MS);
+        meta.revoke_all();
+        connections.refresh_due().await;
+        let why = connections.token(IG_USER_ID).unwrap_err();
+        assert!(why.contains("needs reconnecting"), "{why}");
+        assert!(
+            connections.due_for_refresh().is_empty(),
+            "not while it needs reconnecting"
+        );
+    }
+
+    /// Item 9 in the admin page (`tests/browser/instagram.mjs`): connect
+    /// with the button, refresh from the page, see "reconnect needed" once
+    /// Meta refused the token, reconnect.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_admin_connects_an_instagram_account_from_the_admin_page_in_a_real_browser() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, meta) = start(dir.path()).await;
+        let revoke_after_the_refresh = async {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            // Once the refreshed token is flowhost's (issued after the
+            // connection), Meta revokes it.
+            loop {
+                let account = accounts(&f).await["accounts"][0].clone();
+                let refreshed =
+                    account["token_issued_at_ms"].as_u64() > account["connected_at_ms"].as_u64();
+                if meta.seen.lock().unwrap().refreshes > 0 && refreshed {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the page never refreshed the token"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            meta.revoke_all();
+            customer_writes(&f, "mert").await;
+        };
+        let env = [
+            ("FLOWHOST", f.base.as_str()),
+            ("TOKEN", flowhost_tests::ADMIN_TOKEN),
+            ("ACCOUNT", IG_USER_ID),
+        ];
+        let browser = flowhost_tests::browser::run("instagram.mjs", &env);
+        tokio::join!(browser, revoke_after_the_refresh);
+        assert!(meta.sends_to("mert").is_empty(), "refused with 190");
+        customer_writes(&f, "nur").await;
+        assert_eq!(reply_token(&meta, "nur").await, meta.newest_token());
+        f.server.stop().await.unwrap();
+    }
 }

@@ -13,7 +13,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::actions::ActionRunner;
+use crate::channels::instagram::login::MetaLogin;
 use crate::config::ServerConfig;
+use crate::connections::Connections;
+use crate::connections::seal::SecretBox;
 use crate::engine::clock::SystemClock;
 use crate::engine::{Engine, EngineSettings};
 use crate::intake::{Intake, IntakeLimits};
@@ -118,7 +121,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -194,6 +197,43 @@ fn listed(issues: &[crate::flow::Issue]) -> String {
         .collect()
 }
 
+/// The connected Instagram accounts, with Meta's login when the
+/// configuration names an app (its secret must resolve).
+async fn open_connections(
+    config: &ServerConfig,
+    addr: SocketAddr,
+    storage: &Storage,
+) -> anyhow::Result<Connections> {
+    let sealer = SecretBox::load(
+        config.secrets_key_file.as_deref(),
+        &config.data_dir.join("secrets.key"),
+    )?;
+    let login = match &config.instagram_login {
+        None => None,
+        Some(settings) => {
+            if settings.app_id.is_empty() {
+                anyhow::bail!("instagram_login.app_id is not set");
+            }
+            let secret = crate::flow::model::resolve_secret(&settings.app_secret).context(
+                "instagram_login.app_secret is not set (or its environment variable is unset or empty)",
+            )?;
+            let public = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            let redirect = settings.redirect_uri.clone().unwrap_or_else(|| {
+                format!(
+                    "{}{}",
+                    public.trim_end_matches('/'),
+                    server::INSTAGRAM_CALLBACK_PATH
+                )
+            });
+            Some(MetaLogin::new(settings.clone(), secret, redirect))
+        }
+    };
+    Ok(Connections::open(storage.clone(), sealer, login, Arc::new(SystemClock)).await?)
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -221,6 +261,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
+    let connections = Arc::new(open_connections(&config, addr, &runner.storage).await?);
+    workers.push(tokio::spawn(
+        connections.clone().run_refresher(stopped.clone()),
+    ));
 
     let uploads = Arc::new(Uploads::new(
         runner.runtime.clone(),
@@ -244,11 +288,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         Some((version, compiled, plugins)) => {
             let instagram = InstagramAccounts::from_flow(&compiled.flow);
             let connexease = ConnexeaseAccounts::from_flow(&compiled.flow);
-            let sender = Arc::new(OutboxSender::new(
-                runner.storage.clone(),
-                Arc::new(SystemClock),
-                crate::outbox::endpoints(&compiled.flow),
-            ));
+            let sender = Arc::new(
+                OutboxSender::new(
+                    runner.storage.clone(),
+                    Arc::new(SystemClock),
+                    crate::outbox::endpoints(&compiled.flow),
+                )
+                .with_connections(connections.clone()),
+            );
             let interrupted = sender.recover().await?;
             if interrupted > 0 {
                 tracing::warn!("{interrupted} sends were interrupted by the last stop");
@@ -319,6 +366,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         sends: parts.sends,
         metrics: crate::telemetry::install(),
         metrics_token: config.metrics_token.clone().map(Into::into),
+        connections,
     };
     let http = tokio::spawn(server::serve(
         listener,

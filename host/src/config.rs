@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::channels::instagram::login::InstagramLoginSettings;
 use crate::plugin::{PluginSettings, RuntimeConfig};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +43,13 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Analytics facts older than this many days are removed (daily).
     pub analytics_retention_days: u64,
+    /// The Meta app through which admins connect Instagram accounts from
+    /// the admin page; unset: accounts cannot be connected that way.
+    pub instagram_login: Option<InstagramLoginSettings>,
+    /// The key that seals connected accounts' tokens at rest (64 hex
+    /// digits). Unset: `FLOWHOST_SECRETS_KEY`, else `<data_dir>/secrets.key`,
+    /// generated on first start. Keep it apart from backups of the data.
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// `intake:` in the configuration.
@@ -80,6 +88,8 @@ impl Default for ServerConfig {
             http: Default::default(),
             shutdown_timeout_ms: 10_000,
             analytics_retention_days: 400,
+            instagram_login: None,
+            secrets_key_file: None,
         }
     }
 }

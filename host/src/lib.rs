@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod engine;
 pub mod flow;
 pub mod intake;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use flowhost::cli;
 use flowhost::config::ServerConfig;
@@ -128,6 +129,32 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// Plugin components in the sandbox.
+    #[command(subcommand)]
+    Plugin(AdminPluginCommand),
+    /// Instagram accounts connected through Meta's login.
+    #[command(subcommand)]
+    Instagram(AdminInstagramCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminPluginCommand {
+    /// Upload a component (`.wasm`) into the sandbox; it runs in production once applied.
+    Upload { file: PathBuf },
+    /// Take an uploaded plugin out of the sandbox, by its declared name.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum AdminInstagramCommand {
+    /// The connected accounts, their state and token expiry.
+    List,
+    /// Print the URL of Meta's authorization window that connects an account.
+    Connect,
+    /// Refresh an account's token now.
+    Refresh { ig_user_id: String },
+    /// Forget a connected account.
+    Disconnect { ig_user_id: String },
 }
 
 #[derive(Subcommand)]
@@ -289,6 +316,24 @@ async fn admin(client: &cli::admin::AdminClient, command: AdminCommand) -> anyho
         AdminCommand::Apply { comment, expect } => client.apply(&comment, expect).await?,
         AdminCommand::History => client.history().await?,
         AdminCommand::Rollback { version, comment } => client.rollback(version, &comment).await?,
+        AdminCommand::Plugin(AdminPluginCommand::Upload { file }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            client.upload_plugin(bytes).await?
+        }
+        AdminCommand::Plugin(AdminPluginCommand::Remove { name }) => {
+            client.remove_plugin(&name).await?
+        }
+        AdminCommand::Instagram(command) => match command {
+            AdminInstagramCommand::List => client.instagram_accounts().await?,
+            AdminInstagramCommand::Connect => client.instagram_connect().await?,
+            AdminInstagramCommand::Refresh { ig_user_id } => {
+                client.instagram_refresh(&ig_user_id).await?
+            }
+            AdminInstagramCommand::Disconnect { ig_user_id } => {
+                client.instagram_disconnect(&ig_user_id).await?
+            }
+        },
     };
     println!("{}", printed.trim_end());
     Ok(())

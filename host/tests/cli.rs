@@ -836,6 +836,41 @@ async fn admin_commands_publish_on_a_running_server() {
     .await
     .unwrap();
     assert!(!ok && out.contains("403"), "{out}");
+
+    // Plugins: the upload reaches the API and its refusal is shown (the
+    // accepted upload is tested in tests/publishing.rs, where partner
+    // components are built).
+    let component = dir.path().join("send-message.wasm");
+    let builtin = flowhost::builtin::components()
+        .iter()
+        .find(|(name, _)| *name == "send-message")
+        .unwrap();
+    std::fs::write(&component, builtin.1).unwrap();
+    let (ok, out) = run(&["plugin", "upload", component.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert!(!ok && out.contains("(reserved_name)"), "{out}");
+    std::fs::write(&component, b"not a component").unwrap();
+    let (ok, out) = run(&["plugin", "upload", component.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert!(!ok && out.contains("(invalid_plugin)"), "{out}");
+    let (ok, out) = run(&["plugin", "remove", "greet"]).await.unwrap();
+    assert!(!ok && out.contains("404"), "{out}");
+
+    // Instagram accounts: none connected, and no Meta app to connect with
+    // (the login itself is tested in tests/publishing.rs).
+    let (ok, out) = run(&["instagram", "list"]).await.unwrap();
+    assert!(
+        ok && out.contains("no connected Instagram accounts"),
+        "{out}"
+    );
+    let (ok, out) = run(&["instagram", "connect"]).await.unwrap();
+    assert!(!ok && out.contains("(not_configured)"), "{out}");
+    let (ok, out) = run(&["instagram", "refresh", "1784"]).await.unwrap();
+    assert!(!ok && out.contains("409"), "{out}");
+    let (ok, out) = run(&["instagram", "disconnect", "1784"]).await.unwrap();
+    assert!(!ok && out.contains("404"), "{out}");
     server.stop().await.unwrap();
 }
 

@@ -13,6 +13,7 @@ use flowhost::plugin::{
 pub mod browser;
 pub mod graph;
 pub mod instagram;
+pub mod meta_login;
 pub mod stress;
 
 mod generated {

@@ -1,6 +1,7 @@
 //! `flowhost admin`: a client of a running server's admin API, for
 //! publishing from a terminal or a script (pull and push the sandbox, see
-//! the diff, apply, list the versions, roll back).
+//! the diff, apply, list the versions, roll back, upload plugins, connect
+//! Instagram accounts).
 
 use anyhow::Context as _;
 use reqwest::Method;
@@ -96,6 +97,77 @@ impl AdminClient {
         Ok(applied_text(&answer))
     }
 
+    /// Uploads a component into the sandbox; what it is and what
+    /// validation says of the sandbox with it.
+    pub async fn upload_plugin(&self, component: Vec<u8>) -> anyhow::Result<String> {
+        let url = format!("{}/plugins", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(component)
+            .send()
+            .await
+            .with_context(|| format!("reaching {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", refusal_text(&text));
+        }
+        let answer: Value = serde_json::from_str(&text)?;
+        let plugin = &answer["plugin"];
+        Ok(format!(
+            "uploaded {} {} ({}) into the sandbox; it runs in production once applied\n{}",
+            plugin["name"].as_str().unwrap_or("?"),
+            plugin["version"].as_str().unwrap_or("?"),
+            plugin["sha256"].as_str().unwrap_or("?"),
+            validation_text(&answer["validation"])
+        ))
+    }
+
+    pub async fn remove_plugin(&self, name: &str) -> anyhow::Result<String> {
+        let path = format!("/sandbox/plugins/{}", encoded(name));
+        let validation = self.json(Method::DELETE, &path, None).await?;
+        Ok(format!(
+            "{name} is out of the sandbox\n{}",
+            validation_text(&validation)
+        ))
+    }
+
+    /// One line per connected account.
+    pub async fn instagram_accounts(&self) -> anyhow::Result<String> {
+        let answer = self.json(Method::GET, "/instagram/accounts", None).await?;
+        let accounts = answer["accounts"].as_array().cloned().unwrap_or_default();
+        if accounts.is_empty() {
+            return Ok("no connected Instagram accounts".into());
+        }
+        Ok(accounts
+            .iter()
+            .map(account_line)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    pub async fn instagram_connect(&self) -> anyhow::Result<String> {
+        let answer = self.json(Method::POST, "/instagram/connect", None).await?;
+        Ok(format!(
+            "open this within 10 minutes, in a browser signed in to the Instagram account:\n{}",
+            answer["authorize_url"].as_str().unwrap_or("")
+        ))
+    }
+
+    pub async fn instagram_refresh(&self, ig_user_id: &str) -> anyhow::Result<String> {
+        let path = format!("/instagram/accounts/{}/refresh", encoded(ig_user_id));
+        Ok(account_line(&self.json(Method::POST, &path, None).await?))
+    }
+
+    pub async fn instagram_disconnect(&self, ig_user_id: &str) -> anyhow::Result<String> {
+        let path = format!("/instagram/accounts/{}", encoded(ig_user_id));
+        self.call(Method::DELETE, &path, None).await?;
+        Ok(format!("{ig_user_id} is disconnected"))
+    }
+
     pub async fn history(&self) -> anyhow::Result<String> {
         let answer = self.json(Method::GET, "/versions", None).await?;
         let lines: Vec<String> = answer["versions"]
@@ -115,6 +187,29 @@ impl AdminClient {
             .collect();
         Ok(lines.join("\n"))
     }
+}
+
+/// A path segment, percent-encoded.
+fn encoded(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// `@shop (1784...)  connected  token until 2027-02-04 ...`
+fn account_line(account: &Value) -> String {
+    let status = &account["status"];
+    let state = match status["state"].as_str() {
+        Some("connected") => "connected".to_string(),
+        _ => format!(
+            "reconnect needed: {}",
+            status["reason"].as_str().unwrap_or("")
+        ),
+    };
+    format!(
+        "@{} ({})  {state}  token until {}",
+        account["username"].as_str().unwrap_or(""),
+        account["ig_user_id"].as_str().unwrap_or(""),
+        when(account["token_expires_at_ms"].as_u64().unwrap_or(0))
+    )
 }
 
 fn when(ms: u64) -> String {

@@ -134,6 +134,8 @@ pub enum Account {
     Instagram {
         /// The Instagram professional account's id (the webhook's `recipient.id`).
         ig_user_id: String,
+        /// The Send API token; `connected`: the token of this account as
+        /// connected from the admin page (Meta's login), refreshed by flowhost.
         #[serde(default)]
         access_token: Option<String>,
         #[serde(default)]
@@ -189,6 +191,10 @@ pub enum ConnexeaseSign {
     HmacOfChannel,
     RawSecret,
 }
+
+/// `access_token: connected`: the account's token comes from its
+/// connection through Meta's login (see `connections`).
+pub const CONNECTED_TOKEN: &str = "connected";
 
 /// A secret as written in the flow: `env:NAME` reads the environment
 /// variable NAME (unset: `None`), anything else is the secret itself.

@@ -2,4 +2,5 @@
 //! invariants (the engine, the router, storage and the server all use them).
 
 pub mod agent;
+pub mod connection;
 pub mod version;

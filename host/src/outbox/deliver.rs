@@ -4,21 +4,35 @@
 //! failed for good.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::channels::connexease;
 use crate::channels::instagram::send::{self, Answer};
+use crate::connections::Connections;
 use crate::engine::state::OutboxMessage;
-use crate::flow::model::{Account, Flow, resolve_secret};
+use crate::flow::model::{Account, CONNECTED_TOKEN, Flow, resolve_secret};
+
+/// The token an Instagram account sends with.
+#[derive(Clone, Debug)]
+pub enum AccessToken {
+    /// None is set: nothing can be sent.
+    Missing,
+    /// Written in the flow (or its environment).
+    Fixed(String),
+    /// The token of the account connected from the admin page, looked up
+    /// at each send (it is refreshed, or reconnected, while flowhost runs).
+    Connected,
+}
 
 /// Where one account's replies go.
 #[derive(Clone, Debug)]
 pub enum Endpoint {
     Instagram {
         ig_user_id: String,
-        access_token: Option<String>,
+        access_token: AccessToken,
         api_base_url: String,
         api_version: String,
         /// How long an uncertain send waits for its echo (see the flow's
@@ -50,7 +64,11 @@ pub fn endpoints(flow: &Flow) -> HashMap<String, Endpoint> {
                 } => Endpoint::Instagram {
                     echo_grace_ms: settle_by_echo_seconds.map(|s| s.saturating_mul(1000)),
                     ig_user_id: ig_user_id.clone(),
-                    access_token: resolve_secret(access_token),
+                    access_token: match access_token.as_deref() {
+                        Some(CONNECTED_TOKEN) => AccessToken::Connected,
+                        _ => resolve_secret(access_token)
+                            .map_or(AccessToken::Missing, AccessToken::Fixed),
+                    },
                     api_base_url: api_base_url
                         .clone()
                         .unwrap_or_else(|| "https://graph.instagram.com".into()),
@@ -118,6 +136,8 @@ pub struct Channels {
     endpoints: HashMap<String, Endpoint>,
     /// account -> Connexease JWT (valid 24 hours; refreshed on 401).
     jwt: tokio::sync::Mutex<HashMap<String, String>>,
+    /// The tokens of accounts connected from the admin page.
+    connections: Option<Arc<Connections>>,
 }
 
 impl Channels {
@@ -132,7 +152,14 @@ impl Channels {
             client,
             endpoints,
             jwt: Default::default(),
+            connections: None,
         }
+    }
+
+    /// Sends as connected accounts with the tokens of `connections`.
+    pub fn with_connections(mut self, connections: Arc<Connections>) -> Self {
+        self.connections = Some(connections);
+        self
     }
 
     /// The request bodies `message` goes out as (a long text is several);
@@ -193,8 +220,15 @@ impl Channels {
         else {
             unreachable!("called for Instagram endpoints")
         };
-        let Some(token) = access_token else {
-            return Attempt::Failed("the account has no access token".into());
+        let token = match access_token {
+            AccessToken::Fixed(token) => token.clone(),
+            AccessToken::Connected => match self.connected_token(ig_user_id) {
+                Ok(token) => token,
+                Err(why) => return Attempt::Failed(why),
+            },
+            AccessToken::Missing => {
+                return Attempt::Failed("the account has no access token".into());
+            }
         };
         let url = format!(
             "{}/{api_version}/{ig_user_id}/messages",
@@ -203,7 +237,7 @@ impl Channels {
         let answer = match self
             .client
             .post(url)
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(body)
             .send()
             .await
@@ -222,11 +256,23 @@ impl Channels {
                 tracing::error!(
                     "an Instagram access token no longer works; reconnect the account: {reason}"
                 );
+                if let (AccessToken::Connected, Some(connections)) =
+                    (access_token, &self.connections)
+                {
+                    connections.rejected(ig_user_id, &token, &reason).await;
+                }
                 Attempt::Failed(format!(
                     "the account's access token expired or was revoked; reconnect it ({reason})"
                 ))
             }
             Answer::Refused { reason } => Attempt::Failed(reason),
+        }
+    }
+
+    fn connected_token(&self, ig_user_id: &str) -> Result<String, String> {
+        match &self.connections {
+            Some(connections) => connections.token(ig_user_id),
+            None => Err("connected accounts are not available here".into()),
         }
     }
 

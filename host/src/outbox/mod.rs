@@ -43,8 +43,8 @@ use tokio::task::JoinSet;
 use crate::engine::clock::Clock;
 use crate::engine::state::OutboxMessage;
 use crate::storage::{Settling, Storage, StorageError};
+pub use deliver::{AccessToken, Endpoint, cause_chain, endpoints};
 use deliver::{Attempt, Channels};
-pub use deliver::{Endpoint, cause_chain, endpoints};
 use rate::{RateLimits, SendClass};
 
 /// The error a bot reply outside the window gets.
@@ -90,6 +90,12 @@ impl OutboxSender {
             busy: Default::default(),
             health: Default::default(),
         }
+    }
+
+    /// Sends as connected accounts with the tokens of `connections`.
+    pub fn with_connections(mut self, connections: Arc<crate::connections::Connections>) -> Self {
+        self.channels = self.channels.with_connections(connections);
+        self
     }
 
     /// Which accounts' sends keep failing (for readiness).

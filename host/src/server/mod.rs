@@ -43,7 +43,12 @@ pub struct AppState {
     pub metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
     /// The bearer token `/metrics` wants; `None`: the admin token.
     pub metrics_token: Option<Arc<str>>,
+    /// Instagram accounts connected through Meta's login.
+    pub connections: Arc<crate::connections::Connections>,
 }
+
+/// Where Meta sends an admin back after its authorization window.
+pub const INSTAGRAM_CALLBACK_PATH: &str = "/admin/ui/instagram/callback";
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {

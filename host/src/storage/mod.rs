@@ -43,6 +43,7 @@
 
 mod agents;
 mod analytics;
+mod connections;
 mod plugins;
 mod sled_store;
 mod thread;

@@ -77,6 +77,8 @@ pub struct SledStore {
     pub(super) analytics: sled::Tree,
     /// Uploaded plugin components by content hash (see `plugins`).
     pub(super) plugins: sled::Tree,
+    /// Connected Instagram accounts (see `connections`).
+    pub(super) connections: sled::Tree,
     /// Whether `settling` may hold a record: set before a request that adds
     /// one is answered, so the sender can skip reading an empty tree on
     /// every wake (sends in doubt are rare).
@@ -113,6 +115,7 @@ impl SledStore {
             versions: db.open_tree("flow_versions")?,
             analytics: db.open_tree("analytics")?,
             plugins: db.open_tree("plugins")?,
+            connections: db.open_tree("instagram_connections")?,
             settling_any: Arc::new(AtomicBool::new(!settling.is_empty())),
             settling,
             db,

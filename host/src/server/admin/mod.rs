@@ -1,10 +1,11 @@
 //! The admin API (admin token required): the plugins and their uploads
 //! ([`plugins`]), the events set aside as dead letters, the agents ([`agents`]), publishing
-//! ([`publishing`]) and analytics ([`analytics`]). Every route is described in the OpenAPI document
+//! ([`publishing`]), analytics ([`analytics`]) and connected Instagram accounts ([`instagram`]). Every route is described in the OpenAPI document
 //! (`/openapi.json`), generated from the handlers.
 
 mod agents;
 pub(in crate::server) mod analytics;
+mod instagram;
 mod plugins;
 mod publishing;
 
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(publishing::router())
         .merge(analytics::router())
+        .merge(instagram::router())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
