@@ -682,6 +682,7 @@ async fn the_openapi_document_describes_every_admin_route() {
         "DELETE /admin/instagram/accounts/{ig_user_id}",
         "DELETE /admin/sandbox/plugins/{name}",
         "DELETE /admin/sandbox/{section}/{name}",
+        "DELETE /admin/trials/{id}",
         "GET /admin/agents",
         "GET /admin/agents/{id}",
         "GET /admin/analytics",
@@ -703,6 +704,9 @@ async fn the_openapi_document_describes_every_admin_route() {
         "POST /admin/plugins",
         "POST /admin/sandbox/reset",
         "POST /admin/sandbox/validate",
+        "POST /admin/trials",
+        "POST /admin/trials/{id}/messages",
+        "POST /admin/trials/{id}/timers",
         "POST /admin/versions/{version}/rollback",
         "PUT /admin/agents/{id}",
         "PUT /admin/sandbox",
@@ -771,6 +775,170 @@ async fn an_admin_publishes_from_the_admin_page_in_a_real_browser() {
     assert_eq!(history["versions"][1]["comment"], "from the browser");
     f.write("hale", "hi").await;
     f.graph.wait_for_text("hale", "Welcome v1").await;
+    f.server.stop().await.unwrap();
+}
+
+/// Item 4: trial chats with the sandbox through the admin API (what
+/// `flowhost chat --server` uses): the sandbox answers, never production;
+/// nothing reaches the Send API; timers run on the chat's own clock; `at`
+/// takes the branch of that moment; bad requests, unknown chats and a
+/// ninth chat at once are refused; eight chats talk at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trial_chats_talk_to_the_sandbox_and_reach_no_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path()).await;
+    f.put_sandbox(flow(&f.graph_url, "v2")).await;
+    let post = |path: String, body: Value| {
+        let f = &f;
+        async move {
+            f.admin(reqwest::Method::POST, &path, Some(body.to_string()))
+                .await
+        }
+    };
+
+    let (status, started) = post("/trials".into(), json!({})).await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(
+        (started["connector"].as_str(), started["account"].as_str()),
+        (Some("dm"), Some("shop-ig"))
+    );
+    let id = started["id"].as_str().unwrap().to_string();
+    let (status, turn) = post(format!("/trials/{id}/messages"), json!({"text": "hi"})).await;
+    assert_eq!(status, 200, "{turn}");
+    let welcome = &turn["messages"][0]["message"];
+    assert_eq!(
+        welcome["text"], "Welcome v2",
+        "the sandbox, not production: {turn}"
+    );
+    let wait = welcome["quick_replies"][0].clone();
+    assert_eq!(wait["title"], "Wait");
+
+    // The quick reply leads to the automessage; its message is 3 s later
+    // on the chat's clock: nothing is due now, `skip` jumps there.
+    let (_, turn) = post(
+        format!("/trials/{id}/messages"),
+        json!({"text": "Wait", "payload": wait["payload"]}),
+    )
+    .await;
+    assert_eq!(turn["position"]["at"], "automessage", "{turn}");
+    let (status, due) = post(format!("/trials/{id}/timers"), json!({})).await;
+    assert_eq!((status, due.clone()), (200, json!([])));
+    let (_, due) = post(format!("/trials/{id}/timers"), json!({"skip": true})).await;
+    let texts: Vec<&str> = due
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|report| report["messages"].as_array().unwrap())
+        .filter_map(|m| m["message"]["text"].as_str())
+        .collect();
+    assert_eq!(texts.first(), Some(&"Later v2"), "{due}");
+
+    // Production is untouched: a customer still gets version 1, and the
+    // Send API saw only that customer.
+    f.write("ozan", "hi").await;
+    f.graph.wait_for_text("ozan", "Welcome v1").await;
+    let recipients: Vec<Value> = f
+        .graph
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["recipient"]["id"].clone())
+        .collect();
+    assert!(recipients.iter().all(|r| r == "ozan"), "{recipients:?}");
+
+    // Refusals say why, and change nothing.
+    let (status, body) = post("/trials".into(), json!({"at": "tonight"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`tonight` is not a moment")
+    );
+    let (status, body) = post("/trials".into(), json!({"connector": "nowhere"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = post("/trials".into(), json!({"atx": 1})).await;
+    assert_eq!(status, 422, "an unknown field: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `atx`")
+    );
+    let (status, _) = post("/trials/nope/messages".into(), json!({"text": "hi"})).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        f.admin(reqwest::Method::DELETE, &format!("/trials/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        f.admin(reqwest::Method::DELETE, &format!("/trials/{id}"), None)
+            .await
+            .0,
+        404
+    );
+
+    // Eight at once, each its own conversation; a ninth is refused.
+    let opened = futures::future::join_all((0..8).map(|_| post("/trials".into(), json!({})))).await;
+    let ids: Vec<String> = opened
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let (status, body) = post("/trials".into(), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("too_many_trials")),
+        "{body}"
+    );
+    let turns = futures::future::join_all(
+        ids.iter()
+            .map(|id| post(format!("/trials/{id}/messages"), json!({"text": "hi"}))),
+    )
+    .await;
+    for (status, turn) in &turns {
+        assert_eq!(*status, 200, "{turn}");
+        assert_eq!(turn["messages"][0]["message"]["text"], "Welcome v2");
+    }
+    let conversations: std::collections::HashSet<&str> = turns
+        .iter()
+        .map(|(_, t)| t["conversation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(conversations.len(), 8);
+    for id in &ids {
+        assert_eq!(
+            f.admin(reqwest::Method::DELETE, &format!("/trials/{id}"), None)
+                .await
+                .0,
+            204
+        );
+    }
+
+    // A sandbox that does not validate cannot be tried.
+    let broken = flow(&f.graph_url, "v3")
+        .replace("go: { automessage: later }", "go: { automessage: nowhere }");
+    f.put_sandbox(broken).await;
+    let (status, body) = post("/trials".into(), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_flow")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["issues"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty()),
+        "{body}"
+    );
     f.server.stop().await.unwrap();
 }
 

@@ -367,6 +367,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         metrics: crate::telemetry::install(),
         metrics_token: config.metrics_token.clone().map(Into::into),
         connections,
+        trials: Arc::new(crate::publishing::trial::TrialChats::new(
+            runner.runtime.clone(),
+            runner.registry.clone(),
+        )),
     };
     let http = tokio::spawn(server::serve(
         listener,

@@ -53,7 +53,21 @@ enum Command {
     Validate { file: PathBuf },
     /// Talk to a flow in the terminal, with the real engine and plugins.
     Chat {
-        file: PathBuf,
+        /// The flow file (not with --server).
+        #[arg(required_unless_present = "server", conflicts_with = "server")]
+        file: Option<PathBuf>,
+        /// Talk to the sandbox of this running server instead (a trial chat
+        /// through its admin API; nothing reaches customers).
+        #[arg(long)]
+        server: Option<String>,
+        /// The admin token, with --server.
+        #[arg(
+            long,
+            env = "FLOWHOST_ADMIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
         /// The connector to start at (default: the first).
         #[arg(long)]
         connector: Option<String>,
@@ -237,6 +251,8 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
         Command::Validate { file } => cli::flows::validate(&file, &config).await?,
         Command::Chat {
             file,
+            server,
+            token,
             connector,
             lang,
             data_dir,
@@ -245,6 +261,7 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
             cli::chat::run(
                 cli::chat::ChatOptions {
                     flow: file,
+                    server: server.map(|server| (server, token)),
                     connector,
                     language: lang,
                     data_dir,

@@ -731,25 +731,23 @@ fn chat_answers_in_the_terminal() {
     );
 }
 
-/// `flowhost admin` publishes on a running server: pull, push, diff,
-/// apply, history, rollback, and a refusal that lists every error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_commands_publish_on_a_running_server() {
-    const TOKEN: &str = "cli-admin-token-of-at-least-32-bytes";
-    let dir = tempfile::tempdir().unwrap();
-    let flow = include_str!("../../examples/shop-support.yaml")
-        .replace(
-            "next: { time_condition: business-hours }",
-            "next: { decision_tree: support }",
-        )
+const TOKEN: &str = "cli-admin-token-of-at-least-32-bytes";
+
+/// A server (in this process) running `flow` with its `env:` secrets
+/// written in; its base URL and the flow as served.
+async fn example_server(
+    dir: &std::path::Path,
+    flow: &str,
+) -> (flowhost::app::Server, String, String) {
+    let flow = flow
         .replace("env:SHOP_IG_ACCESS_TOKEN", "cli-token")
         .replace("env:SHOP_IG_APP_SECRET", "cli-secret")
         .replace("env:SHOP_IG_VERIFY_TOKEN", "cli-verify");
-    std::fs::write(dir.path().join("flow.yaml"), &flow).unwrap();
+    std::fs::write(dir.join("flow.yaml"), &flow).unwrap();
     let mut config = flowhost::config::ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        flow: Some(dir.path().join("flow.yaml")),
+        data_dir: dir.join("data"),
+        flow: Some(dir.join("flow.yaml")),
         admin_token: Some(TOKEN.into()),
         ..Default::default()
     };
@@ -759,6 +757,70 @@ async fn admin_commands_publish_on_a_running_server() {
         .await
         .expect("the server starts");
     let base = format!("http://{}", server.addr);
+    (server, base, flow)
+}
+
+/// `chat --server` talks to a running server's sandbox, not production,
+/// and `--at` reaches the server: the example's office hours answer at a
+/// Monday noon in Istanbul, the after-hours automessage on a Sunday night.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_talks_to_a_running_servers_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = include_str!("../../examples/shop-support.yaml");
+    let (server, base, flow) = example_server(dir.path(), example).await;
+    let edited = flow.replace("How can we help you today?", "How may we help, sandbox?");
+    let pushed = reqwest::Client::new()
+        .put(format!("{base}/admin/sandbox"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(edited)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status().as_u16(), 200);
+    let talk = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            chat(&args, "hello\n2\n/quit\n")
+        })
+    };
+    let at = |moment: &str| {
+        ["--server", &base, "--token", TOKEN, "--at", moment]
+            .map(String::from)
+            .to_vec()
+    };
+    let (ok, open, stderr) = talk(at("2026-11-23T12:00:00+03:00")).await.unwrap();
+    assert!(ok, "{open}\n{stderr}");
+    assert!(open.contains("nothing reaches customers"), "{open}");
+    assert!(
+        open.contains("How may we help, sandbox?"),
+        "the sandbox's text: {open}"
+    );
+    assert!(
+        open.contains("Connecting you to an agent"),
+        "the quick reply: {open}"
+    );
+    let (ok, closed, stderr) = talk(at("2026-11-22T23:30[Europe/Istanbul]")).await.unwrap();
+    assert!(ok, "{closed}\n{stderr}");
+    assert!(closed.contains("We're closed right now"), "{closed}");
+    let (ok, out, stderr) = talk(at("tonight")).await.unwrap();
+    assert!(
+        !ok && stderr.contains("`tonight` is not a moment"),
+        "{out}\n{stderr}"
+    );
+    server.stop().await.unwrap();
+}
+
+/// `flowhost admin` publishes on a running server: pull, push, diff,
+/// apply, history, rollback, and a refusal that lists every error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_publish_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = include_str!("../../examples/shop-support.yaml").replace(
+        "next: { time_condition: business-hours }",
+        "next: { decision_tree: support }",
+    );
+    let (server, base, flow) = example_server(dir.path(), &flow).await;
     let admin = |args: Vec<String>, token: &'static str| {
         let base = base.clone();
         tokio::task::spawn_blocking(move || {

@@ -1,11 +1,14 @@
 //! `flowhost admin`: a client of a running server's admin API, for
 //! publishing from a terminal or a script (pull and push the sandbox, see
 //! the diff, apply, list the versions, roll back, upload plugins, connect
-//! Instagram accounts).
+//! Instagram accounts, and `chat --server`'s trial chats with the sandbox).
 
 use anyhow::Context as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::engine::TurnReport;
+use crate::publishing::trial::TrialStarted;
 
 /// Where the server is and the admin token to show it.
 pub struct AdminClient {
@@ -166,6 +169,39 @@ impl AdminClient {
         let path = format!("/instagram/accounts/{}", encoded(ig_user_id));
         self.call(Method::DELETE, &path, None).await?;
         Ok(format!("{ig_user_id} is disconnected"))
+    }
+
+    /// Opens a trial chat with the sandbox (`options`: connector, language, at).
+    pub async fn open_trial(&self, options: Value) -> anyhow::Result<TrialStarted> {
+        let answer = self.json(Method::POST, "/trials", Some(options)).await?;
+        Ok(serde_json::from_value(answer)?)
+    }
+
+    pub async fn trial_say(
+        &self,
+        id: &str,
+        text: &str,
+        payload: Option<String>,
+    ) -> anyhow::Result<TurnReport> {
+        let path = format!("/trials/{}/messages", encoded(id));
+        let said = json!({"text": text, "payload": payload});
+        Ok(serde_json::from_value(
+            self.json(Method::POST, &path, Some(said)).await?,
+        )?)
+    }
+
+    pub async fn trial_timers(&self, id: &str, skip: bool) -> anyhow::Result<Vec<TurnReport>> {
+        let path = format!("/trials/{}/timers", encoded(id));
+        let request = json!({ "skip": skip });
+        Ok(serde_json::from_value(
+            self.json(Method::POST, &path, Some(request)).await?,
+        )?)
+    }
+
+    pub async fn close_trial(&self, id: &str) -> anyhow::Result<()> {
+        let path = format!("/trials/{}", encoded(id));
+        self.call(Method::DELETE, &path, None).await?;
+        Ok(())
     }
 
     pub async fn history(&self) -> anyhow::Result<String> {

@@ -95,7 +95,7 @@ pub enum EngineError {
 }
 
 /// What one turn did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TurnReport {
     pub conversation_id: String,
     /// Messages the turn put in the outbox, in order.

@@ -9,6 +9,7 @@
 //! saw (two applies on the same base: one wins, the other is told).
 
 pub mod diff;
+pub mod trial;
 pub mod uploads;
 
 use std::collections::BTreeMap;
@@ -325,6 +326,16 @@ impl Publisher {
                 warnings: Vec::new(),
             },
         }
+    }
+
+    /// The sandbox, compiled with the plugins it pins (for trial chats).
+    pub async fn compiled_sandbox(&self) -> Result<(CompiledFlow, PluginSet), Vec<Issue>> {
+        let sandbox = self
+            .sandbox()
+            .await
+            .map_err(|e| vec![issue("(storage)", e.to_string())])?;
+        let (compiled, plugins, _) = self.compile(&sandbox.document, &sandbox.plugins).await?;
+        Ok((compiled, plugins))
     }
 
     /// Compiles a stored version with the plugins it pins.

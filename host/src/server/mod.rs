@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Instagram accounts connected through Meta's login.
     pub connections: Arc<crate::connections::Connections>,
+    /// Admins' trial chats with the sandbox.
+    pub trials: Arc<crate::publishing::trial::TrialChats>,
 }
 
 /// Where Meta sends an admin back after its authorization window.

@@ -8,6 +8,7 @@ pub(in crate::server) mod analytics;
 mod instagram;
 mod plugins;
 mod publishing;
+mod trials;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .merge(publishing::router())
         .merge(analytics::router())
         .merge(instagram::router())
+        .merge(trials::router())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
