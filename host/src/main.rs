@@ -113,13 +113,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Print the sandbox as YAML (or write it to a file).
-    Pull {
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-    /// Replace the sandbox with a flow file; prints what validation says.
-    Push { file: PathBuf },
+    /// The sandbox: pull it as YAML, push a flow file into it.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// What changes from one document to another (`production`, `sandbox` or a version number).
     Diff {
         #[arg(long, default_value = "production")]
@@ -149,6 +145,17 @@ enum AdminCommand {
     /// Instagram accounts connected through Meta's login.
     #[command(subcommand)]
     Instagram(AdminInstagramCommand),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Print the sandbox as YAML (or write it to a file).
+    Pull {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Replace the sandbox with a flow file; prints what validation says.
+    Push { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -323,12 +330,14 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
 /// Runs one `flowhost admin` command and prints its outcome.
 async fn admin(client: &cli::admin::AdminClient, command: AdminCommand) -> anyhow::Result<()> {
     let printed = match command {
-        AdminCommand::Pull { output: Some(path) } => {
+        AdminCommand::Sandbox(SandboxCommand::Pull { output: Some(path) }) => {
             std::fs::write(&path, client.pull().await?)?;
             format!("the sandbox is in {}", path.display())
         }
-        AdminCommand::Pull { output: None } => client.pull().await?,
-        AdminCommand::Push { file } => client.push(std::fs::read_to_string(&file)?).await?,
+        AdminCommand::Sandbox(SandboxCommand::Pull { output: None }) => client.pull().await?,
+        AdminCommand::Sandbox(SandboxCommand::Push { file }) => {
+            client.push(std::fs::read_to_string(&file)?).await?
+        }
         AdminCommand::Diff { from, to } => client.diff(&from, &to).await?,
         AdminCommand::Apply { comment, expect } => client.apply(&comment, expect).await?,
         AdminCommand::History => client.history().await?,

@@ -839,7 +839,7 @@ async fn admin_commands_publish_on_a_running_server() {
     let run = |args: &[&str]| admin(args.iter().map(|a| a.to_string()).collect(), TOKEN);
 
     let pulled = dir.path().join("sandbox.yaml");
-    let (ok, out) = run(&["pull", "--output", pulled.to_str().unwrap()])
+    let (ok, out) = run(&["sandbox", "pull", "--output", pulled.to_str().unwrap()])
         .await
         .unwrap();
     assert!(ok, "{out}");
@@ -850,7 +850,9 @@ async fn admin_commands_publish_on_a_running_server() {
         sandbox.replace("How can we help you today?", "How may we help?"),
     )
     .unwrap();
-    let (ok, out) = run(&["push", pulled.to_str().unwrap()]).await.unwrap();
+    let (ok, out) = run(&["sandbox", "push", pulled.to_str().unwrap()])
+        .await
+        .unwrap();
     assert!(ok && out.contains("the sandbox is valid"), "{out}");
     let (ok, out) = run(&["diff"]).await.unwrap();
     assert!(ok && out.starts_with("~ decision_trees.support"), "{out}");
@@ -882,7 +884,9 @@ async fn admin_commands_publish_on_a_running_server() {
         flow.replace("go: { decision: handoff }", "go: { decision: nowhere }"),
     )
     .unwrap();
-    let (ok, out) = run(&["push", broken.to_str().unwrap()]).await.unwrap();
+    let (ok, out) = run(&["sandbox", "push", broken.to_str().unwrap()])
+        .await
+        .unwrap();
     assert!(ok && out.contains("does not validate yet"), "{out}");
     let (ok, out) = run(&["apply", "--expect", "3"]).await.unwrap();
     assert!(!ok, "{out}");
