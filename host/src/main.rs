@@ -218,6 +218,35 @@ enum PluginCommand {
         #[arg(long)]
         allow_private_networks: bool,
     },
+    /// Run an action against fixture files (context, configuration, what it
+    /// must do); prints a line per fixture; fails if any fails.
+    Test {
+        /// A built-in's name or a path to a `.wasm` component.
+        plugin: String,
+        /// Fixture files (`.json`), or folders of them.
+        #[arg(required = true)]
+        fixtures: Vec<PathBuf>,
+        /// Hosts the plugin may call (repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+    },
+    /// Write a new plugin project that builds as it is, with unit tests and fixtures.
+    New {
+        /// The plugin's name (lowercase letters, digits, dashes).
+        name: String,
+        /// The project's language.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The world it exports.
+        #[arg(long, default_value = "action")]
+        world: String,
+        /// Where the project folder goes.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The flowhost SDK to depend on (default: the one this binary was built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -314,6 +343,26 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
                 allow_private_networks,
             })
             .await?
+        }
+        Command::Plugin(PluginCommand::Test {
+            plugin,
+            fixtures,
+            allow_hosts,
+        }) => cli::plugins::test(&plugin, &fixtures, allow_hosts).await?,
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            world,
+            dir,
+            sdk,
+        }) => {
+            let sdk = sdk.unwrap_or_else(cli::scaffold::default_sdk);
+            let project = cli::scaffold::new_plugin(&name, &lang, &world, &dir, &sdk)?;
+            println!(
+                "wrote {0}\n  cd {0} && cargo test && cargo build --release --target wasm32-wasip2",
+                project.display()
+            );
+            true
         }
         Command::Admin {
             server,

@@ -983,3 +983,87 @@ fn chat_answers_a_turkish_greeting_in_turkish_and_matches_inflected_words() {
         "{stdout}"
     );
 }
+
+/// Issue 13, item 4: `plugin new` writes a project that passes its own
+/// unit tests (the SDK's mock host) and builds as a component that passes
+/// its fixtures under `plugin test`; a fixture it does not meet fails the
+/// command and says how.
+#[test]
+fn a_scaffolded_plugin_builds_passes_its_tests_and_its_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "new",
+        "loyalty-points",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let project = dir.path().join("loyalty-points");
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let cargo = |args: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "cargo {args:?}:\n{text}");
+        text
+    };
+    let tested = cargo(&["test"]);
+    assert!(tested.contains("test result: ok. 2 passed"), "{tested}");
+    cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
+    let component = target.join("wasm32-wasip2/release/loyalty_points.wasm");
+    let fixtures = project.join("fixtures");
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "test",
+        component.to_str().unwrap(),
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("2 passed, 0 failed"), "{out}");
+
+    let wrong = project.join("fixtures/greets.json");
+    let fixture = std::fs::read_to_string(&wrong).unwrap();
+    std::fs::write(
+        &wrong,
+        fixture.replace(
+            "\"messages\": [\"Hello, Ada!\"]",
+            "\"messages\": [\"Hi, Ada!\"]",
+        ),
+    )
+    .unwrap();
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "test",
+        component.to_str().unwrap(),
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAILED")
+            && out.contains(r#"messages: expected ["Hi, Ada!"], got ["Hello, Ada!"]"#),
+        "{out}"
+    );
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "new",
+        "loyalty-points",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("exists already"), "{out}");
+    let (ok, out) = flowhost(&[
+        "plugin",
+        "new",
+        "Bad_Name",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("is not a plugin name"), "{out}");
+}

@@ -80,9 +80,17 @@ pub fn run_action<A: Action>(context: Context, config: String) -> Result<Outcome
 #[macro_export]
 macro_rules! export_action {
     ($plugin:ty) => {
+        // The component's exports exist only in the wasm build: natively (a
+        // plugin's `cargo test`) the plugin is run through
+        // `flowhost_sdk::testing`, and these symbols would not link.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         pub struct __FlowhostActionExport;
 
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$plugin as $crate::Action>::describe;
+
+        #[cfg(target_arch = "wasm32")]
         impl $crate::__private::ActionGuest for __FlowhostActionExport {
             fn describe() -> $crate::PluginInfo {
                 <$plugin as $crate::Action>::describe()
@@ -96,6 +104,7 @@ macro_rules! export_action {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::action::export_action_world!(
             __FlowhostActionExport with_types_in $crate::bindings::action
         );

@@ -119,9 +119,17 @@ pub fn chatbot_callback<B: Chatbot>(
 #[macro_export]
 macro_rules! export_chatbot {
     ($plugin:ty) => {
+        // The component's exports exist only in the wasm build: natively (a
+        // plugin's `cargo test`) the plugin is run through
+        // `flowhost_sdk::testing`, and these symbols would not link.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         pub struct __FlowhostChatbotExport;
 
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$plugin as $crate::Chatbot>::describe;
+
+        #[cfg(target_arch = "wasm32")]
         impl $crate::__private::ChatbotGuest for __FlowhostChatbotExport {
             fn describe() -> $crate::PluginInfo {
                 <$plugin as $crate::Chatbot>::describe()
@@ -144,6 +152,7 @@ macro_rules! export_chatbot {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::chatbot::export_chatbot_world!(
             __FlowhostChatbotExport with_types_in $crate::bindings::chatbot
         );

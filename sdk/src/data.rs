@@ -4,7 +4,11 @@
 //! host only when the call succeeds.
 
 use crate::HostError;
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::action::flowhost::plugin::conversation_data as host;
+// Natively (a plugin's `cargo test`) calls go to the thread's mock host.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::conversation_data as host;
 
 /// The saved value under `key`, if any.
 pub fn get(key: &str) -> Option<serde_json::Value> {

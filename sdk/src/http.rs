@@ -4,9 +4,13 @@
 //! resolved address and every redirect, caps the response size and bounds the
 //! time. There is no other way out of the sandbox.
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::action::flowhost::plugin::http as host;
+// Natively (a plugin's `cargo test`) calls go to the thread's mock host.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::http as host;
 
-pub use host::{HttpError, Method, Request, Response};
+pub use crate::bindings::action::flowhost::plugin::http::{HttpError, Method, Request, Response};
 
 /// Sends `request` and waits for the whole response.
 pub fn send(request: Request) -> Result<Response, HttpError> {

@@ -20,6 +20,10 @@
 //! Build with `cargo build --release --target wasm32-wasip2` and a crate of
 //! type `cdylib`; the output `.wasm` file is already a component.
 //!
+//! Test with a plain `cargo test`: built for your machine, the capabilities
+//! go to a [`testing::MockHost`] that answers HTTP as the test says, keeps
+//! saved data, messages and tickets, and refuses what flowhost refuses.
+//!
 //! ## Example: an action
 //!
 #![doc = concat!("```no_run\n", include_str!("../examples/greet.rs"), "```")]
@@ -41,6 +45,8 @@ pub mod http;
 pub mod log;
 pub mod messaging;
 pub mod templates;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod tickets;
 pub mod translator;
 

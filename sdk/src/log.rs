@@ -3,9 +3,13 @@
 //! The host attaches the plugin name and the conversation id, and drops
 //! messages beyond the per-call log budget.
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::action::flowhost::plugin::log as host;
+// Natively (a plugin's `cargo test`) calls go to the thread's mock host.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::log as host;
 
-pub use host::Level;
+pub use crate::bindings::action::flowhost::plugin::log::Level;
 
 /// Logs `message` with key-value `fields` at `level`.
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {

@@ -4,7 +4,11 @@
 //! the call succeeds; the channel enforces its own limits (Instagram: text up
 //! to 1,000 bytes, at most 13 quick replies with 20-character titles).
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::action::flowhost::plugin::messaging as host;
+// Natively (a plugin's `cargo test`) calls go to the thread's mock host.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::messaging as host;
 use crate::{HostError, OutgoingMessage};
 
 /// Queues `message`; returns the id the host gave it.

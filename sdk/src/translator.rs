@@ -50,9 +50,17 @@ pub fn translator_translate<T: Translator>(
 #[macro_export]
 macro_rules! export_translator {
     ($plugin:ty) => {
+        // The component's exports exist only in the wasm build: natively (a
+        // plugin's `cargo test`) the plugin is run through
+        // `flowhost_sdk::testing`, and these symbols would not link.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         pub struct __FlowhostTranslatorExport;
 
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$plugin as $crate::Translator>::describe;
+
+        #[cfg(target_arch = "wasm32")]
         impl $crate::__private::TranslatorGuest for __FlowhostTranslatorExport {
             fn describe() -> $crate::PluginInfo {
                 <$plugin as $crate::Translator>::describe()
@@ -76,6 +84,7 @@ macro_rules! export_translator {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::translator::export_translator_world!(
             __FlowhostTranslatorExport with_types_in $crate::bindings::translator
         );

@@ -1,10 +1,11 @@
 //! The command-line tools behind `flowhost validate`, `chat`, `diagram`,
-//! `schema`, `plugin` and `admin`.
+//! `schema`, `plugin` (with `plugin new`, the scaffold) and `admin`.
 
 pub mod admin;
 pub mod chat;
 pub mod flows;
 pub mod plugins;
+pub mod scaffold;
 
 use std::collections::BTreeMap;
 use std::path::Path;
