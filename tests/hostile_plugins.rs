@@ -535,35 +535,19 @@ async fn saved_data_is_capped_per_call_and_per_conversation() {
     assert_eq!(runner.storage.load_data("c-data").await.unwrap().len(), 11);
 }
 
-/// Issue 8, item 5: settings are found by the plugin's declared name, so a
-/// file whose name differs from it is refused: `hostile-1.0.wasm` would run
-/// without the limits given for `hostile`, and a file named `request.wasm`
-/// would take the built-in `request`'s HTTP policy. Two plugins declaring
-/// one name are refused too.
+/// Issue 8, item 5 and issue 13: settings are found by the plugin's
+/// declared name, whatever its file is called: `hostile-1.0.wasm` (cargo
+/// writes `loyalty_points.wasm` for `loyalty-points`) runs with the limits
+/// given for `hostile`, and a file named `request.wasm` gets nothing of the
+/// built-in `request`'s HTTP policy. Two plugins declaring one name are
+/// refused.
 #[tokio::test]
-async fn a_plugin_file_must_carry_its_declared_name() {
+async fn a_plugins_settings_follow_its_declared_name_not_its_file_name() {
     use flowhost::registry::{PluginRegistry, RegistryError};
     let runtime = runtime();
     let mut settings = std::collections::BTreeMap::new();
     settings.insert("request".to_string(), flowhost_tests::loopback_request());
-    for file in ["hostile-1.0.wasm", "request.wasm"] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(file), guest("hostile")).unwrap();
-        let err = PluginRegistry::load(&runtime, Some(dir.path()), &settings)
-            .await
-            .err()
-            .expect("refused");
-        assert!(
-            matches!(&err, RegistryError::NameMismatch { declared, .. } if declared == "hostile"),
-            "{file}: {err}"
-        );
-        assert!(err.to_string().contains("hostile.wasm"), "{err}");
-    }
-    // Named right, it loads with its own settings.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hostile.wasm"), guest("hostile")).unwrap();
-    let mut own = settings.clone();
-    own.insert(
+    settings.insert(
         "hostile".into(),
         PluginSettings {
             limits: Limits {
@@ -573,10 +557,34 @@ async fn a_plugin_file_must_carry_its_declared_name() {
             ..PluginSettings::default()
         },
     );
-    let registry = PluginRegistry::load(&runtime, Some(dir.path()), &own)
+    for file in ["hostile-1.0.wasm", "request.wasm", "hostile.wasm"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), guest("hostile")).unwrap();
+        let registry = PluginRegistry::load(&runtime, Some(dir.path()), &settings)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        // Its own settings, never `request`'s (which would keep the
+        // default limits).
+        let hostile = registry.get("hostile").expect("known by its declared name");
+        assert_eq!(hostile.limits().guest_time_ms, 42, "{file}");
+        assert_eq!(
+            registry.get("request").unwrap().name(),
+            "request",
+            "{file}: the built-in stays"
+        );
+    }
+    // Two files declaring one name: refused, naming both.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.wasm"), guest("hostile")).unwrap();
+    std::fs::write(dir.path().join("b.wasm"), guest("hostile")).unwrap();
+    let err = PluginRegistry::load(&runtime, Some(dir.path()), &settings)
         .await
-        .unwrap();
-    assert_eq!(registry.get("hostile").unwrap().limits().guest_time_ms, 42);
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, RegistryError::Duplicate { name, .. } if name == "hostile"),
+        "{err}"
+    );
 }
 
 /// Issue 8, item 12: a guest blocked in a WASI sleep runs no wasm, so no

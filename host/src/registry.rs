@@ -22,10 +22,6 @@ pub enum RegistryError {
     Directory { path: String, reason: String },
     #[error("settings are given for plugin `{0}`, but no plugin (nor any upload) has that name")]
     UnknownSettings(String),
-    #[error(
-        "{path} declares itself `{declared}`: name the file `{declared}.wasm` (settings and limits are found by that name)"
-    )]
-    NameMismatch { path: String, declared: String },
 }
 
 /// Loaded plugins by name.
@@ -36,9 +32,8 @@ pub struct PluginRegistry {
 
 impl PluginRegistry {
     /// Loads the built-ins and every `*.wasm` in `extra_dir`. `settings`
-    /// are keyed by plugin name; a partner's file must be named after the
-    /// name its plugin declares (`<name>.wasm`), and two plugins may not
-    /// declare one name.
+    /// are keyed by the name a plugin declares (its file may be called
+    /// anything); two plugins may not declare one name.
     pub async fn load(
         runtime: &PluginRuntime,
         extra_dir: Option<&Path>,
@@ -73,18 +68,7 @@ impl PluginRegistry {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
-                // Settings are found by the file's name, so it must be the
-                // name the plugin declares: otherwise `evil-1.0.wasm` would
-                // run without the limits given for `evil`, and a file named
-                // after a built-in would take the built-in's HTTP policy.
-                let plugin_settings = settings.get(&label).cloned().unwrap_or_default();
-                let plugin = runtime.load(&label, &bytes, &plugin_settings).await?;
-                if plugin.name() != label {
-                    return Err(RegistryError::NameMismatch {
-                        path: path.display().to_string(),
-                        declared: plugin.name().to_string(),
-                    });
-                }
+                let plugin = load_by_declared_name(runtime, &label, &bytes, settings).await?;
                 registry.insert(plugin, path.display().to_string())?;
             }
         }
@@ -183,5 +167,26 @@ impl PluginSet {
             .iter()
             .map(|(plugin, _)| plugin)
             .chain(self.pinned.values())
+    }
+}
+
+/// Loads a partner's component with the settings of the name it declares,
+/// whatever its file is called: it is first loaded with the default
+/// settings (the narrowest: no HTTP host, default limits; `describe` runs
+/// with no capability), then again with its name's settings if the
+/// configuration has any (the compiled code is cached, so that is cheap).
+/// A file named after a built-in gets nothing of the built-in's.
+pub(crate) async fn load_by_declared_name(
+    runtime: &PluginRuntime,
+    label: &str,
+    bytes: &[u8],
+    settings: &BTreeMap<String, PluginSettings>,
+) -> Result<Plugin, crate::plugin::LoadError> {
+    let plugin = runtime
+        .load(label, bytes, &PluginSettings::default())
+        .await?;
+    match settings.get(plugin.name()) {
+        Some(own) => runtime.load(label, bytes, own).await,
+        None => Ok(plugin),
     }
 }

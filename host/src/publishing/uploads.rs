@@ -149,14 +149,7 @@ impl Uploads {
     /// (so settings never depend on how the file was called).
     async fn load(&self, sha256: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let label = format!("upload {}", &sha256[..12]);
-        let plugin = self
-            .runtime
-            .load(&label, bytes, &PluginSettings::default())
-            .await?;
-        match self.settings.get(plugin.name()) {
-            Some(settings) => self.runtime.load(&label, bytes, settings).await,
-            None => Ok(plugin),
-        }
+        crate::registry::load_by_declared_name(&self.runtime, &label, bytes, &self.settings).await
     }
 
     /// Keeps a compiled upload; forgets the ones no running version uses
