@@ -934,3 +934,92 @@ queues:
         .unwrap();
     assert_eq!(texts(&talks), ["now you"]);
 }
+
+/// Issue 13, item 3: a Python action (`sdk/python/examples/greet`, built
+/// here with the pinned componentize-py that `sdk/python/setup` installs)
+/// runs in a decision tree of a real server, over the Instagram webhook
+/// path: its message reaches the Send API stand-in and its saved data the
+/// conversation, for each of several customers, in their own words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_action_answers_over_the_webhook_path() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let componentize = root.join("sdk/python/.venv/bin/componentize-py");
+    assert!(
+        componentize.exists(),
+        "componentize-py is missing: run `bash sdk/python/setup` (the README's test command does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let built = tokio::process::Command::new(&componentize)
+        .args([
+            "-d",
+            "wit/flowhost-plugin@0.1.0",
+            "-w",
+            "action",
+            "componentize",
+            "app",
+        ])
+        .args(["-p", "sdk/python/examples/greet", "-p", "sdk/python", "-o"])
+        .arg(plugins.join("greet_py.wasm"))
+        .current_dir(&root)
+        .output()
+        .await
+        .expect("componentize-py runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let (graph, graph_url) = flowhost_tests::graph::Graph::start().await;
+    let flow = format!(
+        r#"
+default_language: en
+accounts:
+  shop: {{ channel: instagram, ig_user_id: "17841400000000444", access_token: t, api_base_url: {graph_url}, app_secret: py-secret }}
+connectors:
+  dm: {{ title: DMs, account: shop, next: {{ decision_tree: hello }} }}
+decision_trees:
+  hello:
+    start: welcome
+    decisions:
+      welcome:
+        actions:
+          - action: py-greet
+            config: {{ greeting: "{{{{ 'Merhaba' if message.text == 'merhaba' else 'Hello' }}}}" }}
+        targets:
+          - {{ when: default, go: {{ decision: welcome }} }}
+"#
+    );
+    let mut config = flowhost_tests::server_config(dir.path(), &flow);
+    config.plugins_dir = Some(plugins);
+    let server = flowhost::app::start(config)
+        .await
+        .expect("the server starts");
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    for (customer, text) in [("pia", "hi"), ("pelin", "merhaba")] {
+        let status = flowhost_tests::instagram::deliver_message(
+            &http,
+            &base,
+            "py-secret",
+            "17841400000000444",
+            customer,
+            json!({"mid": format!("mid-{customer}"), "text": text}),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    graph.wait_for_text("pia", "Hello, there!").await;
+    graph.wait_for_text("pelin", "Merhaba, there!").await;
+    let key = flowhost::engine::state::conversation_key("shop", "pia");
+    let state = server.storage.conversation(&key).await.unwrap().unwrap();
+    let data = server.storage.load_data(&state.id()).await.unwrap();
+    assert_eq!(data["greeted"], true);
+    server.stop().await.unwrap();
+}

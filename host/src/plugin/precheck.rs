@@ -6,8 +6,10 @@ use wasmparser::{Parser, Payload};
 
 use super::LoadError;
 
-/// The largest component accepted (the built-ins are under 200 KiB).
-pub const MAX_COMPONENT_BYTES: usize = 8 * 1024 * 1024;
+/// The largest component accepted: Rust plugins are under 200 KiB, but a
+/// Python one carries CPython (about 18 MB with componentize-py 0.25) and a
+/// JavaScript one SpiderMonkey (about 12 MB).
+pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 /// Functions of all its core modules together.
 pub const MAX_FUNCTIONS: u32 = 50_000;
 
