@@ -937,21 +937,18 @@ queues:
 
 /// Issue 13, item 3: a Python action (`sdk/python/examples/greet`, built
 /// here with the pinned componentize-py that `sdk/python/setup` installs)
-/// runs in a decision tree of a real server, over the Instagram webhook
-/// path: its message reaches the Send API stand-in and its saved data the
-/// conversation, for each of several customers, in their own words.
+/// answers in a decision tree of a real server, over the webhook path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_action_answers_over_the_webhook_path() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = repository();
     let componentize = root.join("sdk/python/.venv/bin/componentize-py");
     assert!(
         componentize.exists(),
         "componentize-py is missing: run `bash sdk/python/setup` (the README's test command does)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let built = tokio::process::Command::new(&componentize)
+    let plugins = tempfile::tempdir().unwrap();
+    let mut build = tokio::process::Command::new(&componentize);
+    build
         .args([
             "-d",
             "wit/flowhost-plugin@0.1.0",
@@ -961,23 +958,62 @@ async fn a_python_action_answers_over_the_webhook_path() {
             "app",
         ])
         .args(["-p", "sdk/python/examples/greet", "-p", "sdk/python", "-o"])
-        .arg(plugins.join("greet_py.wasm"))
-        .current_dir(&root)
+        .arg(plugins.path().join("greet_py.wasm"));
+    built(build).await;
+    a_foreign_action_answers(plugins.path(), "py-greet").await;
+}
+
+/// Issue 13, item 3: a JavaScript action (`sdk/js/examples/greet`, built
+/// here by `sdk/js/build` with the pinned componentize-js and rolldown that
+/// `sdk/js/setup` installs) answers the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_action_answers_over_the_webhook_path() {
+    let root = repository();
+    assert!(
+        root.join("sdk/js/node_modules/.bin/componentize-js")
+            .exists(),
+        "componentize-js is missing: run `bash sdk/js/setup` (the README's test command does)"
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    let mut build = tokio::process::Command::new("bash");
+    build
+        .args(["sdk/js/build", "sdk/js/examples/greet/app.js"])
+        .arg(plugins.path().join("greet_js.wasm"));
+    built(build).await;
+    a_foreign_action_answers(plugins.path(), "js-greet").await;
+}
+
+fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a component build from the repository's root; fails the test with
+/// its output if it fails.
+async fn built(mut build: tokio::process::Command) {
+    let output = build
+        .current_dir(repository())
         .output()
         .await
-        .expect("componentize-py runs");
+        .expect("the build runs");
     assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
+}
 
+/// A server with `plugins` (holding the example greeter, declared as
+/// `name`) in a decision tree: two customers write, each gets the greeting
+/// the flow's template chose for their words, and the saved data is kept.
+async fn a_foreign_action_answers(plugins: &std::path::Path, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
     let (graph, graph_url) = flowhost_tests::graph::Graph::start().await;
     let flow = format!(
         r#"
 default_language: en
 accounts:
-  shop: {{ channel: instagram, ig_user_id: "17841400000000444", access_token: t, api_base_url: {graph_url}, app_secret: py-secret }}
+  shop: {{ channel: instagram, ig_user_id: "17841400000000444", access_token: t, api_base_url: {graph_url}, app_secret: greet-secret }}
 connectors:
   dm: {{ title: DMs, account: shop, next: {{ decision_tree: hello }} }}
 decision_trees:
@@ -986,31 +1022,33 @@ decision_trees:
     decisions:
       welcome:
         actions:
-          - action: py-greet
+          - action: {name}
             config: {{ greeting: "{{{{ 'Merhaba' if message.text == 'merhaba' else 'Hello' }}}}" }}
         targets:
           - {{ when: default, go: {{ decision: welcome }} }}
 "#
     );
     let mut config = flowhost_tests::server_config(dir.path(), &flow);
-    config.plugins_dir = Some(plugins);
+    config.plugins_dir = Some(plugins.to_path_buf());
     let server = flowhost::app::start(config)
         .await
         .expect("the server starts");
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     for (customer, text) in [("pia", "hi"), ("pelin", "merhaba")] {
+        let message = json!({"mid": format!("mid-{customer}"), "text": text});
         let status = flowhost_tests::instagram::deliver_message(
             &http,
             &base,
-            "py-secret",
+            "greet-secret",
             "17841400000000444",
             customer,
-            json!({"mid": format!("mid-{customer}"), "text": text}),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64,
+            message,
+            now,
         )
         .await;
         assert_eq!(status, 200);

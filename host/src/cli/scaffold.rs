@@ -42,7 +42,7 @@ pub fn new_plugin(
             "--world {other}: the scaffold writes actions for now; for a chatbot adapter start from the SDK's example relay_bot.rs"
         ),
         (other, _) => anyhow::bail!(
-            "--lang {other}: the scaffold writes Rust plugins for now; a Python action starts from sdk/python/examples/greet (docs/partners.md, Other languages)"
+            "--lang {other}: the scaffold writes Rust plugins for now; a Python or JavaScript action starts from sdk/python/examples/greet or sdk/js/examples/greet (docs/partners.md, Other languages)"
         ),
     }
     let sdk = sdk
