@@ -171,23 +171,9 @@ async fn local(options: &ChatOptions, config: &ServerConfig) -> anyhow::Result<(
             );
         }
     };
-    let connector = match &options.connector {
-        Some(name) => name.clone(),
-        None => compiled
-            .flow
-            .connectors
-            .keys()
-            .next()
-            .cloned()
-            .context("the flow has no connector")?,
-    };
-    let account = compiled
-        .flow
-        .connectors
-        .get(&connector)
-        .with_context(|| format!("no connector `{connector}`"))?
-        .account
-        .clone();
+    let (connector, account) = compiled
+        .entry(options.connector.as_deref())
+        .map_err(anyhow::Error::msg)?;
 
     let temp = tempfile::TempDir::new()?;
     let data_dir = options

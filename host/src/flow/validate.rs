@@ -137,6 +137,25 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// The connector a simulated customer writes to (`wanted`, else the
+    /// first) and its account: `(connector, account)`, or why there is none.
+    pub fn entry(&self, wanted: Option<&str>) -> Result<(String, String), String> {
+        let connector = match wanted {
+            Some(name) => name.to_string(),
+            None => self
+                .flow
+                .connectors
+                .keys()
+                .next()
+                .cloned()
+                .ok_or("the flow has no connector to write to")?,
+        };
+        match self.flow.connectors.get(&connector) {
+            Some(found) => Ok((connector, found.account.clone())),
+            None => Err(format!("the flow has no connector `{connector}`")),
+        }
+    }
+
     /// Decision `name` of tree `tree`.
     pub fn decision(&self, tree: &str, name: &str) -> Option<&Decision> {
         self.flow.decision_trees.get(tree)?.decisions.get(name)

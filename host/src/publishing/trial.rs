@@ -110,26 +110,9 @@ impl TrialChats {
             Some(at) => Some(parse_moment(at).map_err(TrialError::BadRequest)?),
             None => None,
         };
-        let connector = match options.connector {
-            Some(name) => name,
-            None => compiled
-                .flow
-                .connectors
-                .keys()
-                .next()
-                .cloned()
-                .ok_or_else(|| {
-                    TrialError::BadRequest("the sandbox has no connector to write to".into())
-                })?,
-        };
-        let account = match compiled.flow.connectors.get(&connector) {
-            Some(found) => found.account.clone(),
-            None => {
-                return Err(TrialError::BadRequest(format!(
-                    "the sandbox has no connector `{connector}`"
-                )));
-            }
-        };
+        let (connector, account) = compiled
+            .entry(options.connector.as_deref())
+            .map_err(|why| TrialError::BadRequest(why.replace("the flow", "the sandbox")))?;
         let id = self.reserve()?;
         let opened = self
             .make_chat(&id, compiled, plugins, &account, options.language, start_ms)
