@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::channels::connexease;
 use crate::channels::instagram::send::{self, Answer};
+use crate::channels::{cause_chain, connexease};
 use crate::connections::Connections;
 use crate::engine::state::OutboxMessage;
 use crate::flow::model::{Account, CONNECTED_TOKEN, Flow, resolve_secret};
@@ -115,19 +115,6 @@ fn failed_request(error: reqwest::Error) -> Attempt {
     } else {
         Attempt::Uncertain(cause_chain(&error))
     }
-}
-
-/// An error with its causes ("error sending request: ...: connection
-/// refused"), since reqwest's own text leaves them out.
-pub fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The channels' HTTP client, endpoints and logins.

@@ -43,7 +43,7 @@ use tokio::task::JoinSet;
 use crate::engine::clock::Clock;
 use crate::engine::state::OutboxMessage;
 use crate::storage::{Settling, Storage, StorageError};
-pub use deliver::{AccessToken, Endpoint, cause_chain, endpoints};
+pub use deliver::{AccessToken, Endpoint, endpoints};
 use deliver::{Attempt, Channels};
 use rate::{RateLimits, SendClass};
 

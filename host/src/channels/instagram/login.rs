@@ -85,7 +85,7 @@ impl MetaError {
             code: None,
             message: format!(
                 "Meta did not answer: {}",
-                crate::outbox::cause_chain(&error)
+                crate::channels::cause_chain(&error)
             ),
         }
     }
