@@ -609,15 +609,15 @@ async fn a_guest_asleep_in_wasi_is_stopped_at_its_budget() {
 }
 
 /// Issue 8, item 13: what compiling would cost is bounded before it
-/// starts: an oversized component (a real one padded with a 9 MiB custom
-/// section), a core module, and a component that exports no plugin
+/// starts: an oversized component (a real one padded with a custom section
+/// past the limit), a core module, and a component that exports no plugin
 /// contract are refused with their reason, uncompiled.
 #[tokio::test]
 async fn components_are_checked_before_they_are_compiled() {
     let runtime = runtime();
     let mut padded = guest("hostile").to_vec();
     // A custom section: id 0, size as LEB128, a name, then the padding.
-    let payload_len: usize = 9 << 20;
+    let payload_len: usize = flowhost::plugin::MAX_COMPONENT_BYTES + (1 << 20);
     let mut section = vec![0u8];
     let mut size = payload_len + 2;
     loop {
@@ -636,7 +636,10 @@ async fn components_are_checked_before_they_are_compiled() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("at most 8388608 are accepted"),
+        err.to_string().contains(&format!(
+            "at most {} are accepted",
+            flowhost::plugin::MAX_COMPONENT_BYTES
+        )),
         "{err}"
     );
 

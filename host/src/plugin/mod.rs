@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod limits;
 mod precheck;
+pub use precheck::MAX_COMPONENT_BYTES;
 mod state;
 mod template_sandbox;
 mod types;
