@@ -317,11 +317,11 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
             true
         }
         Command::Plugin(PluginCommand::List { dir, schemas }) => {
-            cli::plugins::list(dir, schemas).await?;
+            cli::plugins::list(dir, schemas, config.runtime.cache_dir.as_deref()).await?;
             true
         }
         Command::Plugin(PluginCommand::Describe { plugin }) => {
-            cli::plugins::describe(&plugin).await?;
+            cli::plugins::describe(&plugin, config.runtime.cache_dir.as_deref()).await?;
             true
         }
         Command::Plugin(PluginCommand::Run {
@@ -333,22 +333,33 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
             allow_hosts,
             allow_private_networks,
         }) => {
-            cli::plugins::run(cli::plugins::RunOptions {
-                plugin,
-                config: plugin_config,
-                text,
-                language: lang,
-                data,
-                allow_hosts,
-                allow_private_networks,
-            })
+            cli::plugins::run(
+                cli::plugins::RunOptions {
+                    plugin,
+                    config: plugin_config,
+                    text,
+                    language: lang,
+                    data,
+                    allow_hosts,
+                    allow_private_networks,
+                },
+                config.runtime.cache_dir.as_deref(),
+            )
             .await?
         }
         Command::Plugin(PluginCommand::Test {
             plugin,
             fixtures,
             allow_hosts,
-        }) => cli::plugins::test(&plugin, &fixtures, allow_hosts).await?,
+        }) => {
+            cli::plugin_test::test(
+                &plugin,
+                &fixtures,
+                allow_hosts,
+                config.runtime.cache_dir.as_deref(),
+            )
+            .await?
+        }
         Command::Plugin(PluginCommand::New {
             name,
             lang,

@@ -1,35 +1,44 @@
-// flowhost: write flowhost actions in JavaScript.
+// flowhost: write flowhost plugins in JavaScript.
 //
-// A small layer over the bindings componentize-js makes from the WIT package
-// in wit/ (world `action` of flowhost:plugin@0.1.0): describe the plugin,
-// run it with the conversation's context and its configuration as an
-// object, use the capabilities with plain values, and throw `Failed` or
-// `InvalidConfig` for the flow to route on. Build a plugin with
+// A small layer over the bindings componentize-js makes from the WIT
+// package in wit/ (flowhost:plugin@0.1.0). This module holds what both
+// worlds share: describing the plugin, its errors, and the capabilities
+// both may import (saved data, templates, log, HTTP). Import the world
+// you build instead, which re-exports all of it:
 //
-//   componentize-js --wit wit/flowhost-plugin@0.1.0 --world-name action \
-//     --disable http fetch-event -o plugin.wasm app.js
+// - ./action.js: `export const actionPlugin = action(describe, run)`;
+// - ./chatbot.js: `export const chatbotAdapter = chatbot(describe, deliver, parseCallback)`.
 //
-// where app.js exports `actionPlugin = action(describe, run)`.
+// Build a plugin with `sdk/js/build app.js plugin.wasm [action|chatbot]`;
+// test it natively against the mock host of ./testing.js.
 
-import { send } from "flowhost:plugin/messaging@0.1.0";
-import { get, set } from "flowhost:plugin/conversation-data@0.1.0";
+import { get, set, remove } from "flowhost:plugin/conversation-data@0.1.0";
+import { render as renderTemplate } from "flowhost:plugin/templates@0.1.0";
 import { log } from "flowhost:plugin/log@0.1.0";
+import { send as httpSend } from "flowhost:plugin/http@0.1.0";
 
 /** The action failed for a business reason, said plainly (`failed`). */
 export class Failed extends Error {}
 
-/** The configuration does not fit what the action needs (`invalid_config`). */
+/** The configuration does not fit what the plugin needs (`invalid_config`). */
 export class InvalidConfig extends Error {}
+
+/** An HTTP request got no answer (refused host, timeout, connection, too
+ * large): `http` for an action, `unavailable` for a chatbot adapter. */
+export class HttpFailed extends Error {}
+
+/** The bot cannot be reached or answered an error: the conversation goes
+ * to the chatbot's fallback. */
+export class Unavailable extends Error {}
+
+/** The bot answered something its protocol does not allow (fallback too;
+ * from `parseCallback`, the bot is answered 400 with this text). */
+export class ProtocolError extends Error {}
 
 /** What `describe` returns; capabilities as the contract names them
  * ("messaging", "conversation-data", "http", ...). */
 export function pluginInfo(name, version, description, configSchema, capabilities) {
   return { name, version, description, configSchema: JSON.stringify(configSchema), capabilities };
-}
-
-/** Queues a text message to the customer (capability "messaging"). */
-export function sendText(text) {
-  return send({ text, buttons: [], quickReplies: [], attachments: [] });
 }
 
 /** The conversation's saved value under `key` ("conversation-data"). */
@@ -43,48 +52,74 @@ export function setData(key, value) {
   set(key, JSON.stringify(value));
 }
 
+/** Removes the saved value under `key`. */
+export function removeData(key) {
+  remove(key);
+}
+
+/** Renders a minijinja template against the conversation ("templates"). */
+export function render(template) {
+  return renderTemplate(template);
+}
+
 /** Logs a line into flowhost's log (capability "log"). */
 export function info(message) {
   log("info", message, []);
 }
 
-/** An outcome that keeps `value` under `name` in the flow's context. */
-export function store(name, value) {
-  return { store: { name, value: JSON.stringify(value) }, nextTarget: undefined };
+/** An HTTP answer: `status`, `headers` (pairs), `body` (bytes). */
+export class Response {
+  constructor(status, headers, body) {
+    Object.assign(this, { status, headers, body });
+  }
+
+  text() {
+    return new TextDecoder().decode(this.body);
+  }
+
+  /** The body as JSON; `ProtocolError` if it is not. */
+  json() {
+    try {
+      return JSON.parse(this.text());
+    } catch (error) {
+      throw new ProtocolError(`the answer is not JSON: ${error.message}`);
+    }
+  }
 }
 
-/** An outcome that makes the flow follow the target `target` next. */
-export function goTo(target) {
-  return { store: undefined, nextTarget: target };
+/** Sends an HTTP request to one of the plugin's allowed hosts ("http");
+ * any status is an answer, no answer throws `HttpFailed`. */
+export function request(method, url, headers = [], body = undefined) {
+  try {
+    const answer = httpSend({ method: method.toLowerCase(), url, headers, body });
+    return new Response(answer.status, answer.headers, answer.body);
+  } catch (error) {
+    throw new HttpFailed(explain(error));
+  }
 }
 
-/** An outcome that keeps nothing and picks no target. */
-export function done() {
-  return { store: undefined, nextTarget: undefined };
+/** POSTs `value` as JSON. */
+export function postJson(url, value, headers = []) {
+  const body = new TextEncoder().encode(JSON.stringify(value));
+  return request("post", url, [["content-type", "application/json"], ...headers], body);
 }
 
-/** The object to export as `actionPlugin`: `run` gets the configuration as
- * an object; `Failed`, `InvalidConfig` and a refused capability become the
- * contract's typed errors. */
-export function action(describe, run) {
-  return {
-    describe,
-    run(context, config) {
-      let parsed;
-      try {
-        parsed = JSON.parse(config);
-      } catch (error) {
-        throw { tag: "invalid-config", val: `configuration: ${error.message}` };
-      }
-      try {
-        return run(context, parsed);
-      } catch (error) {
-        if (error instanceof InvalidConfig) throw { tag: "invalid-config", val: error.message };
-        if (error instanceof Failed) throw { tag: "failed", val: error.message };
-        // A capability refused or failed: its host-error.
-        if (error && error.payload && error.payload.tag) throw { tag: "host", val: error.payload };
-        throw { tag: "failed", val: String(error && error.message ? error.message : error) };
-      }
-    },
-  };
+function explain(error) {
+  const failure = error && error.payload;
+  if (!failure || !failure.tag) return String(error && error.message ? error.message : error);
+  return failure.val === undefined ? failure.tag : `${failure.tag}: ${failure.val}`;
+}
+
+/** Parses a plugin's JSON configuration; `error(text)` makes its error. */
+export function parseConfig(config, error) {
+  try {
+    return JSON.parse(config);
+  } catch (e) {
+    throw error(`configuration: ${e.message}`);
+  }
+}
+
+/** A refused or failed capability's host-error, if `error` is one. */
+export function hostError(error) {
+  return error && error.payload && error.payload.tag ? error.payload : undefined;
 }

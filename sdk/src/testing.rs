@@ -38,9 +38,10 @@ use serde_json::Value;
 use crate::bindings::action::flowhost::plugin::http::{HttpError, Method, Request, Response};
 use crate::bindings::action::flowhost::plugin::log::Level;
 use crate::bindings::action::flowhost::plugin::tickets::NewTicket;
+use crate::chatbot::{AdapterError, BotTurn, Callback, Inbound, Session};
 use crate::{
-    Action, ActionError, Capability, Context, Conversation, HostError, Message, Outcome,
-    OutgoingMessage,
+    Action, ActionError, Capability, Chatbot, Context, Conversation, HostError, Message,
+    Outcome, OutgoingMessage,
 };
 
 thread_local! {
@@ -104,16 +105,61 @@ impl MockHost {
     /// Runs the action `A` with `context` and `config` (JSON, as the flow's
     /// configuration after rendering); its result and the host after it.
     pub fn run_action<A: Action>(
-        mut self,
+        self,
         context: &Context,
         config: Value,
     ) -> (Result<Outcome, ActionError>, MockHost) {
-        self.declared = A::describe().capabilities;
+        let context = self.with_saved_data(context);
+        self.call(A::describe().capabilities, || {
+            crate::action::run_action::<A>(context, config.to_string())
+        })
+    }
+
+    /// Forwards `inbound` to the chatbot adapter `B`, as a chatbot node
+    /// does (with `session()` as the session); its turn and the host after
+    /// it. Answer the bot's URL with [`MockHost::answer`].
+    pub fn deliver<B: Chatbot>(
+        self,
+        context: &Context,
+        config: Value,
+        inbound: Inbound,
+    ) -> (Result<BotTurn, AdapterError>, MockHost) {
+        let context = self.with_saved_data(context);
+        self.call(B::describe().capabilities, || {
+            crate::chatbot::chatbot_deliver::<B>(context, config.to_string(), session(), inbound)
+        })
+    }
+
+    /// Reads `body`, as if the bot had posted it to its callback URL, with
+    /// the adapter `B`'s `parse-callback`.
+    pub fn parse_callback<B: Chatbot>(
+        self,
+        config: Value,
+        body: &[u8],
+    ) -> (Result<Callback, AdapterError>, MockHost) {
+        self.call(B::describe().capabilities, || {
+            crate::chatbot::chatbot_callback::<B>(config.to_string(), body.to_vec())
+        })
+    }
+
+    /// `context` with this host's saved data, as flowhost passes it.
+    fn with_saved_data(&self, context: &Context) -> Context {
         let mut context = context.clone();
         context.data = Value::Object(self.data.clone().into_iter().collect()).to_string();
+        context
+    }
+
+    /// Runs `call` with this host in place for a plugin that declared
+    /// `declared`; a failed call keeps no effects.
+    fn call<T, E>(
+        mut self,
+        declared: Vec<Capability>,
+        call: impl FnOnce() -> Result<T, E>,
+    ) -> (Result<T, E>, MockHost) {
+        self.declared = declared;
         let before = self.clone();
         HOST.with(|host| *host.borrow_mut() = Some(self));
-        let result = crate::action::run_action::<A>(context, config.to_string());
+        let result = call();
         let after = HOST
             .with(|host| host.borrow_mut().take())
             .expect("the mock host is in place for the whole call");
@@ -163,6 +209,27 @@ pub fn context(text: &str) -> Context {
     }
 }
 
+/// The session a chatbot node gives a conversation, for tests: the
+/// callback URL names the conversation of [`context`] and its hash.
+pub fn session() -> Session {
+    Session {
+        response_url: "https://flowhost.test/chatbots/bot/callback?conversation=test-account:customer:1&hash=test-hash".into(),
+        hash: "test-hash".into(),
+        custom_fields: Vec::new(),
+    }
+}
+
+/// A customer's message `text`, as a chatbot node forwards it.
+pub fn inbound(text: &str) -> Inbound {
+    Inbound {
+        id: "m1".into(),
+        text: Some(text.into()),
+        quick_reply: None,
+        attachments: Vec::new(),
+        is_start: false,
+    }
+}
+
 /// Runs `f` on the thread's mock host, after checking that the plugin
 /// declared `capability` (as flowhost does).
 fn with_host<T>(
@@ -172,7 +239,7 @@ fn with_host<T>(
     HOST.with(|host| {
         let mut host = host.borrow_mut();
         let host = host.as_mut().expect(
-            "a capability was called outside MockHost::run_action: run the plugin through the mock host in tests",
+            "a capability was called outside the mock host: run the plugin with MockHost::run_action, deliver or parse_callback in tests",
         );
         if !host.declared.contains(&capability) {
             return Err(HostError::Denied(format!(
@@ -419,5 +486,63 @@ mod tests {
         assert!(
             matches!(outcome, Err(ActionError::InvalidConfig(why)) if why.contains("missing field `text`"))
         );
+    }
+
+    /// Posts the customer's text to the bot and relays its answer.
+    struct Relay;
+
+    impl Chatbot for Relay {
+        type Config = Value;
+
+        fn describe() -> crate::PluginInfo {
+            plugin_info("relay", "1.0.0", "", serde_json::json!({}), &[Capability::Http])
+        }
+
+        fn deliver(
+            _: &Context,
+            config: Value,
+            session: &Session,
+            inbound: Inbound,
+        ) -> Result<BotTurn, AdapterError> {
+            let url = config["url"].as_str().unwrap_or_default();
+            let body = serde_json::json!({ "text": inbound.text, "reply_url": session.response_url });
+            let response = crate::http::send(crate::http::post_json(url, &body))
+                .map_err(|e| AdapterError::Unavailable(crate::http::explain(&e)))?;
+            Relay::parse_callback(config, &response.body).map(|callback| callback.turn)
+        }
+
+        fn parse_callback(_: Value, body: &[u8]) -> Result<Callback, AdapterError> {
+            let answer: Value = serde_json::from_slice(body)
+                .map_err(|e| AdapterError::Protocol(e.to_string()))?;
+            Ok(Callback {
+                conversation: String::new(),
+                hash: String::new(),
+                turn: BotTurn {
+                    replies: vec![crate::chatbot::BotReply::text(
+                        answer["reply"].as_str().unwrap_or_default(),
+                    )],
+                    handoff_queue: None,
+                },
+            })
+        }
+    }
+
+    #[test]
+    fn a_chatbot_adapter_talks_to_a_canned_bot_and_reads_callbacks() {
+        let url = "https://bot.example/talk";
+        let (turn, host) = MockHost::new()
+            .answer(Method::Post, url, 200, r#"{"reply": "Hello!"}"#)
+            .deliver::<Relay>(&context("hi"), serde_json::json!({ "url": url }), inbound("hi"));
+        assert_eq!(turn.unwrap().replies[0].text.as_deref(), Some("Hello!"));
+        let sent: Value = serde_json::from_slice(host.requests[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["text"], "hi");
+        assert!(sent["reply_url"].as_str().unwrap().contains("hash=test-hash"));
+
+        let (turn, _) = MockHost::new()
+            .deliver::<Relay>(&context("hi"), serde_json::json!({ "url": url }), inbound("hi"));
+        assert!(matches!(turn, Err(AdapterError::Unavailable(_))), "no answer: the bot is unreachable");
+
+        let (callback, _) = MockHost::new().parse_callback::<Relay>(Value::Null, b"not json");
+        assert!(matches!(callback, Err(AdapterError::Protocol(_))));
     }
 }

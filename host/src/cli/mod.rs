@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod chat;
 pub mod flows;
+pub mod plugin_test;
 pub mod plugins;
 pub mod scaffold;
 

@@ -94,6 +94,7 @@ pub struct Plugin {
     cache_hit: bool,
 }
 
+#[derive(Clone)]
 enum Pre {
     Action(current::ActionPre<CallState>),
     Chatbot(current::chatbot::ChatbotPre<CallState>),
@@ -115,6 +116,31 @@ impl Plugin {
 
     pub fn loaded_from_cache(&self) -> bool {
         self.cache_hit
+    }
+
+    /// The same compiled plugin under another HTTP policy, without
+    /// compiling it again (`plugin test` lets a chatbot adapter reach its
+    /// stand-in bot once it knows the plugin is an adapter).
+    pub fn with_http_policy(&self, policy: &HttpPolicy) -> Result<Plugin, LoadError> {
+        let http = HttpGate::new(&self.info.name, policy).map_err(|pattern| {
+            LoadError::BadAllowedHost {
+                plugin: self.info.name.clone(),
+                pattern,
+            }
+        })?;
+        let shared = Arc::new(PluginShared {
+            name: self.shared.name.clone(),
+            capabilities: self.shared.capabilities.clone(),
+            limits: self.shared.limits.clone(),
+            http,
+            templates: self.shared.templates.clone(),
+        });
+        Ok(Plugin {
+            info: self.info.clone(),
+            shared,
+            pre: self.pre.clone(),
+            cache_hit: self.cache_hit,
+        })
     }
 }
 

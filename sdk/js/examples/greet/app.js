@@ -1,6 +1,6 @@
 // An action in JavaScript: greets the customer by name and remembers it.
 
-import { action, pluginInfo, sendText, setData, store, InvalidConfig } from "../../flowhost.js";
+import { action, pluginInfo, sendText, setData, store, InvalidConfig } from "../../action.js";
 
 function describe() {
   return pluginInfo(

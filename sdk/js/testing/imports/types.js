@@ -1,0 +1,2 @@
+// The contract's shared types have no functions.
+export {};
