@@ -28,20 +28,20 @@ const RELAY: (&str, &str) = ("relay-ig", "17841400000000105");
 const SHORT: (&str, &str) = ("short-ig", "17841400000000106");
 const SORRY: &str = "Our assistant is away; a person will answer you here.";
 
-/// The flow; `relay` adds an account whose connector goes to a chatbot on
-/// the SDK's example adapter `relay-bot`.
-fn flow(graph: &str, bots: &str, closed_port: u16, relay: bool) -> String {
+/// The flow; `relay` (an adapter's name) adds an account whose connector
+/// goes to a chatbot on one of the SDK's example relay adapters.
+fn flow(graph: &str, bots: &str, closed_port: u16, relay: Option<&str>) -> String {
     let account = |(key, id): (&str, &str)| {
         format!(
             "  {key}:\n    channel: instagram\n    ig_user_id: \"{id}\"\n    access_token: graph-token\n    api_base_url: {graph}\n    app_secret: {SECRET}\n    verify_token: verify-me\n"
         )
     };
-    let (relay_account, relay_connector, relay_chatbot) = if relay {
+    let (relay_account, relay_connector, relay_chatbot) = if let Some(adapter) = relay {
         (
             account(RELAY),
             "  relay: { title: Relay, account: relay-ig, next: { chatbot: relay } }\n".to_string(),
             format!(
-                "  relay:\n    title: Relay\n    adapter: relay-bot\n    url: {bots}/relay\n    fallback: {{ automessage: sorry }}\n"
+                "  relay:\n    title: Relay\n    adapter: {adapter}\n    url: {bots}/relay\n    fallback: {{ automessage: sorry }}\n"
             ),
         )
     } else {
@@ -253,9 +253,12 @@ impl Fixture {
         Self::with_plugins(dir, None).await
     }
 
-    /// With `plugins_dir` holding the SDK's example `relay-bot`, the flow
-    /// gets a chatbot on it.
-    async fn with_plugins(dir: &std::path::Path, plugins_dir: Option<&std::path::Path>) -> Fixture {
+    /// With `plugins_dir` holding one of the SDK's example relay adapters
+    /// (declared as `adapter`), the flow gets a chatbot on it.
+    async fn with_plugins(
+        dir: &std::path::Path,
+        relay: Option<(&std::path::Path, &str)>,
+    ) -> Fixture {
         let (graph, graph_url) = Graph::start().await;
         let (bots, bots_url) = Bots::start().await;
         let closed_port = {
@@ -264,11 +267,18 @@ impl Fixture {
         };
         let mut config = flowhost_tests::server_config(
             dir,
-            &flow(&graph_url, &bots_url, closed_port, plugins_dir.is_some()),
+            &flow(
+                &graph_url,
+                &bots_url,
+                closed_port,
+                relay.map(|(_, name)| name),
+            ),
         );
-        config.plugins_dir = plugins_dir.map(std::path::Path::to_path_buf);
-        let relay = plugins_dir.map(|_| "relay-bot");
-        for adapter in ["webhook-bot", "rasa"].into_iter().chain(relay) {
+        config.plugins_dir = relay.map(|(dir, _)| dir.to_path_buf());
+        for adapter in ["webhook-bot", "rasa"]
+            .into_iter()
+            .chain(relay.map(|(_, name)| name))
+        {
             config
                 .plugins
                 .insert(adapter.into(), flowhost_tests::loopback_request());
@@ -908,8 +918,73 @@ async fn an_adapter_built_from_the_sdk_example_answers_at_once_and_later() {
         .unwrap();
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(&component, plugins.path().join("relay-bot.wasm")).unwrap();
+    relays_at_once_and_later(plugins.path(), "relay-bot").await;
+}
+
+/// Issue 13, item 3: the relay adapter written in JavaScript
+/// (`sdk/js/examples/relay_bot`, built by `sdk/js/build` for the chatbot
+/// world) speaks the same protocol over the webhook path.
+#[tokio::test]
+async fn a_javascript_adapter_answers_at_once_and_later() {
+    let plugins = tempfile::tempdir().unwrap();
+    let mut build = tokio::process::Command::new("bash");
+    build
+        .args(["sdk/js/build", "sdk/js/examples/relay_bot/app.js"])
+        .arg(plugins.path().join("relay_js.wasm"))
+        .arg("chatbot");
+    built(build).await;
+    relays_at_once_and_later(plugins.path(), "js-relay-bot").await;
+}
+
+/// The same in Python (`sdk/python/examples/relay_bot`, componentize-py).
+#[tokio::test]
+async fn a_python_adapter_answers_at_once_and_later() {
+    let plugins = tempfile::tempdir().unwrap();
+    let mut build = tokio::process::Command::new("sdk/python/.venv/bin/componentize-py");
+    build
+        .args([
+            "-d",
+            "wit/flowhost-plugin@0.1.0",
+            "-w",
+            "chatbot",
+            "componentize",
+            "app",
+        ])
+        .args([
+            "-p",
+            "sdk/python/examples/relay_bot",
+            "-p",
+            "sdk/python",
+            "-o",
+        ])
+        .arg(plugins.path().join("relay_py.wasm"));
+    built(build).await;
+    relays_at_once_and_later(plugins.path(), "py-relay-bot").await;
+}
+
+/// Runs a component build from the repository's root; fails the test with
+/// its output if it fails (say, the SDK's setup has not run).
+async fn built(mut build: tokio::process::Command) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = build
+        .current_dir(root)
+        .output()
+        .await
+        .expect("the build runs");
+    assert!(
+        output.status.success(),
+        "the build failed (the README's test command runs sdk/python/setup and sdk/js/setup): {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A relay adapter in `plugins` (declared as `adapter`): a customer's
+/// "now" is answered at once; another message is answered later through
+/// the callback, which hands the conversation to `sales`.
+async fn relays_at_once_and_later(plugins: &std::path::Path, adapter: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let fx = Fixture::with_plugins(dir.path(), Some(plugins.path())).await;
+    let fx = Fixture::with_plugins(dir.path(), Some((plugins, adapter))).await;
 
     fx.write(RELAY, "5901", "now", json!({})).await;
     fx.graph.wait_for_text("5901", "Relayed at once").await;

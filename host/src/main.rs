@@ -234,10 +234,10 @@ enum PluginCommand {
     New {
         /// The plugin's name (lowercase letters, digits, dashes).
         name: String,
-        /// The project's language.
+        /// The project's language: rust, python or js.
         #[arg(long, default_value = "rust")]
         lang: String,
-        /// The world it exports.
+        /// The world it exports: action or chatbot.
         #[arg(long, default_value = "action")]
         world: String,
         /// Where the project folder goes.
@@ -369,10 +369,12 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
         }) => {
             let sdk = sdk.unwrap_or_else(cli::scaffold::default_sdk);
             let project = cli::scaffold::new_plugin(&name, &lang, &world, &dir, &sdk)?;
-            println!(
-                "wrote {0}\n  cd {0} && cargo test && cargo build --release --target wasm32-wasip2",
-                project.display()
-            );
+            let next = match lang.as_str() {
+                "rust" => "cargo test && cargo build --release --target wasm32-wasip2",
+                "python" => "./test && ./build",
+                _ => "npm install && npm test && npm run build",
+            };
+            println!("wrote {0}\n  cd {0} && {next}", project.display());
             true
         }
         Command::Admin {

@@ -1,25 +1,94 @@
-//! `flowhost plugin new`: writes a plugin project that builds as it is,
-//! with unit tests against the SDK's mock host and fixtures for
-//! `flowhost plugin test`.
+//! `flowhost plugin new`: writes a plugin project (Rust, Python or
+//! JavaScript; an action or a chatbot adapter) that builds as it is, with
+//! unit tests against the SDK's mock host and fixtures for `flowhost plugin
+//! test`. The templates are in `scaffold/`: fixtures by world, the rest by
+//! language and world.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// The files of a new Rust action project: (path, template).
-const RUST_ACTION: [(&str, &str); 5] = [
-    ("Cargo.toml", include_str!("scaffold/Cargo.toml.tmpl")),
-    ("src/lib.rs", include_str!("scaffold/lib.rs.tmpl")),
+/// A file of a project: its path and its template.
+type Template = (&'static str, &'static str);
+
+const ACTION_FIXTURES: [Template; 2] = [
     (
         "fixtures/greets.json",
-        include_str!("scaffold/fixture.json.tmpl"),
+        include_str!("scaffold/action/fixtures/greets.json"),
     ),
     (
         "fixtures/refused.json",
-        include_str!("scaffold/refused.json.tmpl"),
+        include_str!("scaffold/action/fixtures/refused.json"),
     ),
-    ("README.md", include_str!("scaffold/README.md.tmpl")),
 ];
+
+const CHATBOT_FIXTURES: [Template; 4] = [
+    (
+        "fixtures/answers.json",
+        include_str!("scaffold/chatbot/fixtures/answers.json"),
+    ),
+    (
+        "fixtures/handoff.json",
+        include_str!("scaffold/chatbot/fixtures/handoff.json"),
+    ),
+    (
+        "fixtures/later.json",
+        include_str!("scaffold/chatbot/fixtures/later.json"),
+    ),
+    (
+        "fixtures/unavailable.json",
+        include_str!("scaffold/chatbot/fixtures/unavailable.json"),
+    ),
+];
+
+const RUST: [Template; 2] = [
+    ("Cargo.toml", include_str!("scaffold/rust/Cargo.toml")),
+    ("README.md", include_str!("scaffold/rust/README.md")),
+];
+const RUST_ACTION: [Template; 1] = [("src/lib.rs", include_str!("scaffold/rust/action/lib.rs"))];
+const RUST_CHATBOT: [Template; 1] = [("src/lib.rs", include_str!("scaffold/rust/chatbot/lib.rs"))];
+
+const PYTHON: [Template; 3] = [
+    ("build", include_str!("scaffold/python/build")),
+    ("test", include_str!("scaffold/python/test")),
+    ("README.md", include_str!("scaffold/python/README.md")),
+];
+const PYTHON_ACTION: [Template; 2] = [
+    ("app.py", include_str!("scaffold/python/action/app.py")),
+    (
+        "test_app.py",
+        include_str!("scaffold/python/action/test_app.py"),
+    ),
+];
+const PYTHON_CHATBOT: [Template; 2] = [
+    ("app.py", include_str!("scaffold/python/chatbot/app.py")),
+    (
+        "test_app.py",
+        include_str!("scaffold/python/chatbot/test_app.py"),
+    ),
+];
+
+const JS: [Template; 2] = [
+    ("package.json", include_str!("scaffold/js/package.json")),
+    ("README.md", include_str!("scaffold/js/README.md")),
+];
+const JS_ACTION: [Template; 2] = [
+    ("app.js", include_str!("scaffold/js/action/app.js")),
+    (
+        "app.test.js",
+        include_str!("scaffold/js/action/app.test.js"),
+    ),
+];
+const JS_CHATBOT: [Template; 2] = [
+    ("app.js", include_str!("scaffold/js/chatbot/app.js")),
+    (
+        "app.test.js",
+        include_str!("scaffold/js/chatbot/app.test.js"),
+    ),
+];
+
+/// The scripts a project runs as `./build` and `./test`.
+const EXECUTABLE: [&str; 2] = ["build", "test"];
 
 /// The SDK this binary was built with, for projects on this machine.
 pub fn default_sdk() -> PathBuf {
@@ -27,7 +96,8 @@ pub fn default_sdk() -> PathBuf {
 }
 
 /// Writes the project `name` (a plugin name: lowercase letters, digits and
-/// dashes) into `dir/name`; the folder must not exist yet.
+/// dashes) in `lang` (`rust`, `python` or `js`) exporting `world` (`action`
+/// or `chatbot`) into `dir/name`; the folder must not exist yet.
 pub fn new_plugin(
     name: &str,
     lang: &str,
@@ -36,15 +106,7 @@ pub fn new_plugin(
     sdk: &Path,
 ) -> anyhow::Result<PathBuf> {
     check_name(name)?;
-    match (lang, world) {
-        ("rust", "action") => {}
-        ("rust", other) => anyhow::bail!(
-            "--world {other}: the scaffold writes actions for now; for a chatbot adapter start from the SDK's example relay_bot.rs"
-        ),
-        (other, _) => anyhow::bail!(
-            "--lang {other}: the scaffold writes Rust plugins for now; a Python or JavaScript action starts from sdk/python/examples/greet or sdk/js/examples/greet (docs/partners.md, Other languages)"
-        ),
-    }
+    let files = templates(lang, world)?;
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("the SDK at {} (give --sdk PATH)", sdk.display()))?;
@@ -52,17 +114,58 @@ pub fn new_plugin(
     if project.exists() {
         anyhow::bail!("{} exists already", project.display());
     }
-    for (path, template) in RUST_ACTION {
+    let (kind, flow_use) = match world {
+        "action" => ("action", ACTION_USE),
+        _ => ("chatbot adapter", CHATBOT_USE),
+    };
+    for (path, template) in files {
         let text = template
+            .replace("{{FLOW_USE}}", flow_use)
             .replace("{{NAME}}", name)
             .replace("{{CRATE}}", &name.replace('-', "_"))
             .replace("{{TYPE}}", &type_name(name))
+            .replace("{{WORLD}}", world)
+            .replace("{{KIND}}", kind)
             .replace("{{SDK}}", &sdk.display().to_string());
         let path = project.join(path);
         std::fs::create_dir_all(path.parent().expect("a file in the project"))?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        if EXECUTABLE.iter().any(|script| path.ends_with(script)) {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     Ok(project)
+}
+
+/// What the README says about using the plugin in a flow.
+const ACTION_USE: &str = "Use it in a decision of a flow as `- action: {{NAME}}` with `config: { greeting: \"Hello\" }`.";
+const CHATBOT_USE: &str = "Use it in a flow as a chatbot's adapter: `chatbots: { helper: { adapter: {{NAME}}, url: https://your-bot.example/talk, fallback: { queue: support } } }`.";
+
+/// The files of a project in `lang` exporting `world`.
+fn templates(lang: &str, world: &str) -> anyhow::Result<Vec<Template>> {
+    let (common, own): (&[Template], &[Template]) = match (lang, world) {
+        ("rust", "action") => (&RUST, &RUST_ACTION),
+        ("rust", "chatbot") => (&RUST, &RUST_CHATBOT),
+        ("python", "action") => (&PYTHON, &PYTHON_ACTION),
+        ("python", "chatbot") => (&PYTHON, &PYTHON_CHATBOT),
+        ("js", "action") => (&JS, &JS_ACTION),
+        ("js", "chatbot") => (&JS, &JS_CHATBOT),
+        ("rust" | "python" | "js", other) => {
+            anyhow::bail!(
+                "--world {other}: a plugin project exports the action or the chatbot world"
+            )
+        }
+        (other, _) => {
+            anyhow::bail!("--lang {other}: the scaffold writes rust, python or js projects")
+        }
+    };
+    let fixtures: &[Template] = if world == "action" {
+        &ACTION_FIXTURES
+    } else {
+        &CHATBOT_FIXTURES
+    };
+    Ok([common, own, fixtures].concat())
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
@@ -109,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn a_project_is_written_once_and_other_languages_are_refused_plainly() {
+    fn a_project_is_written_once_and_unknown_languages_and_worlds_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let project = new_plugin(
             "loyalty-points",
@@ -132,7 +235,37 @@ mod tests {
             &default_sdk(),
         );
         assert!(again.unwrap_err().to_string().contains("exists already"));
-        let python = new_plugin("x", "python", "action", dir.path(), &default_sdk());
-        assert!(python.unwrap_err().to_string().contains("--lang python"));
+        let go = new_plugin("x", "go", "action", dir.path(), &default_sdk());
+        assert!(go.unwrap_err().to_string().contains("--lang go"));
+        let world = new_plugin("x", "js", "translator", dir.path(), &default_sdk());
+        assert!(
+            world
+                .unwrap_err()
+                .to_string()
+                .contains("--world translator")
+        );
+    }
+
+    #[test]
+    fn every_language_and_world_is_written_with_every_placeholder_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        for lang in ["rust", "python", "js"] {
+            for world in ["action", "chatbot"] {
+                let name = format!("{lang}-{world}");
+                let project = new_plugin(&name, lang, world, dir.path(), &default_sdk()).unwrap();
+                for (path, _) in templates(lang, world).unwrap() {
+                    let text = std::fs::read_to_string(project.join(path)).unwrap();
+                    assert!(!text.contains("{{"), "{name}/{path} has a placeholder left");
+                }
+            }
+        }
+        let build = dir.path().join("python-chatbot/build");
+        let text = std::fs::read_to_string(&build).unwrap();
+        assert!(text.contains("-w chatbot"));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            build.metadata().unwrap().permissions().mode() & 0o111,
+            0o111
+        );
     }
 }
