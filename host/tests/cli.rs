@@ -984,22 +984,22 @@ fn chat_answers_a_turkish_greeting_in_turkish_and_matches_inflected_words() {
     );
 }
 
-/// Issue 13, items 4 to 6: the partner guide's quick start
-/// (`docs/partners.md`), run exactly as written in an empty folder: `plugin
-/// new` writes a project that passes its own unit tests (the SDK's mock
-/// host), builds as a component, passes its fixtures under `plugin test`
-/// and answers in `chat`. Then a fixture the component does not meet fails
-/// `plugin test` and says how, and bad names are refused.
-#[test]
-fn the_partner_guide_runs_as_written() {
+/// The `sh` block of the partner guide (`docs/partners.md`) marked for
+/// `lang`.
+fn guide_block(lang: &str) -> &'static str {
     let guide = include_str!("../../docs/partners.md");
-    let marker = guide
-        .find("<!-- host/tests/cli.rs runs the next block")
-        .expect("the guide marks the block this test runs");
-    let block = &guide[marker..];
+    let marker = format!("in an empty folder ({lang}). -->");
+    let at = guide
+        .find(&marker)
+        .unwrap_or_else(|| panic!("the guide marks its {lang} block for this test"));
+    let block = &guide[at..];
     let start = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
-    let script = &block[start..start + block[start..].find("```").unwrap()];
-    let dir = tempfile::tempdir().unwrap();
+    &block[start..start + block[start..].find("```").unwrap()]
+}
+
+/// Runs `script` with bash (errexit, pipefail) in `dir`, with this build's
+/// `flowhost` first on the PATH; its output, stdout then stderr.
+fn run_script(script: &str, dir: &std::path::Path) -> String {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_flowhost"))
         .parent()
         .unwrap();
@@ -1010,23 +1010,120 @@ fn the_partner_guide_runs_as_written() {
     );
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("PATH", path)
+        // The test's own build settings are not the partner's.
         .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("RUST_LOG", "warn")
         .output()
         .expect("bash runs");
     let out = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{out}");
-    assert!(
-        out.contains("test result: ok. 2 passed"),
-        "cargo test: {out}"
-    );
+    assert!(output.status.success(), "{script}\n---\n{out}");
+    out
+}
+
+/// The guide's quick start in `lang`, run exactly as written in an empty
+/// folder: the project passes its own unit tests and its fixtures, and the
+/// component answers in `chat`. Returns the folder and the output.
+fn the_guide_runs_as_written_in(lang: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_script(guide_block(lang), dir.path());
     assert!(out.contains("2 passed, 0 failed"), "plugin test: {out}");
     assert!(
         out.contains("bot> Welcome back, Terminal Customer!"),
         "chat: {out}"
+    );
+    (dir, out)
+}
+
+/// Issue 13, items 4 to 6: the partner guide's Python quick start. Its
+/// unit tests ran against `flowhost_testing`, the Python mock host.
+#[test]
+fn the_partner_guide_runs_as_written_in_python() {
+    let (_dir, out) = the_guide_runs_as_written_in("python");
+    assert!(
+        out.contains("Ran 2 tests") && out.contains("OK"),
+        "./test: {out}"
+    );
+}
+
+/// Issue 13, items 4 to 6: the partner guide's JavaScript quick start. Its
+/// unit tests ran in Node's test runner against the JavaScript mock host.
+#[test]
+fn the_partner_guide_runs_as_written_in_javascript() {
+    let (_dir, out) = the_guide_runs_as_written_in("js");
+    assert!(
+        out.contains("# pass 3") && out.contains("# fail 0"),
+        "npm test: {out}"
+    );
+}
+
+/// Issue 13, item 3: the Python and JavaScript SDKs' examples (an action
+/// and a chatbot adapter each) pass their own unit tests, run natively
+/// against each SDK's mock host.
+#[test]
+fn the_python_and_javascript_examples_pass_their_unit_tests() {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    for example in ["greet", "relay_bot"] {
+        let python = sdk.join("python/examples").join(example);
+        let out = run_script("PYTHONPATH=../.. python3 -m unittest -v 2>&1", &python);
+        assert!(out.contains("\nOK"), "python {example}: {out}");
+        let js = sdk.join("js/examples").join(example);
+        let out = run_script("node --import ../../testing/register.js --test", &js);
+        assert!(out.contains("# fail 0"), "js {example}: {out}");
+    }
+}
+
+/// Issue 13, item 4: `plugin new NAME --lang LANG --world chatbot` writes
+/// an adapter that passes its own unit tests (`commands` run them, build
+/// the component and test it), and its fixtures against `plugin test`'s
+/// stand-in bot.
+fn a_chatbot_project_passes_its_own_tests(lang: &str, commands: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{lang}-bot");
+    let script = format!(
+        "flowhost plugin new {name} --lang {lang} --world chatbot\ncd {name}\n{commands}\n"
+    );
+    let out = run_script(&script, dir.path());
+    assert!(out.contains("4 passed, 0 failed"), "{lang}: {out}");
+}
+
+#[test]
+fn a_rust_chatbot_project_passes_its_own_tests() {
+    a_chatbot_project_passes_its_own_tests(
+        "rust",
+        "cargo test\ncargo build --release --target wasm32-wasip2\nflowhost plugin test target/wasm32-wasip2/release/rust_bot.wasm fixtures/",
+    );
+}
+
+#[test]
+fn a_python_chatbot_project_passes_its_own_tests() {
+    a_chatbot_project_passes_its_own_tests(
+        "python",
+        "./test\n./build\nflowhost plugin test python-bot.wasm fixtures/",
+    );
+}
+
+#[test]
+fn a_javascript_chatbot_project_passes_its_own_tests() {
+    a_chatbot_project_passes_its_own_tests(
+        "js",
+        "npm install\nnpm test\nnpm run build\nflowhost plugin test js-bot.wasm fixtures/",
+    );
+}
+
+/// Issue 13, items 4 to 6: the partner guide's Rust quick start; then a
+/// fixture the component does not meet fails `plugin test` and says how,
+/// and bad names are refused.
+#[test]
+fn the_partner_guide_runs_as_written() {
+    let (dir, out) = the_guide_runs_as_written_in("rust");
+    assert!(
+        out.contains("test result: ok. 2 passed"),
+        "cargo test: {out}"
     );
 
     let project = dir.path().join("loyalty-points");
