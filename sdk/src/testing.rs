@@ -40,8 +40,8 @@ use crate::bindings::action::flowhost::plugin::log::Level;
 use crate::bindings::action::flowhost::plugin::tickets::NewTicket;
 use crate::chatbot::{AdapterError, BotTurn, Callback, Inbound, Session};
 use crate::{
-    Action, ActionError, Capability, Chatbot, Context, Conversation, HostError, Message,
-    Outcome, OutgoingMessage,
+    Action, ActionError, Capability, Chatbot, Context, Conversation, HostError, Message, Outcome,
+    OutgoingMessage,
 };
 
 thread_local! {
@@ -495,7 +495,13 @@ mod tests {
         type Config = Value;
 
         fn describe() -> crate::PluginInfo {
-            plugin_info("relay", "1.0.0", "", serde_json::json!({}), &[Capability::Http])
+            plugin_info(
+                "relay",
+                "1.0.0",
+                "",
+                serde_json::json!({}),
+                &[Capability::Http],
+            )
         }
 
         fn deliver(
@@ -505,15 +511,16 @@ mod tests {
             inbound: Inbound,
         ) -> Result<BotTurn, AdapterError> {
             let url = config["url"].as_str().unwrap_or_default();
-            let body = serde_json::json!({ "text": inbound.text, "reply_url": session.response_url });
+            let body =
+                serde_json::json!({ "text": inbound.text, "reply_url": session.response_url });
             let response = crate::http::send(crate::http::post_json(url, &body))
                 .map_err(|e| AdapterError::Unavailable(crate::http::explain(&e)))?;
             Relay::parse_callback(config, &response.body).map(|callback| callback.turn)
         }
 
         fn parse_callback(_: Value, body: &[u8]) -> Result<Callback, AdapterError> {
-            let answer: Value = serde_json::from_slice(body)
-                .map_err(|e| AdapterError::Protocol(e.to_string()))?;
+            let answer: Value =
+                serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(e.to_string()))?;
             Ok(Callback {
                 conversation: String::new(),
                 hash: String::new(),
@@ -532,15 +539,30 @@ mod tests {
         let url = "https://bot.example/talk";
         let (turn, host) = MockHost::new()
             .answer(Method::Post, url, 200, r#"{"reply": "Hello!"}"#)
-            .deliver::<Relay>(&context("hi"), serde_json::json!({ "url": url }), inbound("hi"));
+            .deliver::<Relay>(
+                &context("hi"),
+                serde_json::json!({ "url": url }),
+                inbound("hi"),
+            );
         assert_eq!(turn.unwrap().replies[0].text.as_deref(), Some("Hello!"));
         let sent: Value = serde_json::from_slice(host.requests[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(sent["text"], "hi");
-        assert!(sent["reply_url"].as_str().unwrap().contains("hash=test-hash"));
+        assert!(
+            sent["reply_url"]
+                .as_str()
+                .unwrap()
+                .contains("hash=test-hash")
+        );
 
-        let (turn, _) = MockHost::new()
-            .deliver::<Relay>(&context("hi"), serde_json::json!({ "url": url }), inbound("hi"));
-        assert!(matches!(turn, Err(AdapterError::Unavailable(_))), "no answer: the bot is unreachable");
+        let (turn, _) = MockHost::new().deliver::<Relay>(
+            &context("hi"),
+            serde_json::json!({ "url": url }),
+            inbound("hi"),
+        );
+        assert!(
+            matches!(turn, Err(AdapterError::Unavailable(_))),
+            "no answer: the bot is unreachable"
+        );
 
         let (callback, _) = MockHost::new().parse_callback::<Relay>(Value::Null, b"not json");
         assert!(matches!(callback, Err(AdapterError::Protocol(_))));

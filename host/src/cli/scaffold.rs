@@ -41,14 +41,16 @@ const CHATBOT_FIXTURES: [Template; 4] = [
     ),
 ];
 
-const RUST: [Template; 2] = [
+const RUST: [Template; 3] = [
     ("Cargo.toml", include_str!("scaffold/rust/Cargo.toml")),
+    (".gitignore", include_str!("scaffold/rust/gitignore")),
     ("README.md", include_str!("scaffold/rust/README.md")),
 ];
 const RUST_ACTION: [Template; 1] = [("src/lib.rs", include_str!("scaffold/rust/action/lib.rs"))];
 const RUST_CHATBOT: [Template; 1] = [("src/lib.rs", include_str!("scaffold/rust/chatbot/lib.rs"))];
 
-const PYTHON: [Template; 3] = [
+const PYTHON: [Template; 4] = [
+    (".gitignore", include_str!("scaffold/python/gitignore")),
     ("build", include_str!("scaffold/python/build")),
     ("test", include_str!("scaffold/python/test")),
     ("README.md", include_str!("scaffold/python/README.md")),
@@ -68,7 +70,8 @@ const PYTHON_CHATBOT: [Template; 2] = [
     ),
 ];
 
-const JS: [Template; 2] = [
+const JS: [Template; 3] = [
+    (".gitignore", include_str!("scaffold/js/gitignore")),
     ("package.json", include_str!("scaffold/js/package.json")),
     ("README.md", include_str!("scaffold/js/README.md")),
 ];

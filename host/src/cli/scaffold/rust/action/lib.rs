@@ -66,7 +66,8 @@ mod tests {
 
     #[test]
     fn a_configuration_without_a_greeting_is_refused() {
-        let (outcome, host) = MockHost::new().run_action::<{{TYPE}}>(&context("hi"), serde_json::json!({}));
+        let (outcome, host) =
+            MockHost::new().run_action::<{{TYPE}}>(&context("hi"), serde_json::json!({}));
         assert!(matches!(outcome, Err(ActionError::InvalidConfig(_))));
         assert!(host.sent.is_empty());
     }

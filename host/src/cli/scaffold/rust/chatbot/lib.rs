@@ -87,9 +87,14 @@ impl Chatbot for {{TYPE}} {
         let response = http::send(http::post_json(&config.url, &body))
             .map_err(|e| AdapterError::Unavailable(http::explain(&e)))?;
         match response.status {
-            202 => Ok(BotTurn { replies: Vec::new(), handoff_queue: None }),
+            202 => Ok(BotTurn {
+                replies: Vec::new(),
+                handoff_queue: None,
+            }),
             200 => read_answer(&response.body),
-            status => Err(AdapterError::Unavailable(format!("the bot answered HTTP {status}"))),
+            status => Err(AdapterError::Unavailable(format!(
+                "the bot answered HTTP {status}"
+            ))),
         }
     }
 
@@ -124,8 +129,17 @@ mod tests {
     #[test]
     fn the_customer_message_goes_to_the_bot_and_its_answer_comes_back() {
         let (turn, host) = MockHost::new()
-            .answer(Method::Post, BOT, 200, r#"{"replies": ["Hello!"], "handoff": "sales"}"#)
-            .deliver::<{{TYPE}}>(&context("hi"), serde_json::json!({ "url": BOT }), inbound("hi"));
+            .answer(
+                Method::Post,
+                BOT,
+                200,
+                r#"{"replies": ["Hello!"], "handoff": "sales"}"#,
+            )
+            .deliver::<{{TYPE}}>(
+                &context("hi"),
+                serde_json::json!({ "url": BOT }),
+                inbound("hi"),
+            );
         let turn = turn.unwrap();
         assert_eq!(turn.replies[0].text.as_deref(), Some("Hello!"));
         assert_eq!(turn.handoff_queue.as_deref(), Some("sales"));
@@ -138,15 +152,24 @@ mod tests {
     fn an_error_status_sends_the_customer_to_the_fallback() {
         let (turn, _) = MockHost::new()
             .answer(Method::Post, BOT, 503, "")
-            .deliver::<{{TYPE}}>(&context("hi"), serde_json::json!({ "url": BOT }), inbound("hi"));
+            .deliver::<{{TYPE}}>(
+                &context("hi"),
+                serde_json::json!({ "url": BOT }),
+                inbound("hi"),
+            );
         assert!(matches!(turn, Err(AdapterError::Unavailable(_))));
     }
 
     #[test]
     fn a_later_answer_is_read_from_the_callback() {
-        let (callback, _) = MockHost::new()
-            .parse_callback::<{{TYPE}}>(serde_json::json!({ "url": BOT }), br#"{"replies": ["Done"]}"#);
-        assert_eq!(callback.unwrap().turn.replies[0].text.as_deref(), Some("Done"));
+        let (callback, _) = MockHost::new().parse_callback::<{{TYPE}}>(
+            serde_json::json!({ "url": BOT }),
+            br#"{"replies": ["Done"]}"#,
+        );
+        assert_eq!(
+            callback.unwrap().turn.replies[0].text.as_deref(),
+            Some("Done")
+        );
         let (callback, _) =
             MockHost::new().parse_callback::<{{TYPE}}>(serde_json::json!({ "url": BOT }), b"{");
         assert!(matches!(callback, Err(AdapterError::Protocol(_))));
