@@ -1081,7 +1081,7 @@ fn the_python_and_javascript_examples_pass_their_unit_tests() {
 /// an adapter that passes its own unit tests (`commands` run them, build
 /// the component and test it), and its fixtures against `plugin test`'s
 /// stand-in bot.
-fn a_chatbot_project_passes_its_own_tests(lang: &str, commands: &str) {
+fn a_chatbot_project_passes_its_own_tests(lang: &str, commands: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("{lang}-bot");
     let script = format!(
@@ -1089,19 +1089,55 @@ fn a_chatbot_project_passes_its_own_tests(lang: &str, commands: &str) {
     );
     let out = run_script(&script, dir.path());
     assert!(out.contains("4 passed, 0 failed"), "{lang}: {out}");
+    dir
 }
 
+/// Then a chatbot fixture the adapter does not meet fails and says how,
+/// and one that is neither a delivery nor a callback is refused.
 #[test]
 fn a_rust_chatbot_project_passes_its_own_tests() {
-    a_chatbot_project_passes_its_own_tests(
+    let dir = a_chatbot_project_passes_its_own_tests(
         "rust",
         "cargo test\ncargo build --release --target wasm32-wasip2\nflowhost plugin test target/wasm32-wasip2/release/rust_bot.wasm fixtures/",
+    );
+    let project = dir.path().join("rust-bot");
+    let component = project.join("target/wasm32-wasip2/release/rust_bot.wasm");
+    let wrong = project.join("wrong.json");
+    std::fs::write(
+        &wrong,
+        r#"{"inbound": {"text": "hi"}, "bot": {"body": {"replies": ["A"]}},
+            "expect": {"replies": ["B"], "handoff_queue": "sales", "bot_request": {"text": "bye"}}}"#,
+    )
+    .unwrap();
+    let test = |fixture: &std::path::Path| {
+        flowhost(&[
+            "plugin",
+            "test",
+            component.to_str().unwrap(),
+            fixture.to_str().unwrap(),
+        ])
+    };
+    let (ok, out) = test(&wrong);
+    assert!(!ok, "{out}");
+    for problem in [
+        r#"replies: expected ["B"], got ["A"]"#,
+        r#"handoff_queue: expected "sales", got null"#,
+        r#"bot_request: expected {"text":"bye"}, got {"text":"hi"}"#,
+        "0 passed, 1 failed",
+    ] {
+        assert!(out.contains(problem), "{problem}: {out}");
+    }
+    std::fs::write(&wrong, r#"{"expect": {}}"#).unwrap();
+    let (ok, out) = test(&wrong);
+    assert!(
+        !ok && out.contains("either `inbound` (with `bot`) or `callback`"),
+        "{out}"
     );
 }
 
 #[test]
 fn a_python_chatbot_project_passes_its_own_tests() {
-    a_chatbot_project_passes_its_own_tests(
+    let _project = a_chatbot_project_passes_its_own_tests(
         "python",
         "./test\n./build\nflowhost plugin test python-bot.wasm fixtures/",
     );
@@ -1109,7 +1145,7 @@ fn a_python_chatbot_project_passes_its_own_tests() {
 
 #[test]
 fn a_javascript_chatbot_project_passes_its_own_tests() {
-    a_chatbot_project_passes_its_own_tests(
+    let _project = a_chatbot_project_passes_its_own_tests(
         "js",
         "npm install\nnpm test\nnpm run build\nflowhost plugin test js-bot.wasm fixtures/",
     );
