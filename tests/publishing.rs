@@ -803,6 +803,12 @@ async fn trial_chats_talk_to_the_sandbox_and_reach_no_customer() {
         (Some("dm"), Some("shop-ig"))
     );
     let id = started["id"].as_str().unwrap().to_string();
+    // Its storage is in the data directory, which a restart empties of
+    // the chats a killed process left.
+    let chats = std::fs::read_dir(dir.path().join("data/trials"))
+        .unwrap()
+        .count();
+    assert_eq!(chats, 1, "one chat's folder under <data_dir>/trials");
     let (status, turn) = post(format!("/trials/{id}/messages"), json!({"text": "hi"})).await;
     assert_eq!(status, 200, "{turn}");
     let welcome = &turn["messages"][0]["message"];

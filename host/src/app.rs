@@ -204,9 +204,11 @@ async fn open_connections(
     addr: SocketAddr,
     storage: &Storage,
 ) -> anyhow::Result<Connections> {
+    // Without a Meta app nothing is sealed: no key file is made for it.
     let sealer = SecretBox::load(
         config.secrets_key_file.as_deref(),
         &config.data_dir.join("secrets.key"),
+        config.instagram_login.is_some(),
     )?;
     let login = match &config.instagram_login {
         None => None,
@@ -367,10 +369,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         metrics: crate::telemetry::install(),
         metrics_token: config.metrics_token.clone().map(Into::into),
         connections,
-        trials: Arc::new(crate::publishing::trial::TrialChats::new(
-            runner.runtime.clone(),
-            runner.registry.clone(),
-        )),
+        trials: Arc::new(
+            crate::publishing::trial::TrialChats::new(
+                runner.runtime.clone(),
+                runner.registry.clone(),
+                config.data_dir.join("trials"),
+            )
+            .context("preparing the trial chats' folder")?,
+        ),
     };
     let http = tokio::spawn(server::serve(
         listener,

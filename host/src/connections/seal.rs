@@ -28,9 +28,16 @@ impl SecretBox {
         }
     }
 
-    /// The key from the environment, `key_file`, or a new one written to
-    /// `default_file` (mode 600) when none exists yet.
-    pub fn load(key_file: Option<&Path>, default_file: &Path) -> anyhow::Result<Self> {
+    /// The key from the environment, `key_file`, or `default_file`. When
+    /// none exists yet, a new key is written to `default_file` (mode 600)
+    /// if `create`; otherwise a key lives in memory only: nothing sealed
+    /// with an absent key can be stored, and a key file that appears only
+    /// when it is first needed keeps its absence meaningful.
+    pub fn load(
+        key_file: Option<&Path>,
+        default_file: &Path,
+        create: bool,
+    ) -> anyhow::Result<Self> {
         if let Ok(hex_key) = std::env::var("FLOWHOST_SECRETS_KEY") {
             return Ok(Self::from_key(
                 parse_key(&hex_key).context("FLOWHOST_SECRETS_KEY")?,
@@ -43,6 +50,9 @@ impl SecretBox {
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && key_file.is_none() => {
                 let key: [u8; 32] = ChaCha20Poly1305::generate_key(&mut OsRng).into();
+                if !create {
+                    return Ok(Self::from_key(key));
+                }
                 crate::app::write_private(path, &hex::encode(key))
                     .with_context(|| format!("writing the secrets key {}", path.display()))?;
                 tracing::info!("generated the secrets key {}", path.display());
@@ -130,20 +140,22 @@ mod tests {
     fn a_key_is_generated_once_then_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.key");
-        let sealed = SecretBox::load(None, &path).unwrap().seal("a", "b");
+        SecretBox::load(None, &path, false).unwrap();
+        assert!(!path.exists(), "no key file until one is needed");
+        let sealed = SecretBox::load(None, &path, true).unwrap().seal("a", "b");
         assert_eq!(
-            SecretBox::load(None, &path)
+            SecretBox::load(None, &path, false)
                 .unwrap()
                 .open("a", &sealed)
                 .unwrap(),
             "b"
         );
         std::fs::write(dir.path().join("bad.key"), "abcd").unwrap();
-        let err = SecretBox::load(Some(&dir.path().join("bad.key")), &path)
+        let err = SecretBox::load(Some(&dir.path().join("bad.key")), &path, true)
             .err()
             .unwrap();
         assert!(format!("{err:#}").contains("2 bytes"), "{err:#}");
-        let missing = SecretBox::load(Some(&dir.path().join("none.key")), &path)
+        let missing = SecretBox::load(Some(&dir.path().join("none.key")), &path, true)
             .err()
             .unwrap();
         assert!(format!("{err:#}{missing:#}").contains("none.key"));

@@ -11,6 +11,7 @@
 //! [`IDLE_MS`] without a request; one turn at a time per chat.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -87,16 +88,29 @@ struct Chat {
 pub struct TrialChats {
     runtime: Arc<PluginRuntime>,
     registry: Arc<PluginRegistry>,
+    /// Where each chat's storage lives (`<data_dir>/trials`), emptied at
+    /// start: a process that was killed left its chats' folders there.
+    dir: PathBuf,
     chats: Mutex<HashMap<String, Option<Arc<Chat>>>>,
 }
 
 impl TrialChats {
-    pub fn new(runtime: Arc<PluginRuntime>, registry: Arc<PluginRegistry>) -> Self {
-        TrialChats {
+    pub fn new(
+        runtime: Arc<PluginRuntime>,
+        registry: Arc<PluginRegistry>,
+        dir: PathBuf,
+    ) -> std::io::Result<Self> {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(TrialChats {
             runtime,
             registry,
+            dir,
             chats: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// Opens a chat on the compiled sandbox and the plugins it pins.
@@ -146,10 +160,11 @@ impl TrialChats {
         start_ms: Option<u64>,
     ) -> Result<Chat, TrialError> {
         // Opening sled and its threads blocks: not on an async worker.
-        let (dir, storage) = tokio::task::spawn_blocking(|| {
+        let parent = self.dir.clone();
+        let (dir, storage) = tokio::task::spawn_blocking(move || {
             let dir = tempfile::Builder::new()
-                .prefix("flowhost-trial-")
-                .tempdir()?;
+                .prefix("chat-")
+                .tempdir_in(parent)?;
             let storage = Storage::open(&dir.path().join("db"))?;
             Ok::<_, TrialError>((dir, storage))
         })
