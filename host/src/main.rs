@@ -38,6 +38,20 @@ struct Cli {
     command: Command,
 }
 
+/// The admin token of a running server (`chat --server` and `admin`).
+#[derive(clap::Args)]
+struct AdminToken {
+    /// The admin token.
+    #[arg(
+        long = "token",
+        value_name = "TOKEN",
+        env = "FLOWHOST_ADMIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    value: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (health probes, admin API) on its embedded defaults or the configuration.
@@ -60,14 +74,8 @@ enum Command {
         /// through its admin API; nothing reaches customers).
         #[arg(long)]
         server: Option<String>,
-        /// The admin token, with --server.
-        #[arg(
-            long,
-            env = "FLOWHOST_ADMIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        token: AdminToken,
         /// The connector to start at (default: the first).
         #[arg(long)]
         connector: Option<String>,
@@ -98,14 +106,8 @@ enum Command {
         /// The server's base URL.
         #[arg(long, env = "FLOWHOST_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
-        /// The admin token.
-        #[arg(
-            long,
-            env = "FLOWHOST_ADMIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        token: AdminToken,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -297,7 +299,7 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
             cli::chat::run(
                 cli::chat::ChatOptions {
                     flow: file,
-                    server: server.map(|server| (server, token)),
+                    server: server.map(|server| (server, token.value)),
                     connector,
                     language: lang,
                     data_dir,
@@ -382,7 +384,11 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
             token,
             command,
         } => {
-            admin(&cli::admin::AdminClient::new(&server, &token)?, command).await?;
+            admin(
+                &cli::admin::AdminClient::new(&server, &token.value)?,
+                command,
+            )
+            .await?;
             true
         }
     };
