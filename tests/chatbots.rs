@@ -921,62 +921,29 @@ async fn an_adapter_built_from_the_sdk_example_answers_at_once_and_later() {
     relays_at_once_and_later(plugins.path(), "relay-bot").await;
 }
 
-/// Issue 13, item 3: the relay adapter written in JavaScript
-/// (`sdk/js/examples/relay_bot`, built by `sdk/js/build` for the chatbot
-/// world) speaks the same protocol over the webhook path.
+/// Issue 13, item 3: a chatbot adapter written in JavaScript, as `flowhost
+/// plugin new --lang js --world chatbot` writes it and its `npm run build`
+/// makes it, speaks the same protocol over the webhook path.
 #[tokio::test]
 async fn a_javascript_adapter_answers_at_once_and_later() {
     let plugins = tempfile::tempdir().unwrap();
-    let mut build = tokio::process::Command::new("bash");
-    build
-        .args(["sdk/js/build", "sdk/js/examples/relay_bot/app.js"])
-        .arg(plugins.path().join("relay_js.wasm"))
-        .arg("chatbot");
-    built(build).await;
+    flowhost_tests::partner::scaffolded_component(plugins.path(), "js", "chatbot", "js-relay-bot")
+        .await;
     relays_at_once_and_later(plugins.path(), "js-relay-bot").await;
 }
 
-/// The same in Python (`sdk/python/examples/relay_bot`, componentize-py).
+/// The same in Python (`--lang python`, built by the project's `./build`).
 #[tokio::test]
 async fn a_python_adapter_answers_at_once_and_later() {
     let plugins = tempfile::tempdir().unwrap();
-    let mut build = tokio::process::Command::new("sdk/python/.venv/bin/componentize-py");
-    build
-        .args([
-            "-d",
-            "wit/flowhost-plugin@0.1.0",
-            "-w",
-            "chatbot",
-            "componentize",
-            "app",
-        ])
-        .args([
-            "-p",
-            "sdk/python/examples/relay_bot",
-            "-p",
-            "sdk/python",
-            "-o",
-        ])
-        .arg(plugins.path().join("relay_py.wasm"));
-    built(build).await;
+    flowhost_tests::partner::scaffolded_component(
+        plugins.path(),
+        "python",
+        "chatbot",
+        "py-relay-bot",
+    )
+    .await;
     relays_at_once_and_later(plugins.path(), "py-relay-bot").await;
-}
-
-/// Runs a component build from the repository's root; fails the test with
-/// its output if it fails (say, the SDK's setup has not run).
-async fn built(mut build: tokio::process::Command) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = build
-        .current_dir(root)
-        .output()
-        .await
-        .expect("the build runs");
-    assert!(
-        output.status.success(),
-        "the build failed (the README's test command runs sdk/python/setup and sdk/js/setup): {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A relay adapter in `plugins` (declared as `adapter`): a customer's

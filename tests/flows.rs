@@ -935,75 +935,29 @@ queues:
     assert_eq!(texts(&talks), ["now you"]);
 }
 
-/// Issue 13, item 3: a Python action (`sdk/python/examples/greet`, built
-/// here with the pinned componentize-py that `sdk/python/setup` installs)
-/// answers in a decision tree of a real server, over the webhook path.
+/// Issue 13, item 3: a Python action, as `flowhost plugin new --lang
+/// python` writes it and its `./build` makes it (the pinned componentize-py
+/// that `sdk/python/setup` installs), answers in a decision tree of a real
+/// server, over the webhook path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_action_answers_over_the_webhook_path() {
-    let root = repository();
-    let componentize = root.join("sdk/python/.venv/bin/componentize-py");
-    assert!(
-        componentize.exists(),
-        "componentize-py is missing: run `bash sdk/python/setup` (the README's test command does)"
-    );
     let plugins = tempfile::tempdir().unwrap();
-    let mut build = tokio::process::Command::new(&componentize);
-    build
-        .args([
-            "-d",
-            "wit/flowhost-plugin@0.1.0",
-            "-w",
-            "action",
-            "componentize",
-            "app",
-        ])
-        .args(["-p", "sdk/python/examples/greet", "-p", "sdk/python", "-o"])
-        .arg(plugins.path().join("greet_py.wasm"));
-    built(build).await;
+    flowhost_tests::partner::scaffolded_component(plugins.path(), "python", "action", "py-greet")
+        .await;
     a_foreign_action_answers(plugins.path(), "py-greet").await;
 }
 
-/// Issue 13, item 3: a JavaScript action (`sdk/js/examples/greet`, built
-/// here by `sdk/js/build` with the pinned componentize-js and rolldown that
-/// `sdk/js/setup` installs) answers the same way.
+/// Issue 13, item 3: a JavaScript action (`--lang js`, built by the
+/// project's `npm run build` with the pinned componentize-js and rolldown
+/// that `sdk/js/setup` installs) answers the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_action_answers_over_the_webhook_path() {
-    let root = repository();
-    assert!(
-        root.join("sdk/js/node_modules/.bin/componentize-js")
-            .exists(),
-        "componentize-js is missing: run `bash sdk/js/setup` (the README's test command does)"
-    );
     let plugins = tempfile::tempdir().unwrap();
-    let mut build = tokio::process::Command::new("bash");
-    build
-        .args(["sdk/js/build", "sdk/js/examples/greet/app.js"])
-        .arg(plugins.path().join("greet_js.wasm"));
-    built(build).await;
+    flowhost_tests::partner::scaffolded_component(plugins.path(), "js", "action", "js-greet").await;
     a_foreign_action_answers(plugins.path(), "js-greet").await;
 }
 
-fn repository() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs a component build from the repository's root; fails the test with
-/// its output if it fails.
-async fn built(mut build: tokio::process::Command) {
-    let output = build
-        .current_dir(repository())
-        .output()
-        .await
-        .expect("the build runs");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A server with `plugins` (holding the example greeter, declared as
+/// A server with `plugins` (holding the scaffolded greeter, declared as
 /// `name`) in a decision tree: two customers write, each gets the greeting
 /// the flow's template chose for their words, and the saved data is kept.
 async fn a_foreign_action_answers(plugins: &std::path::Path, name: &str) {

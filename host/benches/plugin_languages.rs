@@ -1,6 +1,6 @@
 //! What a plugin costs by the language it is written in: the same greeting
-//! action (`sdk/examples/greet.rs`-like Rust, `sdk/python/examples/greet`,
-//! `sdk/js/examples/greet`) compiled the first time, loaded from the
+//! action (as `flowhost plugin new --lang rust|python|js` writes it)
+//! compiled the first time, loaded from the
 //! compiled-code cache, and called once (fresh instance from `InstancePre`,
 //! run, drop). The components come from the environment, built beforehand
 //! (see BENCHMARKS.md, "Plugins by language"):

@@ -14,6 +14,7 @@ pub mod browser;
 pub mod graph;
 pub mod instagram;
 pub mod meta_login;
+pub mod partner;
 pub mod stress;
 
 mod generated {
