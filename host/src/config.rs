@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub plugins: BTreeMap<String, PluginSettings>,
     /// How much the intake works on at once.
     pub intake: IntakeSettings,
+    /// The embedded store (sled).
+    pub storage: crate::storage::StorageSettings,
     /// Bounds on HTTP connections and requests.
     pub http: crate::server::HttpLimits,
     /// How long a stop may take: intake stops, turns under way finish,
@@ -48,7 +50,8 @@ pub struct ServerConfig {
     pub instagram_login: Option<InstagramLoginSettings>,
     /// The key that seals connected accounts' tokens at rest (64 hex
     /// digits). Unset: `FLOWHOST_SECRETS_KEY`, else `<data_dir>/secrets.key`,
-    /// generated on first start. Keep it apart from backups of the data.
+    /// generated once a Meta app is configured. Keep it apart from backups
+    /// of the data.
     pub secrets_key_file: Option<PathBuf>,
 }
 
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             runtime: RuntimeConfig::default(),
             plugins: BTreeMap::new(),
             intake: IntakeSettings::default(),
+            storage: Default::default(),
             http: Default::default(),
             shutdown_timeout_ms: 10_000,
             analytics_retention_days: 400,
@@ -131,9 +135,11 @@ mod tests {
 
     #[test]
     fn every_field_has_a_default_and_unknown_fields_are_errors() {
-        let config: ServerConfig = serde_norway::from_str("listen: 0.0.0.0:9000\n").unwrap();
+        let config: ServerConfig =
+            serde_norway::from_str("listen: 0.0.0.0:9000\nstorage: { cache_mb: 64 }\n").unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data_dir, PathBuf::from("flowhost-data"));
+        assert_eq!(config.storage.cache_mb, 64);
 
         let err = serde_norway::from_str::<ServerConfig>(
             "plugins:\n  request:\n    limits:\n      guest_time: 5\n",

@@ -165,7 +165,9 @@ impl TrialChats {
             let dir = tempfile::Builder::new()
                 .prefix("chat-")
                 .tempdir_in(parent)?;
-            let storage = Storage::open(&dir.path().join("db"))?;
+            // A trial holds one conversation: a small cache is plenty.
+            let settings = crate::storage::StorageSettings { cache_mb: 16 };
+            let storage = Storage::open_with(&dir.path().join("db"), &settings)?;
             Ok::<_, TrialError>((dir, storage))
         })
         .await

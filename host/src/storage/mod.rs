@@ -219,6 +219,22 @@ pub struct PlacementChange {
     pub closed_by: Option<(String, u64)>,
 }
 
+/// `storage:` in the server configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// sled's page cache, in MiB: the records it keeps decoded in memory.
+    /// Active conversations stay in it; idle ones live on disk only, so it
+    /// bounds what idle conversations cost in RAM.
+    pub cache_mb: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings { cache_mb: 1024 }
+    }
+}
+
 /// The handle every part of flowhost uses; cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
@@ -235,7 +251,12 @@ pub struct Storage {
 impl Storage {
     /// Opens (or creates) the database in `dir` and starts its threads.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let store = SledStore::open(dir)?;
+        Self::open_with(dir, &StorageSettings::default())
+    }
+
+    /// Opens the store in `dir` with `settings`.
+    pub fn open_with(dir: &Path, settings: &StorageSettings) -> Result<Self, StorageError> {
+        let store = SledStore::open(dir, settings.cache_mb.saturating_mul(1 << 20))?;
         let settling_any = store.settling_flag();
         Ok(Storage {
             settling_any,

@@ -86,12 +86,17 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+    /// Opens (or creates) the database in `dir`, with a page cache of
+    /// `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         // sled's own background flusher is off: the group-commit flusher is
         // the only thread that flushes (concurrent flushes deadlock sled
         // 0.34, spacejam/sled#1308).
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()?;
         let settling = db.open_tree("settling")?;
         SledStore {
             data: db.open_tree("conversation_data")?,

@@ -79,6 +79,10 @@ struct RunArgs {
     /// Give up on missing replies after this long.
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
+    /// The server's `storage.cache_mb` (sled's page cache; default: the
+    /// server's own default).
+    #[arg(long)]
+    cache_mb: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -162,7 +166,7 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
     stand_ins.slow_for(Duration::from_millis(args.slow_ms));
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let config = json!({
+    let mut config = json!({
         "listen": format!("127.0.0.1:{port}"),
         "data_dir": dir.path().join("data"),
         "flow": write(dir.path(), "flow.yaml", &scenario.flow_yaml(&api, &api))?,
@@ -172,6 +176,9 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
         "plugins": {"request": {
             "http": {"allowed_hosts": ["127.0.0.1"], "allow_private_networks": true}}},
     });
+    if let Some(cache_mb) = args.cache_mb {
+        config["storage"] = json!({ "cache_mb": cache_mb });
+    }
     let config = write(dir.path(), "flowhost.json", &config.to_string())?;
     let bin = args
         .server_bin
