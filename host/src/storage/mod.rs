@@ -231,7 +231,7 @@ pub struct StorageSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { cache_mb: 1024 }
+        StorageSettings { cache_mb: 256 }
     }
 }
 

@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
 struct Measured {
     name: &'static str,
     messages: usize,
+    messages_per_conversation: usize,
     seconds: f64,
     ack: Vec<Duration>,
     reply: Vec<Duration>,
@@ -111,6 +112,10 @@ struct Measured {
     reply_fast: Vec<Duration>,
     cpu_seconds: f64,
     peak_rss_kib: u64,
+    /// Resident memory when the server was ready, and once every reply
+    /// had come (every conversation idle again).
+    rss_before_kib: u64,
+    rss_after_kib: u64,
     data_bytes: u64,
     missing: usize,
     duplicated: usize,
@@ -237,6 +242,7 @@ async fn measure(
     wait_ready(&base).await?;
     let pid = child.id();
     let cpu_before = cpu_seconds(pid)?;
+    let rss_before_kib = rss_kib(pid, "VmRSS:")?;
     let total = scenario.conversations * scenario.messages;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let started = Instant::now();
@@ -252,7 +258,8 @@ async fn measure(
     // A moment for anything sent twice to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
-    let peak_rss_kib = peak_rss_kib(pid)?;
+    let peak_rss_kib = rss_kib(pid, "VmHWM:")?;
+    let rss_after_kib = rss_kib(pid, "VmRSS:")?;
     let data_bytes = data_dir
         .map(|d| du(&d.join("data").join("db")))
         .unwrap_or(0);
@@ -289,12 +296,15 @@ async fn measure(
     Ok(Measured {
         name,
         messages: total,
+        messages_per_conversation: scenario.messages,
         seconds,
         ack: report.ack_latencies,
         reply: reply_latencies,
         reply_fast,
         cpu_seconds: cpu,
         peak_rss_kib,
+        rss_before_kib,
+        rss_after_kib,
         data_bytes,
         missing: total.saturating_sub(received),
         duplicated: received.saturating_sub(total),
@@ -422,12 +432,11 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+/// A memory figure of `/proc/PID/status` (`VmHWM:` the peak resident
+/// size, `VmRSS:` the current one), in KiB.
+fn rss_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .unwrap_or("VmHWM: 0 kB");
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or("");
     Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
 }
 
@@ -508,6 +517,9 @@ fn report_json(m: &Measured) -> Value {
         "reply_ms_without_slow_service": {"p50": f50, "p99": f99, "p99_9": f999},
         "cpu_us_per_message": m.cpu_seconds * 1e6 / m.messages as f64,
         "peak_rss_kib": m.peak_rss_kib,
+        "rss_before_kib": m.rss_before_kib,
+        "rss_after_kib": m.rss_after_kib,
+        "rss_growth_bytes_per_conversation": idle_bytes_per_conversation(m),
         "data_bytes": m.data_bytes,
         "data_bytes_per_message": m.data_bytes as f64 / m.messages as f64,
         "errors": m.errors,
@@ -515,6 +527,13 @@ fn report_json(m: &Measured) -> Value {
         "duplicated": m.duplicated,
         "out_of_order": m.out_of_order,
     })
+}
+
+/// What the run left resident, per conversation it made: an upper bound
+/// on the RAM an idle conversation costs.
+fn idle_bytes_per_conversation(m: &Measured) -> f64 {
+    let conversations = m.messages.max(1) as f64 / m.messages_per_conversation.max(1) as f64;
+    m.rss_after_kib.saturating_sub(m.rss_before_kib) as f64 * 1024.0 / conversations
 }
 
 fn print_row(m: &Measured) {
@@ -535,7 +554,7 @@ fn print_row(m: &Measured) {
         );
     }
     println!(
-        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg | peak RSS {} MiB | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
+        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
         m.name,
         m.messages,
         r["messages_per_second"].as_f64().unwrap_or(0.0),
@@ -547,6 +566,10 @@ fn print_row(m: &Measured) {
         r["reply_ms"]["p99_9"].as_f64().unwrap_or(f64::NAN),
         r["cpu_us_per_message"].as_f64().unwrap_or(0.0),
         m.peak_rss_kib / 1024,
+        m.rss_after_kib / 1024,
+        r["rss_growth_bytes_per_conversation"]
+            .as_f64()
+            .unwrap_or(0.0),
         r["data_bytes_per_message"].as_f64().unwrap_or(0.0),
         m.errors,
         m.missing,
