@@ -946,25 +946,46 @@ async fn a_python_adapter_answers_at_once_and_later() {
     relays_at_once_and_later(plugins.path(), "py-relay-bot").await;
 }
 
-/// A relay adapter in `plugins` (declared as `adapter`): a customer's
-/// "now" is answered at once; another message is answered later through
-/// the callback, which hands the conversation to `sales`.
+/// A relay adapter in `plugins` (declared as `adapter`), with customers
+/// writing at once: 16 say "now" and are answered at once; 8 others are
+/// answered later through the callback, which hands each to `sales`.
+/// Every customer gets exactly one answer.
 async fn relays_at_once_and_later(plugins: &std::path::Path, adapter: &str) {
     let dir = tempfile::tempdir().unwrap();
     let fx = Fixture::with_plugins(dir.path(), Some((plugins, adapter))).await;
-
-    fx.write(RELAY, "5901", "now", json!({})).await;
-    fx.graph.wait_for_text("5901", "Relayed at once").await;
-    fx.write(RELAY, "5902", "take your time", json!({})).await;
-    let status = eventually("the relay bot called back", || async {
-        fx.bots.callback_statuses.lock().unwrap().first().copied()
-    })
+    let at_once: Vec<String> = (0..16).map(|i| format!("59{i:02}")).collect();
+    let later: Vec<String> = (16..24).map(|i| format!("59{i:02}")).collect();
+    let writer = &fx;
+    let writes = at_once
+        .iter()
+        .map(|c| (c, "now".to_string()))
+        .chain(later.iter().map(|c| (c, format!("take your time, {c}"))));
+    futures::future::join_all(
+        writes.map(|(c, text)| async move { writer.write(RELAY, c, &text, json!({})).await }),
+    )
     .await;
-    assert_eq!(status, 200, "the callback was refused");
-    fx.graph
-        .wait_for_text("5902", "Relayed later: take your time")
-        .await;
-    fx.wait_for_queue(RELAY, "5902", "sales").await;
+    for customer in &at_once {
+        fx.graph.wait_for_text(customer, "Relayed at once").await;
+    }
+    for customer in &later {
+        fx.graph
+            .wait_for_text(
+                customer,
+                &format!("Relayed later: take your time, {customer}"),
+            )
+            .await;
+        fx.wait_for_queue(RELAY, customer, "sales").await;
+    }
+    let statuses = fx.bots.callback_statuses.lock().unwrap().clone();
+    assert_eq!(statuses, [200; 8], "every later answer was taken once");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for customer in at_once.iter().chain(&later) {
+        assert_eq!(
+            texts(&fx.graph, customer).len(),
+            1,
+            "{customer}: one answer"
+        );
+    }
     fx.server.stop().await.unwrap();
 }
 
