@@ -101,6 +101,11 @@ def set_data(key: str, value: Any) -> None:
     conversation_data.set(key, json.dumps(value))
 
 
+def remove_data(key: str) -> None:
+    """Removes the saved value under `key`."""
+    conversation_data.remove(key)
+
+
 def render(template: str) -> str:
     """Renders a minijinja template against the conversation (TEMPLATES)."""
     return templates.render(template)
