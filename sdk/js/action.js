@@ -35,7 +35,8 @@ export function done() {
 
 /** The object to export as `actionPlugin`: `run(context, config)` gets the
  * configuration as an object; `Failed`, `InvalidConfig`, `HttpFailed` and
- * a refused capability become the contract's errors. */
+ * a refused capability become the contract's errors; any other exception
+ * traps. */
 export function action(describe, run) {
   return {
     describe,
@@ -49,7 +50,9 @@ export function action(describe, run) {
         if (error instanceof Failed || error instanceof ProtocolError) throw { tag: "failed", val: error.message };
         const refused = hostError(error);
         if (refused) throw { tag: "host", val: refused };
-        throw { tag: "failed", val: String(error && error.message ? error.message : error) };
+        // Anything else is the plugin's own bug: it traps, as in Rust and
+        // Python, rather than passing for a business failure.
+        throw error;
       }
     },
   };

@@ -30,13 +30,16 @@ function adapterError(error) {
   if (error instanceof ProtocolError) return { tag: "protocol", val: error.message };
   const refused = hostError(error);
   if (refused) return { tag: "host", val: refused };
-  return { tag: "protocol", val: String(error && error.message ? error.message : error) };
+  // Anything else is the adapter's own bug: it traps (as in Rust and
+  // Python) rather than blaming the bot.
+  throw error;
 }
 
 /** The object to export as `chatbotAdapter`: `deliver(context, config,
  * session, inbound)` and `parseCallback(config, body)` get the
  * configuration as an object; `Unavailable`, `HttpFailed`, `ProtocolError`,
- * `InvalidConfig` and a refused capability become the contract's errors. */
+ * `InvalidConfig` and a refused capability become the contract's errors;
+ * any other exception traps. */
 export function chatbot(describe, deliver, parseCallback) {
   const invalid = (val) => ({ tag: "invalid-config", val });
   return {
