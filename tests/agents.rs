@@ -204,7 +204,7 @@ impl Desk {
 
     /// Where the customer's conversation is (null before its first turn).
     async fn position(&self, customer: &str) -> Value {
-        let key = flowhost::engine::state::conversation_key(ACCOUNT, customer);
+        let key = flowhost::model::conversation_key(ACCOUNT, customer);
         let state = self.server.storage.conversation(&key).await.unwrap();
         state.map_or(Value::Null, |s| serde_json::to_value(&s.position).unwrap())
     }
@@ -421,7 +421,7 @@ async fn a_conversation_is_offered_accepted_answered_transferred_and_closed() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(desk.position("cust-1").await["at"], "ended");
-    let key = flowhost::engine::state::conversation_key(ACCOUNT, "cust-1");
+    let key = flowhost::model::conversation_key(ACCOUNT, "cust-1");
     let ending = desk
         .server
         .storage
@@ -635,7 +635,7 @@ async fn an_agent_may_not_answer_after_seven_days_and_nothing_is_queued() {
             .contains("7 days"),
         "{body}"
     );
-    let key = flowhost::engine::state::conversation_key(ACCOUNT, "old-1");
+    let key = flowhost::model::conversation_key(ACCOUNT, "old-1");
     let waiting = desk.server.storage.outbox_of(&key, 10).await.unwrap();
     assert!(waiting.is_empty(), "nothing queued: {waiting:?}");
     desk.server.stop().await.unwrap();
@@ -928,7 +928,7 @@ async fn two_agents_work_a_conversation_in_the_console_in_a_real_browser() {
 
     let sent = desk.graph.wait_for_text("browser-1", reply).await;
     assert_eq!(sent["tag"], "HUMAN_AGENT");
-    let key = flowhost::engine::state::conversation_key(ACCOUNT, "browser-1");
+    let key = flowhost::model::conversation_key(ACCOUNT, "browser-1");
     let state = desk
         .server
         .storage
@@ -971,9 +971,9 @@ async fn wait_for_position(desk: &Desk, customer: &str, at: &str) -> Value {
     }
 }
 
-async fn ending_of(desk: &Desk, customer: &str) -> flowhost::engine::state::Ending {
+async fn ending_of(desk: &Desk, customer: &str) -> flowhost::model::Ending {
     wait_for_position(desk, customer, "ended").await;
-    let key = flowhost::engine::state::conversation_key(ACCOUNT, customer);
+    let key = flowhost::model::conversation_key(ACCOUNT, customer);
     let state = desk
         .server
         .storage
@@ -1247,7 +1247,7 @@ async fn closing_hands_over_the_next_and_the_closed_one_stays_listed_for_a_while
     let close = json!({"cause": "solved", "answered": true});
     let (status, closed) = desk.post(&vic, &path("auto-1", "close"), close).await;
     assert_eq!(status, 200, "{closed}");
-    let next = flowhost::engine::state::conversation_key(ACCOUNT, "auto-2");
+    let next = flowhost::model::conversation_key(ACCOUNT, "auto-2");
     assert_eq!(closed["next"], json!(next));
     assert_eq!(desk.position("auto-2").await["agent"], "vic");
 
@@ -1343,7 +1343,7 @@ async fn a_thread_another_meta_app_took_gets_no_bot_reply() {
         json!({"message": {"mid": "sb-1", "text": "sales"}}),
     ))
     .await;
-    let key = flowhost::engine::state::conversation_key(ACCOUNT, "meta-1");
+    let key = flowhost::model::conversation_key(ACCOUNT, "meta-1");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !desk
         .server
@@ -1459,10 +1459,10 @@ mod router_on_a_clock {
 
     use flowhost::engine::agents::AgentAction;
     use flowhost::engine::clock::FixedClock;
-    use flowhost::engine::state::conversation_key;
     use flowhost::engine::{Engine, EngineSettings};
     use flowhost::flow::PluginCatalog;
     use flowhost::model::agent::{Agent, AgentStatus, Membership, Role};
+    use flowhost::model::conversation_key;
     use flowhost::plugin::{Contact, InboundMessage};
     use flowhost::registry::PluginRegistry;
     use flowhost::routing::queues::Router;

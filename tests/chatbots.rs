@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use flowhost::app::Server;
-use flowhost::engine::state::{Position, conversation_key};
+use flowhost::model::{Position, conversation_key};
 use flowhost_tests::graph::Graph;
 use serde_json::{Value, json};
 

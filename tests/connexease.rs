@@ -208,9 +208,7 @@ async fn a_wrong_or_missing_connexease_signature_stores_nothing() {
     assert!(
         server
             .storage
-            .conversation(&flowhost::engine::state::conversation_key(
-                "shop-cx", "conv-42"
-            ))
+            .conversation(&flowhost::model::conversation_key("shop-cx", "conv-42"))
             .await
             .unwrap()
             .is_none()
@@ -230,7 +228,7 @@ async fn a_connexease_attachment_reaches_the_flow() {
         json!([{"type": "image", "url": "https://cdn.example/p.jpg"}]);
     let sign = expected_sign(SECRET, CHANNEL);
     assert_eq!(hook(&server, &message, Some(&sign)).await, 200);
-    let key = flowhost::engine::state::conversation_key("shop-cx", "conv-42");
+    let key = flowhost::model::conversation_key("shop-cx", "conv-42");
     let deadline = Instant::now() + Duration::from_secs(20);
     let state = loop {
         let state = server.storage.conversation(&key).await.unwrap();
@@ -265,7 +263,7 @@ async fn a_conversation_a_connexease_agent_took_gets_no_bot_reply() {
         }
     };
     let conversation = |hook: &str, agent: Value| json!({"hook": hook, "channel": {"uuid": CHANNEL}, "payload": {"uuid": "conv-42", "agent": agent}});
-    let key = flowhost::engine::state::conversation_key("shop-cx", "conv-42");
+    let key = flowhost::model::conversation_key("shop-cx", "conv-42");
 
     let hello = customer_message("m-1", "hello", Value::Null);
     assert_eq!(hook(&server, &hello, Some(&sign)).await, 200);

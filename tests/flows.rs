@@ -10,9 +10,9 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use flowhost::engine::clock::FixedClock;
-use flowhost::engine::state::Position;
 use flowhost::engine::{Engine, EngineSettings, TurnReport};
 use flowhost::flow::{CompiledFlow, Flow, PluginCatalog};
+use flowhost::model::Position;
 use flowhost::plugin::{Contact, InboundMessage};
 use flowhost::registry::PluginRegistry;
 use flowhost::storage::Storage;
@@ -1009,7 +1009,7 @@ decision_trees:
     }
     graph.wait_for_text("pia", "Hello, there!").await;
     graph.wait_for_text("pelin", "Merhaba, there!").await;
-    let key = flowhost::engine::state::conversation_key("shop", "pia");
+    let key = flowhost::model::conversation_key("shop", "pia");
     let state = server.storage.conversation(&key).await.unwrap().unwrap();
     let data = server.storage.load_data(&state.id()).await.unwrap();
     assert_eq!(data["greeted"], true);

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use flowhost::app::Server;
 use flowhost::channels::instagram::signature::sign;
-use flowhost::engine::state::{Position, conversation_key};
+use flowhost::model::{Position, conversation_key};
 use serde_json::{Value, json};
 
 const IG_ID: &str = "17841400000000001";
@@ -474,7 +474,7 @@ async fn the_example_flow_over_webhooks_pattern_request_and_handoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_sender_resumes_without_sending_anything_twice() {
     use flowhost::engine::clock::SystemClock;
-    use flowhost::engine::state::{ConversationState, OutboxMessage};
+    use flowhost::model::{ConversationState, OutboxMessage};
     use flowhost::outbox::{OutboxSender, UNCERTAIN};
     use flowhost::plugin::{Contact, OutgoingMessage};
     use flowhost::storage::{Storage, TurnCommit};
@@ -564,7 +564,7 @@ async fn a_restarted_sender_resumes_without_sending_anything_twice() {
 /// grace period passes, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_echo_settles_a_send_in_doubt_and_an_unconfirmed_one_is_sent_again() {
-    use flowhost::engine::state::{ConversationState, OutboxMessage};
+    use flowhost::model::{ConversationState, OutboxMessage};
     use flowhost::plugin::{Contact, OutgoingMessage};
     use flowhost::storage::{Storage, TurnCommit};
 
@@ -867,7 +867,7 @@ async fn an_enormous_text_is_cut_on_the_way_in_and_out() {
     assert!(parts.last().unwrap().ends_with('…'));
     let history = server
         .storage
-        .history(&flowhost::engine::state::conversation_key(
+        .history(&flowhost::model::conversation_key(
             "acc0",
             &scenario.customer(0),
         ))

@@ -11,7 +11,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use flowhost::analytics::Fact;
 use flowhost::channels::instagram::{events, signature};
 use flowhost::engine::matcher::WordList;
-use flowhost::engine::state::{ConversationState, OutboxMessage};
+use flowhost::model::{ConversationState, OutboxMessage};
 use flowhost::plugin::{Contact, InboundMessage, OutgoingMessage};
 use flowhost::storage::{Storage, TurnCommit};
 use serde_json::json;

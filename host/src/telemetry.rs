@@ -172,8 +172,8 @@ pub async fn observe_people(storage: &crate::storage::Storage, queues: &[String]
 }
 
 /// The position's name, as turn metrics label it.
-pub fn position_label(position: &crate::engine::state::Position) -> &'static str {
-    use crate::engine::state::Position;
+pub fn position_label(position: &crate::model::Position) -> &'static str {
+    use crate::model::Position;
     match position {
         Position::Start => "start",
         Position::Waiting { .. } => "waiting",

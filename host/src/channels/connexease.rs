@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::engine::state::Handover;
 use crate::flow::model::ConnexeaseSign;
+use crate::model::Handover;
 use crate::plugin::OutgoingMessage;
 
 /// Checks `X-Connexease-Webhook-Sign` for a channel.

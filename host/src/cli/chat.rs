@@ -13,8 +13,8 @@ use super::admin::AdminClient;
 use super::{load_plugins, read_flow};
 use crate::config::ServerConfig;
 use crate::engine::clock::{Clock, SkippableClock};
-use crate::engine::state::Position;
 use crate::engine::{Engine, EngineSettings, TurnReport};
+use crate::model::Position;
 use crate::plugin::{Contact, InboundMessage};
 use crate::publishing::trial::{parse_moment, pin_language};
 use crate::storage::Storage;
@@ -317,7 +317,7 @@ fn show(report: &TurnReport, last_replies: &mut Vec<(String, String)>) {
 }
 
 async fn show_state(storage: &Storage, account: &str, customer: &str) -> anyhow::Result<()> {
-    let key = crate::engine::state::conversation_key(account, customer);
+    let key = crate::model::conversation_key(account, customer);
     match storage.conversation(&key).await? {
         None => println!("(no conversation yet)"),
         Some(state) => {

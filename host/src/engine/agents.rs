@@ -3,10 +3,10 @@
 //! conversation's lane held, loaded, changed, committed at once), so an
 //! agent's reply and a customer's message never race.
 
-use super::state::{ConversationState, Ending, OutboxMessage, Position};
 use super::{Engine, EngineError, Next, Turn, TurnReport};
 use crate::flow::model::{Destination, ManagementAccess};
 use crate::model::agent::Agent;
+use crate::model::{ConversationState, Ending, OutboxMessage, Position};
 use crate::plugin::OutgoingMessage;
 use crate::storage::TurnCommit;
 
@@ -258,7 +258,7 @@ impl Engine {
         let next = match action {
             RouterAction::Offer { agents, until_ms } => {
                 turn.route(format!("offered to {}", agents.join(", ")));
-                let offer = super::state::Offer {
+                let offer = crate::model::Offer {
                     agents,
                     at_ms: now,
                     until_ms,

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{BotStint, ConversationState, Position};
 use super::versions::LiveFlow;
 use super::{Engine, EngineError, Next, Turn, TurnReport};
 use crate::flow::model::Destination;
+use crate::model::{BotStint, ConversationState, Position};
 use crate::plugin::{
     BotCallback, BotTurn, CallError, ChatbotInbound, ChatbotSession, CustomFieldValue,
     InboundMessage,

@@ -7,11 +7,11 @@ use std::pin::Pin;
 use serde_json::{Value, json};
 
 use super::matcher::normalize;
-use super::state::Position;
 use super::{Engine, Next, Turn};
 use crate::analytics::Fact;
 use crate::flow::CompiledFlow;
 use crate::flow::model::{Answer, Decision, Step, Target};
+use crate::model::Position;
 use crate::plugin::{InboundMessage, QuickReply};
 use crate::templates;
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::state::{ConversationState, Position};
+use crate::model::{ConversationState, Position};
 
 /// Events kept for clients that reconnect.
 pub const RETAINED: usize = 4096;

@@ -3,8 +3,8 @@
 //! Meta app (the handover protocol). While taken, the bot keeps quiet: the
 //! customer's messages go into the history and nothing is routed or sent.
 
-use super::state::{ConversationState, Ending, Handover, Position, conversation_key};
 use super::{Engine, EngineError, Next, TurnReport};
+use crate::model::{ConversationState, Ending, Handover, Position, conversation_key};
 use crate::plugin::{Contact, InboundMessage};
 use crate::storage::TurnCommit;
 

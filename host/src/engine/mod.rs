@@ -18,7 +18,6 @@ mod handover;
 pub mod language;
 pub mod matcher;
 mod queue_clocks;
-pub mod state;
 mod translation;
 pub mod versions;
 
@@ -63,7 +62,7 @@ fn cut_at_char(text: &mut String, max: usize) -> bool {
     text.push(ellipsis);
     true
 }
-use state::{
+use crate::model::{
     ConversationState, Ending, OutboxMessage, Position, Timer, TimerKind, conversation_key,
 };
 

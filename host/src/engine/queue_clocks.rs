@@ -12,9 +12,9 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::state::{Ending, Position, QueueCheck, TimerKind};
 use super::{Engine, Next, Turn};
 use crate::flow::model::{Queue, Text};
+use crate::model::{Ending, Position, QueueCheck, TimerKind};
 use crate::templates;
 
 /// Recent waits kept per queue for the estimate.
@@ -187,7 +187,7 @@ impl Engine {
             } => Some((agent.clone(), *since_ms)),
             _ => None,
         };
-        let customer_quiet_since = |reply_ms: u64, state: &super::state::ConversationState| {
+        let customer_quiet_since = |reply_ms: u64, state: &crate::model::ConversationState| {
             state.agent_reply_ms == Some(reply_ms) && state.customer_ms.is_none_or(|c| c < reply_ms)
         };
         match check {

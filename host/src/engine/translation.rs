@@ -4,9 +4,9 @@
 //! the language they are in, beside the line they translate.
 
 use super::agents::Refusal;
-use super::state::Position;
 use super::{Engine, Turn};
 use crate::flow::model::Queue;
+use crate::model::Position;
 use crate::plugin::OutgoingMessage;
 use crate::registry::PluginSet;
 

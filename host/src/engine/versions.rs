@@ -16,8 +16,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 
 use super::Engine;
-use super::state::{ConversationState, Position};
 use crate::flow::{CompiledFlow, PluginCatalog};
+use crate::model::{ConversationState, Position};
 use crate::publishing::uploads::Uploads;
 use crate::registry::PluginSet;
 

@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::InboxRecord;
-use crate::engine::state::{Timer, conversation_key};
 use crate::engine::{Engine, EngineError};
+use crate::model::{Timer, conversation_key};
 
 /// A failing turn is tried this many times before its event is set aside.
 const ATTEMPTS: u32 = 5;

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::engine::Engine;
 use crate::engine::chatbot::BotAnswer;
-use crate::engine::state::{Handover, conversation_key};
+use crate::model::{Handover, conversation_key};
 use crate::plugin::{Contact, InboundMessage};
 use crate::storage::{Storage, StorageError};
 use lanes::{LaneEvent, Lanes};

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::channels::instagram::send::{self, Answer};
 use crate::channels::{cause_chain, connexease};
 use crate::connections::Connections;
-use crate::engine::state::OutboxMessage;
 use crate::flow::model::{Account, CONNECTED_TOKEN, Flow, resolve_secret};
+use crate::model::OutboxMessage;
 
 /// The token an Instagram account sends with.
 #[derive(Clone, Debug)]

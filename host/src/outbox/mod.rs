@@ -41,7 +41,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::engine::clock::Clock;
-use crate::engine::state::OutboxMessage;
+use crate::model::OutboxMessage;
 use crate::storage::{Settling, Storage, StorageError};
 pub use deliver::{AccessToken, Endpoint, endpoints};
 use deliver::{Attempt, Channels};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sled_store::{SledStore, from_json, to_json};
 use super::{Storage, StorageError, TurnCommit};
-use crate::analytics::{Fact, Record};
+use crate::model::fact::{Fact, Record};
 
 /// Turns' facts read or removed per storage request.
 const PAGE: usize = 2_000;
@@ -134,7 +134,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::Fact;
+    use crate::model::fact::Fact;
 
     fn started(connector: &str) -> Fact {
         Fact::Started {

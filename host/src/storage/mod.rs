@@ -58,22 +58,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::engine::state::{ConversationState, HistoryEntry, OutboxMessage, Timer};
-use crate::plugin::Effects;
+use crate::model::Effects;
+use crate::model::{ConversationState, HistoryEntry, OutboxMessage, Ticket, Timer};
 pub use sled_store::{SledStore, timer_key_hex};
 pub use thread::CommitStats;
 pub use versions::{NewVersion, ProductionMoved};
-
-/// A ticket as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Ticket {
-    pub id: String,
-    pub conversation_id: String,
-    pub title: String,
-    pub category: String,
-    pub comment: String,
-    pub created_at_ms: u64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -179,7 +168,7 @@ pub struct TurnCommit {
     /// changed that (storage keeps both indexed for the router and agents).
     pub placement: Option<PlacementChange>,
     /// What analytics counts of this turn, written with it.
-    pub facts: Vec<crate::analytics::Fact>,
+    pub facts: Vec<crate::model::fact::Fact>,
 }
 
 /// A conversation's place among queues and agents.
@@ -592,8 +581,8 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::HISTORY_TURNS;
-    use crate::plugin::Contact;
+    use crate::model::Contact;
+    use crate::model::HISTORY_TURNS;
 
     fn line(n: u64) -> HistoryEntry {
         HistoryEntry {

@@ -12,10 +12,8 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{
-    DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, Ticket, TurnCommit,
-};
-use crate::engine::state::{ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Timer};
+use super::{DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, TurnCommit};
+use crate::model::{ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer};
 
 /// The sled database and its trees.
 pub struct SledStore {

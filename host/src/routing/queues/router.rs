@@ -19,9 +19,9 @@ use tokio::sync::{Notify, watch};
 use super::strategy::{Candidate, choose};
 use crate::engine::agents::RouterAction;
 use crate::engine::feed::News;
-use crate::engine::state::Offer;
 use crate::engine::{Engine, EngineError};
 use crate::flow::model::Queue;
+use crate::model::Offer;
 use crate::model::agent::{Agent, AgentStatus};
 use crate::storage::WaitingIn;
 

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::desk;
 use crate::engine::agents::HUMAN_AGENT_WINDOW_MS;
-use crate::engine::state::{ConversationState, Position, conversation_key};
 use crate::model::agent::{Agent, Role};
+use crate::model::{ConversationState, Position, conversation_key};
 use crate::server::AppState;
 use crate::server::error::ApiError;
 

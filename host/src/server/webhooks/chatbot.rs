@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 
 use crate::engine::Engine;
 use crate::engine::chatbot::{BotAnswer, CallbackVerdict};
-use crate::engine::state::{conversation_key, parse_conversation_id};
 use crate::intake::InboxRecord;
+use crate::model::{conversation_key, parse_conversation_id};
 use crate::plugin::{BotCallback, Contact, InboundMessage};
 use crate::server::AppState;
 use crate::server::error::ApiError;

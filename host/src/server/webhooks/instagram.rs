@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 
 use crate::channels::instagram::events::{self, Event, EventKind, ParseError};
 use crate::channels::instagram::signature::{self, SignatureError};
-use crate::engine::state::Handover;
 use crate::flow::model::{Account, Flow, resolve_secret};
 use crate::intake::InboxRecord;
+use crate::model::Handover;
 use crate::plugin::{Attachment, Contact, InboundMessage};
 use crate::server::AppState;
 use crate::server::auth::same_secret;

@@ -1,11 +1,12 @@
-//! What the engine keeps per conversation, and the events that move it.
+//! A conversation as the engine keeps it: one customer of one account, in
+//! its current session, and where it stands in the flow.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::plugin::{Contact, InboundMessage, OutgoingMessage};
+use super::message::{Attachment, Contact, InboundMessage};
 
 /// Where a conversation is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,7 +92,7 @@ pub struct HistoryEntry {
     pub text: String,
     /// What a message carried besides its text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<crate::plugin::Attachment>,
+    pub attachments: Vec<Attachment>,
     /// The language of a `translation` line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
@@ -231,7 +232,7 @@ impl ConversationState {
         at_ms: u64,
         kind: &str,
         text: String,
-        attachments: &[crate::plugin::Attachment],
+        attachments: &[Attachment],
     ) {
         self.note(at_ms, kind, text);
         if let Some(last) = self.history.last_mut() {
@@ -288,86 +289,4 @@ pub enum Handover {
     Returned,
     /// They closed it: the next message starts a new session.
     Closed,
-}
-
-/// A durable timer: fires an event into a conversation at `due_ms`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Timer {
-    /// Unique; part of the storage key.
-    pub id: String,
-    pub conversation: String,
-    pub session: u64,
-    pub due_ms: u64,
-    pub kind: TimerKind,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
-pub enum TimerKind {
-    /// Send message `index` of an automessage.
-    AutomessageSend { automessage: String, index: usize },
-    /// Leave the automessage for its next destination.
-    AutomessageNext { automessage: String },
-    /// One of a queue's clocks (see `engine::queue_clocks`).
-    Queue { check: QueueCheck },
-}
-
-/// What a queue timer checks when it fires. Each carries the time its
-/// clock started from; a clock that was restarted since (a newer message,
-/// another assignment) finds the state moved on and does nothing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "check")]
-pub enum QueueCheck {
-    /// Tell the waiting customer their place again.
-    Announce {
-        since_ms: u64,
-    },
-    /// Waited too long without an agent (`message_timeout`).
-    WaitLimit {
-        since_ms: u64,
-    },
-    /// The session has been with people too long (`session_timeout`).
-    SessionLimit,
-    /// The agent accepted but has not answered (`agent_timeout`).
-    AgentFirstReply {
-        since_ms: u64,
-    },
-    /// The customer's message has no answer (`agent_message_timeout`).
-    AgentAnswer {
-        customer_ms: u64,
-    },
-    /// The customer is quiet after the agent's message.
-    CustomerIdle {
-        reply_ms: u64,
-    },
-    CustomerGone {
-        reply_ms: u64,
-    },
-}
-
-/// A message waiting in the outbox for the channel's sender.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutboxMessage {
-    /// The message's id (also the idempotency key of its send).
-    pub id: String,
-    /// Storage key of the conversation.
-    pub conversation: String,
-    /// Session conversation id.
-    pub conversation_id: String,
-    pub account: String,
-    pub recipient: String,
-    pub message: OutgoingMessage,
-    pub created_ms: u64,
-    /// `bot` or `agent`.
-    pub sender: String,
-    /// Parts already accepted by the channel (a long text goes out in
-    /// several); a restart resumes after them.
-    #[serde(default)]
-    pub sent_parts: u32,
-    /// The customer's last message as the turn that queued this left it:
-    /// where the channel's messaging window starts, so the sender need not
-    /// read the conversation. A later message only moves the window on, so
-    /// this errs towards not sending. `None` in records from before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_from_ms: Option<u64>,
 }
