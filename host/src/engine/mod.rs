@@ -33,9 +33,7 @@ use crate::plugin::{
     QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
-use crate::storage::{
-    Placement, PlacementChange, Storage, StorageError, TurnCommit, WaitingIn, timer_key_hex,
-};
+use crate::storage::{Placement, PlacementChange, Storage, StorageError, TurnCommit, WaitingIn};
 use crate::templates;
 use clock::Clock;
 
@@ -63,7 +61,8 @@ fn cut_at_char(text: &mut String, max: usize) -> bool {
     true
 }
 use crate::model::{
-    ConversationState, Ending, OutboxMessage, Position, Timer, TimerKind, conversation_key,
+    ConversationState, Ending, OutboxMessage, Position, Timer, TimerKind, TimerRef,
+    conversation_key,
 };
 
 /// Settings of the engine beyond the flow.
@@ -253,8 +252,8 @@ impl Turn {
         self.commit.facts.push(fact);
     }
 
-    /// A durable timer for this conversation's session; returns its key.
-    fn schedule(&mut self, due_ms: u64, kind: TimerKind) -> String {
+    /// A durable timer for this conversation's session.
+    fn schedule(&mut self, due_ms: u64, kind: TimerKind) -> TimerRef {
         let timer = Timer {
             id: uuid::Uuid::now_v7().to_string(),
             conversation: self.state.key(),
@@ -262,9 +261,9 @@ impl Turn {
             due_ms,
             kind,
         };
-        let key = timer_key_hex(&timer);
+        let reference = timer.reference();
         self.commit.timers_add.push(timer);
-        key
+        reference
     }
 
     /// Moves to `position`, cancelling the timers of the one it leaves.
@@ -619,31 +618,23 @@ impl Engine {
     /// lanes instead; this is for `chat` and tests.)
     pub async fn fire_due_timers(&self) -> Result<Vec<TurnReport>, EngineError> {
         let mut reports = Vec::new();
-        for (key, timer) in self.storage.due_timers(self.clock.now_ms(), 256).await? {
-            if let Some(report) = self.handle_timer(key, timer).await? {
+        for timer in self.storage.due_timers(self.clock.now_ms(), 256).await? {
+            if let Some(report) = self.handle_timer(timer).await? {
                 reports.push(report);
             }
         }
         Ok(reports)
     }
 
-    /// A due timer (by its storage key): its turn, or `None` when it no
-    /// longer applies (it is then removed).
-    pub async fn handle_timer(
-        &self,
-        key: String,
-        timer: Timer,
-    ) -> Result<Option<TurnReport>, EngineError> {
+    /// A due timer: its turn, or `None` when it no longer applies (it is
+    /// then removed).
+    pub async fn handle_timer(&self, timer: Timer) -> Result<Option<TurnReport>, EngineError> {
         let conversation = timer.conversation.clone();
-        self.in_lane(&conversation, self.timer_turn(key, timer))
-            .await
+        self.in_lane(&conversation, self.timer_turn(timer)).await
     }
 
-    async fn timer_turn(
-        &self,
-        key: String,
-        timer: Timer,
-    ) -> Result<Option<TurnReport>, EngineError> {
+    async fn timer_turn(&self, timer: Timer) -> Result<Option<TurnReport>, EngineError> {
+        let key = timer.reference();
         let stale = TurnCommit {
             timers_remove: vec![key.clone()],
             ..TurnCommit::default()
@@ -680,9 +671,14 @@ impl Engine {
 
     /// An automessage's timer: the next message, or leaving; `None` if the
     /// conversation has left that automessage.
-    async fn automessage_timer(&self, turn: &mut Turn, key: &str, kind: TimerKind) -> Option<Next> {
+    async fn automessage_timer(
+        &self,
+        turn: &mut Turn,
+        key: &TimerRef,
+        kind: TimerKind,
+    ) -> Option<Next> {
         let current = match &mut turn.state.position {
-            Position::Automessage { name, timers, .. } if timers.iter().any(|k| k == key) => {
+            Position::Automessage { name, timers, .. } if timers.contains(key) => {
                 timers.retain(|k| k != key);
                 name.clone()
             }

@@ -36,8 +36,8 @@ pub const MAX_RESTARTS: u32 = 3;
 pub enum LaneEvent {
     /// A customer event from the inbox, by its sequence.
     Inbound { seq: u64, record: InboxRecord },
-    /// A due timer, by its storage key.
-    Timer { key: String, timer: Timer },
+    /// A due timer.
+    Timer(Timer),
 }
 
 impl LaneEvent {
@@ -45,7 +45,7 @@ impl LaneEvent {
     fn at_ms(&self) -> u64 {
         match self {
             LaneEvent::Inbound { record, .. } => record.message.timestamp_ms,
-            LaneEvent::Timer { timer, .. } => timer.due_ms,
+            LaneEvent::Timer(timer) => timer.due_ms,
         }
     }
 }
@@ -85,8 +85,8 @@ pub struct Lanes {
     /// Inbox events below this sequence were accepted by an earlier run;
     /// their turns may have been what ended it.
     recovered_below: AtomicU64,
-    /// Called when a timer event is finished (so it may be dispatched again
-    /// if it is still due).
+    /// Called with a timer's id when its event is finished (so it may be
+    /// dispatched again if it is still due).
     timer_done: Box<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -209,8 +209,8 @@ impl Lanes {
                 None => return,
                 Some(Next::Held(queued)) => {
                     self.run_event(&queued.event).await;
-                    if let LaneEvent::Timer { key, .. } = &queued.event {
-                        (self.timer_done)(key);
+                    if let LaneEvent::Timer(timer) = &queued.event {
+                        (self.timer_done)(&timer.id);
                     }
                 }
                 Some(Next::Spilled(seq)) => {
@@ -323,11 +323,7 @@ impl Lanes {
                     Err(e) => Err(e),
                 }
             }
-            LaneEvent::Timer { key, timer } => self
-                .engine
-                .handle_timer(key.clone(), timer.clone())
-                .await
-                .map(|_| ()),
+            LaneEvent::Timer(timer) => self.engine.handle_timer(timer.clone()).await.map(|_| ()),
         }
     }
 
@@ -368,9 +364,10 @@ impl Lanes {
                     tracing::error!(seq, "setting an event aside failed too: {e}");
                 }
             }
-            LaneEvent::Timer { key, .. } => {
+            LaneEvent::Timer(timer) => {
                 // It stays stored and is tried again when next due.
-                tracing::error!(key, "a timer's turn failed {ATTEMPTS} times: {error}");
+                let id = &timer.id;
+                tracing::error!(id, "a timer's turn failed {ATTEMPTS} times: {error}");
             }
         }
     }

@@ -83,7 +83,7 @@ pub struct Intake {
     storage: Storage,
     wake: Notify,
     lanes: Arc<Lanes>,
-    /// Timers handed to a lane and not finished yet.
+    /// Timers handed to a lane and not finished yet, by id.
     timers_in_lanes: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -211,16 +211,16 @@ impl Intake {
                 .await
             {
                 Ok(due) => {
-                    for (key, timer) in due {
+                    for timer in due {
                         let fresh = self
                             .timers_in_lanes
                             .lock()
                             .expect("timers lock")
-                            .insert(key.clone());
+                            .insert(timer.id.clone());
                         if fresh {
                             let conversation = timer.conversation.clone();
                             self.lanes
-                                .submit(conversation, LaneEvent::Timer { key, timer })
+                                .submit(conversation, LaneEvent::Timer(timer))
                                 .await;
                         }
                     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::message::{Attachment, Contact, InboundMessage};
+use super::timer::TimerRef;
 
 /// Where a conversation is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,11 +17,11 @@ pub enum Position {
     Start,
     /// Waiting for the customer's answer at a decision.
     Waiting { tree: String, decision: String },
-    /// Sending delayed messages; `timers` are the pending timer keys.
+    /// Sending delayed messages; `timers` are the pending ones.
     Automessage {
         name: String,
         entered_ms: u64,
-        timers: Vec<String>,
+        timers: Vec<TimerRef>,
     },
     /// Talking to a third-party chatbot.
     Chatbot { name: String, hash: String },

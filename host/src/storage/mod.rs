@@ -59,8 +59,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::model::Effects;
-use crate::model::{ConversationState, HistoryEntry, OutboxMessage, Ticket, Timer};
-pub use sled_store::{SledStore, timer_key_hex};
+use crate::model::{ConversationState, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef};
+pub use sled_store::SledStore;
 pub use thread::CommitStats;
 pub use versions::{NewVersion, ProductionMoved};
 
@@ -156,8 +156,8 @@ pub struct TurnCommit {
     pub effects: Effects,
     pub outbox: Vec<OutboxMessage>,
     pub timers_add: Vec<Timer>,
-    /// Storage keys (hex) of timers done or no longer wanted.
-    pub timers_remove: Vec<String>,
+    /// Timers done or no longer wanted.
+    pub timers_remove: Vec<TimerRef>,
     /// Inbox sequences of the events this turn handled.
     pub inbox_remove: Vec<u64>,
     /// Lines the turn adds to the conversation's history, numbered from
@@ -389,12 +389,8 @@ impl Storage {
         self.thread.read(move |db| db.history(&conversation)).await
     }
 
-    /// Timers due at or before `now_ms`, earliest first, with their keys.
-    pub async fn due_timers(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<(String, Timer)>, StorageError> {
+    /// Timers due at or before `now_ms`, earliest first.
+    pub async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<Timer>, StorageError> {
         self.thread
             .read(move |db| db.due_timers(now_ms, limit))
             .await

@@ -13,7 +13,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, TurnCommit};
-use crate::model::{ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer};
+use crate::model::{
+    ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
+};
 
 /// The sled database and its trees.
 pub struct SledStore {
@@ -211,13 +213,9 @@ impl SledStore {
         let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
             .timers_add
             .iter()
-            .map(|t| (timer_key(t), to_json(t)))
+            .map(|t| (timer_key(&t.reference()), to_json(t)))
             .collect();
-        let timers_remove: Vec<Vec<u8>> = turn
-            .timers_remove
-            .iter()
-            .filter_map(|k| hex::decode(k).ok())
-            .collect();
+        let timers_remove: Vec<Vec<u8>> = turn.timers_remove.iter().map(timer_key).collect();
         let inbox_remove: Vec<[u8; 8]> =
             turn.inbox_remove.iter().map(|s| s.to_be_bytes()).collect();
         let placement = match (&turn.placement, &turn.state) {
@@ -459,16 +457,12 @@ impl SledStore {
         Ok(lines)
     }
 
-    /// Timers due at or before `now_ms`, earliest first, with their keys.
-    pub fn due_timers(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<(String, Timer)>, StorageError> {
+    /// Timers due at or before `now_ms`, earliest first.
+    pub fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<Timer>, StorageError> {
         let mut due = Vec::new();
         for entry in self.timers.range(..(now_ms + 1).to_be_bytes().to_vec()) {
-            let (key, bytes) = entry?;
-            due.push((hex::encode(&key), from_json(&bytes, "timer")?));
+            let (_, bytes) = entry?;
+            due.push(from_json(&bytes, "timer")?);
             if due.len() >= limit {
                 break;
             }
@@ -805,11 +799,6 @@ impl SledStore {
     }
 }
 
-/// The storage key of a timer, hex-encoded for `TurnCommit::timers_remove`.
-pub fn timer_key_hex(timer: &Timer) -> String {
-    hex::encode(timer_key(timer))
-}
-
 /// `conversation \0 turn (big-endian)`.
 fn history_key(conversation: &str, seq: u64) -> Vec<u8> {
     let mut key = conversation.as_bytes().to_vec();
@@ -838,7 +827,8 @@ fn aged_key(at_ms: u64, key: &str) -> Vec<u8> {
     aged
 }
 
-fn timer_key(timer: &Timer) -> Vec<u8> {
+/// `due time (big-endian) + id`: the tree is in firing order.
+fn timer_key(timer: &TimerRef) -> Vec<u8> {
     let mut key = timer.due_ms.to_be_bytes().to_vec();
     key.extend_from_slice(timer.id.as_bytes());
     key
