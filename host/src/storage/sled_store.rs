@@ -22,7 +22,9 @@ pub struct SledStore {
     db: sled::Db,
     /// `conversation id \0 key` -> JSON value (the "save data" store).
     data: sled::Tree,
-    /// ticket id -> `Ticket` as JSON.
+    /// ticket id -> `Ticket` as JSON; and, indexed by conversation,
+    /// `\0 conversation id \0 created (u64 big-endian) + ticket id` -> ()
+    /// (ids never start with a zero byte).
     tickets: sled::Tree,
     /// `account \0 customer` -> `ConversationState` as JSON.
     conversations: sled::Tree,
@@ -125,7 +127,26 @@ impl SledStore {
             settling,
             db,
         }
-        .with_outbox_keyed_by_conversation()
+        .with_outbox_keyed_by_conversation()?
+        .with_tickets_indexed_by_conversation()
+    }
+
+    /// Indexes the tickets written before they were indexed by
+    /// conversation; once (a marker in the default tree says it is done).
+    fn with_tickets_indexed_by_conversation(self) -> Result<Self, StorageError> {
+        const DONE: &[u8] = b"schema:tickets_by_conversation";
+        if self.db.contains_key(DONE)? {
+            return Ok(self);
+        }
+        for entry in self.tickets.iter() {
+            let (key, bytes) = entry?;
+            if key.first() != Some(&0) {
+                let ticket: Ticket = from_json(&bytes, "ticket")?;
+                self.tickets.insert(ticket_index_key(&ticket), &[])?;
+            }
+        }
+        self.db.insert(DONE, &[])?;
+        Ok(self)
     }
 
     /// Moves outbox messages stored under their bare id (before the outbox
@@ -164,7 +185,7 @@ impl SledStore {
 
     /// Writes a whole engine turn atomically (see [`TurnCommit`]).
     pub fn commit_turn(&self, turn: &TurnCommit, now: u64) -> Result<(), StorageError> {
-        let tickets: Vec<(String, Vec<u8>)> = turn
+        let tickets: Vec<(Ticket, Vec<u8>)> = turn
             .effects
             .tickets
             .iter()
@@ -177,7 +198,8 @@ impl SledStore {
                     comment: draft.comment.clone(),
                     created_at_ms: now,
                 };
-                (ticket.id.clone(), to_json(&ticket))
+                let json = to_json(&ticket);
+                (ticket, json)
             })
             .collect();
         let data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = turn
@@ -265,8 +287,9 @@ impl SledStore {
                             None => data.remove(key.as_slice())?,
                         };
                     }
-                    for (id, ticket) in &tickets {
-                        tickets_tx.insert(id.as_bytes(), ticket.as_slice())?;
+                    for (ticket, json) in &tickets {
+                        tickets_tx.insert(ticket.id.as_bytes(), json.as_slice())?;
+                        tickets_tx.insert(ticket_index_key(ticket), &[])?;
                     }
                     if let Some((key, state)) = &state {
                         conversations.insert(key.as_bytes(), state.as_slice())?;
@@ -775,21 +798,18 @@ impl SledStore {
             .transpose()
     }
 
-    /// Tickets of one conversation, oldest first.
+    /// Tickets of one conversation, oldest first (an index scan).
     pub fn tickets_of(&self, conversation_id: &str) -> Result<Vec<Ticket>, StorageError> {
         let mut found = Vec::new();
-        for entry in self.tickets.iter() {
-            let (key, bytes) = entry?;
-            let ticket: Ticket =
-                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-                    key: format!("ticket {}", String::from_utf8_lossy(&key)),
-                    reason: e.to_string(),
-                })?;
-            if ticket.conversation_id == conversation_id {
-                found.push(ticket);
-            }
+        for key in self
+            .tickets
+            .scan_prefix(ticket_index_prefix(conversation_id))
+            .keys()
+        {
+            let key = key?;
+            let id = String::from_utf8_lossy(&key[conversation_id.len() + 10..]).into_owned();
+            found.extend(self.ticket(&id)?);
         }
-        found.sort_by_key(|t| t.created_at_ms);
         Ok(found)
     }
 
@@ -797,6 +817,22 @@ impl SledStore {
     pub fn db(&self) -> sled::Db {
         self.db.clone()
     }
+}
+
+/// `\0 conversation id \0`: where a conversation's ticket index starts.
+fn ticket_index_prefix(conversation_id: &str) -> Vec<u8> {
+    let mut key = vec![0];
+    key.extend_from_slice(conversation_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The ticket's entry in its conversation's index, in creation order.
+fn ticket_index_key(ticket: &Ticket) -> Vec<u8> {
+    let mut key = ticket_index_prefix(&ticket.conversation_id);
+    key.extend_from_slice(&ticket.created_at_ms.to_be_bytes());
+    key.extend_from_slice(ticket.id.as_bytes());
+    key
 }
 
 /// `conversation \0 turn (big-endian)`.
@@ -860,4 +896,73 @@ fn data_prefix(conversation_id: &str) -> Vec<u8> {
     let mut prefix = conversation_id.as_bytes().to_vec();
     prefix.push(0);
     prefix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Effects, TicketDraft};
+
+    fn draft(id: &str) -> TicketDraft {
+        TicketDraft {
+            id: id.into(),
+            title: format!("ticket {id}"),
+            category: "order".into(),
+            comment: String::new(),
+        }
+    }
+
+    fn open_ticket(store: &SledStore, conversation: &str, id: &str, now: u64) {
+        let turn = TurnCommit {
+            conversation_id: conversation.into(),
+            effects: Effects {
+                tickets: vec![draft(id)],
+                ..Effects::default()
+            },
+            ..TurnCommit::default()
+        };
+        store.commit_turn(&turn, now).unwrap();
+    }
+
+    /// A conversation's tickets come from its index, oldest first, and
+    /// never another conversation's (`a:c:1` is a prefix of `a:c:10`).
+    #[test]
+    fn tickets_are_listed_per_conversation_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        open_ticket(&store, "a:c:1", "t2", 20);
+        open_ticket(&store, "a:c:10", "t3", 5);
+        open_ticket(&store, "a:c:1", "t1", 10);
+        let ids = |conversation| -> Vec<String> {
+            let tickets = store.tickets_of(conversation).unwrap();
+            tickets.into_iter().map(|t| t.id).collect()
+        };
+        assert_eq!(ids("a:c:1"), ["t1", "t2"]);
+        assert_eq!(ids("a:c:10"), ["t3"]);
+        assert!(ids("a:c").is_empty());
+    }
+
+    /// Tickets stored before the index existed are indexed once at open.
+    #[test]
+    fn tickets_written_before_the_index_are_indexed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let ticket = Ticket {
+                id: "old".into(),
+                conversation_id: "a:c:1".into(),
+                title: "before".into(),
+                category: "order".into(),
+                comment: String::new(),
+                created_at_ms: 7,
+            };
+            store.tickets.insert("old", to_json(&ticket)).unwrap();
+            store.db.remove("schema:tickets_by_conversation").unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let tickets = store.tickets_of("a:c:1").unwrap();
+        assert_eq!(tickets.len(), 1);
+        assert_eq!(tickets[0].title, "before");
+    }
 }
