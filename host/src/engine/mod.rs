@@ -1,6 +1,6 @@
 //! The engine: runs each conversation through its connector's flow.
 //!
-//! A conversation is a state machine persisted in sled ([`state`]), moved by
+//! A conversation is a state machine kept by storage ([`crate::model`]), moved by
 //! events: a customer message, a timer, a chatbot's answer. Each event is a
 //! *turn*: the engine loads the conversation, routes it (time conditions,
 //! decisions and their actions as plugin calls, automessages, chatbots,

@@ -4,9 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sled_store::{from_json, to_json};
-use super::{Storage, StorageError};
+use super::store::{from_json, to_json};
+use async_trait::async_trait;
+
+use super::SledBackend;
 use crate::model::connection::Connection;
+use crate::storage::{Connections, StorageError};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -15,10 +18,9 @@ struct Stored {
     sealed_token: String,
 }
 
-impl Storage {
-    /// Keeps `connection` and its sealed token, replacing the account's
-    /// earlier ones.
-    pub async fn put_connection(
+#[async_trait]
+impl Connections for SledBackend {
+    async fn put_connection(
         &self,
         connection: Connection,
         sealed_token: String,
@@ -36,8 +38,7 @@ impl Storage {
             .await
     }
 
-    /// Every connected account with its sealed token, by id.
-    pub async fn connections(&self) -> Result<Vec<(Connection, String)>, StorageError> {
+    async fn connections(&self) -> Result<Vec<(Connection, String)>, StorageError> {
         self.thread
             .read(|db| {
                 db.connections
@@ -52,8 +53,7 @@ impl Storage {
             .await
     }
 
-    /// Forgets a connected account; whether there was one.
-    pub async fn remove_connection(&self, ig_user_id: &str) -> Result<bool, StorageError> {
+    async fn remove_connection(&self, ig_user_id: &str) -> Result<bool, StorageError> {
         let key = ig_user_id.as_bytes().to_vec();
         self.thread
             .write(move |db| Ok(db.connections.remove(key)?.is_some()))

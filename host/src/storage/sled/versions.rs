@@ -4,9 +4,12 @@
 //! version and moves `production` in one atomic batch, on the storage
 //! thread (one request at a time), so two applies cannot both win.
 
-use super::sled_store::{SledStore, from_json, to_json};
-use super::{Storage, StorageError};
+use super::store::{SledStore, from_json, to_json};
+use async_trait::async_trait;
+
+use super::SledBackend;
 use crate::model::version::{FlowVersion, Sandbox, VersionOrigin};
+use crate::storage::{NewVersion, ProductionMoved, StorageError, Versions};
 
 const PRODUCTION: &[u8] = b"production";
 const SANDBOX: &[u8] = b"sandbox";
@@ -14,30 +17,6 @@ const VERSION: &[u8] = b"v";
 
 fn version_key(number: u64) -> Vec<u8> {
     [VERSION, &number.to_be_bytes()].concat()
-}
-
-/// A version to publish; storage gives it its number.
-#[derive(Clone, Debug)]
-pub struct NewVersion {
-    pub document: serde_json::Value,
-    pub applied_by: String,
-    pub applied_at_ms: u64,
-    pub comment: String,
-    pub origin: VersionOrigin,
-    /// Publish only if production is still this version (0: none yet).
-    pub expected_production: u64,
-    /// Whether the sandbox, if any, now counts as based on the new version
-    /// (it was the sandbox that was applied).
-    pub rebase_sandbox: bool,
-    /// The uploads it runs with, name -> SHA-256.
-    pub plugins: std::collections::BTreeMap<String, String>,
-}
-
-/// Why a version was not published.
-#[derive(Debug, PartialEq)]
-pub struct ProductionMoved {
-    pub expected: u64,
-    pub current: u64,
 }
 
 impl SledStore {
@@ -127,9 +106,9 @@ impl SledStore {
     }
 }
 
-impl Storage {
-    /// The version in production, if any was published.
-    pub async fn production(&self) -> Result<Option<FlowVersion>, StorageError> {
+#[async_trait]
+impl Versions for SledBackend {
+    async fn production(&self) -> Result<Option<FlowVersion>, StorageError> {
         self.thread
             .read(|db| match db.production_number()? {
                 0 => Ok(None),
@@ -138,30 +117,26 @@ impl Storage {
             .await
     }
 
-    pub async fn flow_version(&self, number: u64) -> Result<Option<FlowVersion>, StorageError> {
+    async fn flow_version(&self, number: u64) -> Result<Option<FlowVersion>, StorageError> {
         self.thread.read(move |db| db.flow_version(number)).await
     }
 
-    /// Versions, newest first, at most `limit`.
-    pub async fn flow_versions(&self, limit: usize) -> Result<Vec<FlowVersion>, StorageError> {
+    async fn flow_versions(&self, limit: usize) -> Result<Vec<FlowVersion>, StorageError> {
         self.thread.read(move |db| db.flow_versions(limit)).await
     }
 
-    /// Publishes `new` as the next version and makes it production, durably,
-    /// unless production is no longer `new.expected_production`.
-    pub async fn publish(
+    async fn publish(
         &self,
         new: NewVersion,
     ) -> Result<Result<FlowVersion, ProductionMoved>, StorageError> {
         self.thread.write(move |db| db.publish(new)).await
     }
 
-    pub async fn sandbox(&self) -> Result<Option<Sandbox>, StorageError> {
+    async fn sandbox(&self) -> Result<Option<Sandbox>, StorageError> {
         self.thread.read(|db| db.sandbox()).await
     }
 
-    /// Replaces the sandbox, durably.
-    pub async fn put_sandbox(&self, sandbox: Sandbox) -> Result<(), StorageError> {
+    async fn put_sandbox(&self, sandbox: Sandbox) -> Result<(), StorageError> {
         self.thread
             .write(move |db| {
                 db.versions.insert(SANDBOX, to_json(&sandbox))?;
@@ -170,8 +145,7 @@ impl Storage {
             .await
     }
 
-    /// The SHA-256 of the configuration's flow file last imported.
-    pub async fn last_file_import(&self) -> Result<Option<String>, StorageError> {
+    async fn last_file_import(&self) -> Result<Option<String>, StorageError> {
         self.thread.read(|db| db.last_file_import()).await
     }
 }
@@ -179,6 +153,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Storage;
     use serde_json::json;
 
     fn new_version(expected: u64) -> NewVersion {

@@ -8,7 +8,8 @@ use std::sync::mpsc;
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
-use super::{SledStore, StorageError};
+use super::SledStore;
+use crate::storage::{CommitStats, StorageError};
 
 /// Requests waiting for the storage thread; past this, callers wait.
 const QUEUE: usize = 1024;
@@ -21,17 +22,6 @@ type Waiter = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One request: runs on the storage thread; a durable write hands back
 /// the waiter to answer once flushed.
 type Job = Box<dyn FnOnce(&SledStore) -> Option<Waiter> + Send>;
-
-/// Group-commit figures since start.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct CommitStats {
-    /// `flush` calls.
-    pub flushes: u64,
-    /// Durable writes those flushes answered.
-    pub durable_writes: u64,
-    /// The most writes one flush answered.
-    pub largest_batch: u64,
-}
 
 #[derive(Default)]
 struct Counters {

@@ -12,9 +12,11 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, TurnCommit};
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
+};
+use crate::storage::{
+    DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, TurnCommit,
 };
 
 /// The sled database and its trees.

@@ -7,9 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sled_store::{SledStore, from_json, to_json};
-use super::{Storage, StorageError, TurnCommit};
+use super::store::{SledStore, from_json, to_json};
+use async_trait::async_trait;
+
+use super::SledBackend;
 use crate::model::fact::{Fact, Record};
+use crate::storage::{Analytics, EachFact, StorageError, TurnCommit};
 
 /// Turns' facts read or removed per storage request.
 const PAGE: usize = 2_000;
@@ -94,14 +97,13 @@ impl SledStore {
     }
 }
 
-impl Storage {
-    /// Calls `each` with every fact from `from_ms` to before `to_ms`, in
-    /// time order, a page at a time.
-    pub async fn each_fact(
+#[async_trait]
+impl Analytics for SledBackend {
+    async fn each_fact(
         &self,
         from_ms: u64,
         to_ms: u64,
-        mut each: impl FnMut(&Record),
+        each: &mut EachFact<'_>,
     ) -> Result<(), StorageError> {
         let mut start = Some(fact_key(from_ms, 0));
         while let Some(from) = start {
@@ -109,14 +111,13 @@ impl Storage {
                 .thread
                 .read(move |db| db.facts_page(from, to_ms))
                 .await?;
-            records.iter().for_each(&mut each);
+            records.iter().for_each(&mut *each);
             start = next;
         }
         Ok(())
     }
 
-    /// Removes every fact older than `before_ms`; how many turns' facts.
-    pub async fn prune_facts(&self, before_ms: u64) -> Result<usize, StorageError> {
+    async fn prune_facts(&self, before_ms: u64) -> Result<usize, StorageError> {
         let mut total = 0;
         loop {
             let removed = self
@@ -135,6 +136,7 @@ impl Storage {
 mod tests {
     use super::*;
     use crate::model::fact::Fact;
+    use crate::storage::Storage;
 
     fn started(connector: &str) -> Fact {
         Fact::Started {

@@ -3,9 +3,12 @@
 //! Both are written in one batch, so a record never lacks its bytes.
 //! Components are immutable: the same bytes always have the same key.
 
-use super::sled_store::{from_json, to_json};
-use super::{Storage, StorageError};
+use super::store::{from_json, to_json};
+use async_trait::async_trait;
+
+use super::SledBackend;
 use crate::model::version::UploadedPlugin;
+use crate::storage::{StorageError, Uploads};
 
 const COMPONENT: &[u8] = b"c";
 const RECORD: &[u8] = b"m";
@@ -14,10 +17,9 @@ fn key(prefix: &[u8], sha256: &str) -> Vec<u8> {
     [prefix, sha256.as_bytes()].concat()
 }
 
-impl Storage {
-    /// Keeps an uploaded component and its record, durably. Storing the
-    /// same bytes again keeps the first record.
-    pub async fn put_upload(
+#[async_trait]
+impl Uploads for SledBackend {
+    async fn put_upload(
         &self,
         record: UploadedPlugin,
         bytes: Vec<u8>,
@@ -36,16 +38,14 @@ impl Storage {
             .await
     }
 
-    /// The bytes of the component with this hash, if one was uploaded.
-    pub async fn upload_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    async fn upload_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let key = key(COMPONENT, sha256);
         self.thread
             .read(move |db| Ok(db.plugins.get(key)?.map(|bytes| bytes.to_vec())))
             .await
     }
 
-    /// Every upload's record, by hash.
-    pub async fn uploads(&self) -> Result<Vec<UploadedPlugin>, StorageError> {
+    async fn uploads(&self) -> Result<Vec<UploadedPlugin>, StorageError> {
         self.thread
             .read(|db| {
                 db.plugins

@@ -4,9 +4,12 @@
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::sled_store::{SledStore, from_json, settle, to_json};
-use super::{PlacementChange, Storage, StorageError, WaitingIn};
+use super::store::{SledStore, from_json, settle, to_json};
+use async_trait::async_trait;
+
+use super::SledBackend;
 use crate::model::agent::Agent;
+use crate::storage::{AgentChange, Agents, PlacementChange, StorageError, WaitingIn};
 
 const WAITING: &[u8] = b"w\0";
 const ASSIGNED: &[u8] = b"a\0";
@@ -158,34 +161,30 @@ impl SledStore {
     }
 }
 
-impl Storage {
-    pub async fn agent(&self, id: &str) -> Result<Option<Agent>, StorageError> {
+#[async_trait]
+impl Agents for SledBackend {
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, StorageError> {
         let id = id.to_string();
         self.thread.read(move |db| db.agent(&id)).await
     }
 
-    pub async fn agents(&self) -> Result<Vec<Agent>, StorageError> {
+    async fn agents(&self) -> Result<Vec<Agent>, StorageError> {
         self.thread.read(|db| db.agents()).await
     }
 
-    /// The agent whose token hashes to `token_sha256` (hex).
-    pub async fn agent_by_token(&self, token_sha256: &str) -> Result<Option<Agent>, StorageError> {
+    async fn agent_by_token(&self, token_sha256: &str) -> Result<Option<Agent>, StorageError> {
         let hash = token_sha256.to_string();
         self.thread.read(move |db| db.agent_by_token(&hash)).await
     }
 
-    /// Saves an agent, durably (an admin's change is answered after it).
-    pub async fn put_agent(&self, agent: Agent) -> Result<(), StorageError> {
+    async fn put_agent(&self, agent: Agent) -> Result<(), StorageError> {
         self.thread.write(move |db| db.put_agent(&agent)).await
     }
 
-    /// Changes an agent in place, atomically with respect to every other
-    /// change (the storage thread runs one request at a time); returns the
-    /// agent as changed, or `None` if there is no such agent.
-    pub async fn modify_agent(
+    async fn modify_agent(
         &self,
         id: &str,
-        change: impl FnOnce(&mut Agent) + Send + 'static,
+        change: AgentChange,
     ) -> Result<Option<Agent>, StorageError> {
         let id = id.to_string();
         self.thread
@@ -200,17 +199,16 @@ impl Storage {
             .await
     }
 
-    pub async fn remove_agent(&self, id: &str) -> Result<bool, StorageError> {
+    async fn remove_agent(&self, id: &str) -> Result<bool, StorageError> {
         let id = id.to_string();
         self.thread.write(move |db| db.remove_agent(&id)).await
     }
 
-    pub async fn waiting(&self) -> Result<Vec<(String, WaitingIn)>, StorageError> {
+    async fn waiting(&self) -> Result<Vec<(String, WaitingIn)>, StorageError> {
         self.thread.read(|db| db.waiting()).await
     }
 
-    /// See [`SledStore::closed_by`].
-    pub async fn closed_by(
+    async fn closed_by(
         &self,
         agent: &str,
         forget_before_ms: u64,
@@ -221,7 +219,7 @@ impl Storage {
             .await
     }
 
-    pub async fn assigned_to(&self, agent: &str) -> Result<Vec<String>, StorageError> {
+    async fn assigned_to(&self, agent: &str) -> Result<Vec<String>, StorageError> {
         let agent = agent.to_string();
         self.thread.read(move |db| db.assigned_to(&agent)).await
     }

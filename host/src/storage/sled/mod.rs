@@ -1,0 +1,107 @@
+//! The embedded store: sled, in one data directory.
+//!
+//! # Concurrency design
+//!
+//! sled 0.34 deadlocks when it is used concurrently in ways flowhost needs:
+//! concurrent `flush_async` calls hang forever (spacejam/sled#1308, fixed
+//! only on sled's unreleased main), a range scan racing a transaction can
+//! hang both (spacejam/sled#1301), and gets and inserts from many threads
+//! have been reported to deadlock under load (spacejam/sled#1412). Under
+//! concurrent webhooks flowhost hit the first one: tokio workers blocked in
+//! `TransactionalTrees::stage` while sled's I/O threads waited in
+//! `iobuf::flush`, and nothing answered again.
+//!
+//! So sled is never called from two of our threads at once, and never from
+//! an async worker:
+//! - **one storage thread** owns the [`SledStore`] and runs every request
+//!   (reads, scans, transactions) in arrival order. Callers send a closure
+//!   over a bounded channel and await its answer; a full channel is
+//!   back-pressure, not a growing queue;
+//! - **one flusher thread** makes writes durable by *group commit*: a
+//!   request that must be durable (a webhook's inbox write, a turn, a send
+//!   marker) is answered only after a `flush` that began after it was
+//!   applied. The flusher takes every such request waiting when it starts,
+//!   calls `flush` once, and answers all of them, so N concurrent webhooks
+//!   share one fsync. sled's own periodic flusher is off
+//!   (`flush_every_ms(None)`), so this is the only thread that flushes;
+//!   `flush` running beside the storage thread's writes is sled's ordinary
+//!   mode (its background flusher does the same).
+//!
+//! Reads see every write made before them (one thread applies both in
+//! order). Only two kinds of write wait for a flush, because only they
+//! guard something that leaves the process: accepting a webhook's events
+//! (the 2xx tells the channel not to deliver again) and marking a send in
+//! flight (the request tells the customer). Every other write (a turn, a
+//! recorded send) is *applied*: visible at once, durable with the next
+//! flush. That is safe because a flush makes durable everything applied
+//! before it: a reply is sent only after its in-flight mark is flushed, and
+//! so after the turn that queued it. A crash loses only applied writes
+//! whose effects never left: their events are still in the inbox and run
+//! again, and a send whose record was lost is still marked in flight and
+//! settled as a send in doubt.
+
+mod agents;
+mod analytics;
+mod connections;
+mod conversations;
+mod inbox;
+mod outbox;
+mod plugins;
+mod store;
+mod thread;
+mod timers;
+mod versions;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use async_trait::async_trait;
+
+use super::{Backlog, CommitStats, StorageError, Store};
+pub use store::SledStore;
+use thread::StorageThread;
+
+/// The sled store as the traits see it: requests go to its storage thread.
+pub struct SledBackend {
+    thread: StorageThread,
+    /// Whether a send may be in doubt (kept by the storage thread).
+    settling_any: Arc<AtomicBool>,
+}
+
+impl SledBackend {
+    /// Opens (or creates) the database in `dir`, with a page cache of
+    /// `cache_bytes`, and starts its threads.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let store = SledStore::open(dir, cache_bytes)?;
+        Ok(SledBackend {
+            settling_any: store.settling_flag(),
+            thread: StorageThread::start(store)?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SledBackend {
+    async fn backlog(&self, cap: usize) -> Result<Backlog, StorageError> {
+        self.thread.read(move |db| db.backlog(cap)).await
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.thread
+            .read(|store| Ok(store.db().size_on_disk()?))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.thread.read(|_| Ok(())).await
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        self.thread.write(|_| Ok(())).await
+    }
+
+    fn commit_stats(&self) -> CommitStats {
+        self.thread.stats()
+    }
+}
