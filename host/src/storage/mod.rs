@@ -7,6 +7,8 @@
 //! The handle adds what is the same for every store: it wakes the sender
 //! when a turn queued messages or an echo settled a send.
 
+#[cfg(test)]
+pub mod conformance;
 pub mod records;
 pub mod sled;
 pub mod traits;

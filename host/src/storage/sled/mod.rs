@@ -105,3 +105,30 @@ impl Store for SledBackend {
         self.thread.stats()
     }
 }
+
+#[cfg(test)]
+mod conformance {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use crate::storage::Storage;
+
+    /// Opens the store in `dir` as a restarted process would. sled's I/O
+    /// threads may hold the directory's lock for a moment after the last
+    /// handle is dropped; a new process would find it free.
+    fn reopen(dir: &Path) -> Storage {
+        let started = Instant::now();
+        loop {
+            match Storage::open(dir) {
+                Ok(storage) => return storage,
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    assert!(started.elapsed() < Duration::from_secs(30), "{e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    crate::conformance_tests!(reopen);
+}

@@ -485,7 +485,12 @@ impl SledStore {
     /// Timers due at or before `now_ms`, earliest first.
     pub fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<Timer>, StorageError> {
         let mut due = Vec::new();
-        for entry in self.timers.range(..(now_ms + 1).to_be_bytes().to_vec()) {
+        // Keys start with the due time: every key below `now_ms + 1`.
+        let timers = match now_ms.checked_add(1) {
+            Some(end) => self.timers.range(..end.to_be_bytes().to_vec()),
+            None => self.timers.iter(),
+        };
+        for entry in timers {
             let (_, bytes) = entry?;
             due.push(from_json(&bytes, "timer")?);
             if due.len() >= limit {

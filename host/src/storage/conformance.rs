@@ -1,0 +1,438 @@
+//! The guarantees the engine, the intake and the sender rely on, checked
+//! against a store. Every store runs the same checks through
+//! [`conformance_tests!`], given a way to open it on one place again: a
+//! reopen stands for a restart, so what a check reads after it is what a
+//! crash after a durable write would have left.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{DeadLetter, Echo, EchoOutcome, Settling, Storage, TurnCommit};
+use crate::model::{
+    Contact, ConversationState, Effects, HistoryEntry, OutboxMessage, OutgoingMessage, TicketDraft,
+    Timer, TimerKind,
+};
+
+/// Opens the store under test on the same place each time it is called.
+pub trait Reopen: Fn() -> Storage {}
+impl<F: Fn() -> Storage> Reopen for F {}
+
+fn state(customer: &str) -> ConversationState {
+    let contact = Contact {
+        id: customer.into(),
+        ..Contact::default()
+    };
+    ConversationState::new("acct", contact, 1, "en", 1_000)
+}
+
+fn message(state: &ConversationState, id: &str, text: &str) -> OutboxMessage {
+    OutboxMessage {
+        id: id.into(),
+        conversation: state.key(),
+        conversation_id: state.id(),
+        account: state.account.clone(),
+        recipient: state.customer.clone(),
+        message: OutgoingMessage {
+            id: id.into(),
+            text: Some(text.into()),
+            ..OutgoingMessage::default()
+        },
+        created_ms: 1_000,
+        sender: "bot".into(),
+        sent_parts: 0,
+        window_from_ms: Some(1_000),
+    }
+}
+
+fn timer(state: &ConversationState, id: &str, due_ms: u64) -> Timer {
+    Timer {
+        id: id.into(),
+        conversation: state.key(),
+        session: state.session,
+        due_ms,
+        kind: TimerKind::AutomessageNext {
+            automessage: "later".into(),
+        },
+    }
+}
+
+fn line(text: &str) -> HistoryEntry {
+    HistoryEntry {
+        at_ms: 1_000,
+        kind: "in".into(),
+        text: text.into(),
+        attachments: Vec::new(),
+        language: None,
+    }
+}
+
+/// Accepts one event and returns its inbox sequence.
+async fn accept_one(storage: &Storage, key: &str) -> u64 {
+    let accepted = storage
+        .accept_inbound(vec![(key.into(), key.as_bytes().to_vec())], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(accepted, 1);
+    let waiting = storage.inbox(None, 100).await.unwrap();
+    let (seq, _) = waiting.iter().find(|(_, r)| r == key.as_bytes()).unwrap();
+    *seq
+}
+
+/// A turn's changes are all there together: state, saved data, ticket,
+/// outgoing message, timer, history, and its event gone from the inbox;
+/// and still all there after a restart that follows a durable write.
+pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let seq = accept_one(&storage, "m1").await;
+    let state = state("whole");
+    let turn = TurnCommit {
+        state: Some(state.clone()),
+        conversation_id: state.id(),
+        effects: Effects {
+            data_changes: BTreeMap::from([("order".into(), Some(json!("A-1")))]),
+            tickets: vec![TicketDraft {
+                id: "t1".into(),
+                title: "Refund".into(),
+                category: "order".into(),
+                comment: String::new(),
+            }],
+            ..Effects::default()
+        },
+        outbox: vec![message(&state, "o1", "hello")],
+        timers_add: vec![timer(&state, "tm1", 5_000)],
+        inbox_remove: vec![seq],
+        history: vec![line("hi")],
+        history_from: 0,
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(turn, 2_000).await.unwrap();
+    storage.flush().await.unwrap();
+    drop(storage);
+
+    let storage = reopen();
+    assert_eq!(
+        storage.conversation(&state.key()).await.unwrap(),
+        Some(state.clone())
+    );
+    let data = storage.load_data(&state.id()).await.unwrap();
+    assert_eq!(data.get("order"), Some(&json!("A-1")));
+    let tickets = storage.tickets_of(&state.id()).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(
+        (tickets[0].id.as_str(), tickets[0].created_at_ms),
+        ("t1", 2_000)
+    );
+    let outbox = storage.outbox_of(&state.key(), 10).await.unwrap();
+    assert_eq!(outbox, [message(&state, "o1", "hello")]);
+    let due = storage.due_timers(5_000, 10).await.unwrap();
+    assert_eq!(due, [timer(&state, "tm1", 5_000)]);
+    assert_eq!(storage.history(&state.key()).await.unwrap(), [line("hi")]);
+    assert!(storage.inbox(None, 10).await.unwrap().is_empty());
+}
+
+/// An event is accepted once however often it is delivered, until its
+/// dedupe key expires; accepted events survive a restart, in order.
+pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let batch = |keys: &[&str]| -> Vec<(String, Vec<u8>)> {
+        keys.iter()
+            .map(|k| (k.to_string(), k.as_bytes().to_vec()))
+            .collect()
+    };
+    assert_eq!(
+        storage
+            .accept_inbound(batch(&["a", "b"]), 1_000)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        storage
+            .accept_inbound(batch(&["b", "c", "a"]), 2_000)
+            .await
+            .unwrap(),
+        1
+    );
+    drop(storage);
+
+    let storage = reopen();
+    let records: Vec<Vec<u8>> = storage
+        .inbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
+    assert_eq!(records, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    // Keys seen before 1 500 expire; `a` and `b` are new again, `c` is not.
+    assert_eq!(storage.expire_seen(1_500, 100).await.unwrap(), 2);
+    assert_eq!(
+        storage
+            .accept_inbound(batch(&["a", "c"]), 3_000)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// The inbox pages by sequence; a removed event is gone; an event whose
+/// turn keeps failing is set aside with its reason.
+pub async fn the_inbox_pages_and_sets_events_aside(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let first = accept_one(&storage, "e1").await;
+    let second = accept_one(&storage, "e2").await;
+    let third = accept_one(&storage, "e3").await;
+    assert!(first < second && second < third);
+    let after_first = storage.inbox(Some(first), 1).await.unwrap();
+    assert_eq!(after_first, [(second, b"e2".to_vec())]);
+    assert_eq!(
+        storage.inbox_record(third).await.unwrap(),
+        Some(b"e3".to_vec())
+    );
+    storage.remove_from_inbox(first).await.unwrap();
+    storage
+        .dead_letter(second, "failed 3 times".into(), 9)
+        .await
+        .unwrap();
+    drop(storage);
+
+    let storage = reopen();
+    let waiting = storage.inbox(None, 10).await.unwrap();
+    assert_eq!(waiting, [(third, b"e3".to_vec())]);
+    let dead = storage.dead_letters(10).await.unwrap();
+    assert_eq!(
+        dead,
+        [DeadLetter {
+            seq: second,
+            record: "e2".into(),
+            reason: "failed 3 times".into(),
+            at_ms: 9,
+        }]
+    );
+}
+
+/// A start counts reruns of the events an earlier run left waiting.
+pub async fn reruns_are_counted_across_restarts(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let seq = accept_one(&storage, "r1").await;
+    drop(storage);
+
+    let storage = reopen();
+    let below = storage.begin_recovery().await.unwrap();
+    assert!(seq < below, "the event came from the earlier run");
+    assert_eq!(storage.count_restart(seq).await.unwrap(), 1);
+    drop(storage);
+
+    let storage = reopen();
+    storage.begin_recovery().await.unwrap();
+    assert_eq!(storage.count_restart(seq).await.unwrap(), 2);
+}
+
+/// Due timers come earliest first, up to the limit; a removed timer does
+/// not fire; the next due time is known.
+pub async fn timers_fall_due_in_order(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let state = state("timers");
+    let late = timer(&state, "late", 9_000);
+    let early = timer(&state, "early", 3_000);
+    let middle = timer(&state, "middle", 6_000);
+    let add = TurnCommit {
+        timers_add: vec![late.clone(), early.clone(), middle.clone()],
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(add, 1_000).await.unwrap();
+    assert_eq!(storage.next_timer_due().await.unwrap(), Some(3_000));
+    assert_eq!(storage.due_timers(2_999, 10).await.unwrap(), []);
+    assert_eq!(
+        storage.due_timers(9_000, 2).await.unwrap(),
+        [early.clone(), middle.clone()]
+    );
+
+    let remove = TurnCommit {
+        timers_remove: vec![early.reference(), middle.reference()],
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(remove, 4_000).await.unwrap();
+    storage.flush().await.unwrap();
+    drop(storage);
+
+    let storage = reopen();
+    assert_eq!(storage.due_timers(u64::MAX, 10).await.unwrap(), [late]);
+    assert_eq!(storage.next_timer_due().await.unwrap(), Some(9_000));
+}
+
+/// The outbox keeps each conversation's messages in order; a message sent
+/// in parts resumes after the last part the channel took; a send under way
+/// is still marked after a restart; a refused message leaves with its
+/// reason.
+pub async fn the_outbox_resumes_where_it_stopped(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let state = state("outbox");
+    let (first, second) = (message(&state, "o1", "one"), message(&state, "o2", "two"));
+    let turn = TurnCommit {
+        outbox: vec![first.clone(), second.clone()],
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(turn, 1_000).await.unwrap();
+    assert_eq!(storage.outbox_conversations().await.unwrap(), [state.key()]);
+    storage.mark_in_flight("o1", 1_100).await.unwrap();
+    storage
+        .record_sent(first.clone(), "mid.1".into(), 2)
+        .await
+        .unwrap();
+    storage.mark_in_flight("o1", 1_200).await.unwrap();
+    drop(storage);
+
+    let storage = reopen();
+    assert_eq!(storage.in_flight().await.unwrap(), ["o1"]);
+    let waiting = storage.outbox_of(&state.key(), 10).await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!((waiting[0].id.as_str(), waiting[0].sent_parts), ("o1", 1));
+    assert_eq!(storage.sent_as("mid.1").await.unwrap(), Some("o1".into()));
+    storage
+        .record_sent(waiting[0].clone(), "mid.2".into(), 2)
+        .await
+        .unwrap();
+    assert!(storage.in_flight().await.unwrap().is_empty());
+    storage
+        .record_failed(second.clone(), "blocked".into(), 1_300)
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    drop(storage);
+
+    let storage = reopen();
+    assert!(
+        storage
+            .outbox_of(&state.key(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(storage.outbox_conversations().await.unwrap().is_empty());
+    let failed = storage.failed_messages().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].message.id.as_str(), failed[0].reason.as_str()),
+        ("o2", "blocked")
+    );
+}
+
+/// Each turn adds only its own history lines, and a customer's history
+/// runs across sessions, oldest first.
+pub async fn history_runs_across_sessions(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let mut state = state("history");
+    for (turn, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let commit = TurnCommit {
+            state: Some(state.clone()),
+            history: vec![line(text)],
+            history_from: turn as u64,
+            ..TurnCommit::default()
+        };
+        storage.commit_turn(commit, 1_000).await.unwrap();
+        state = state.next_session(state.contact.clone(), 1_000);
+    }
+    let texts: Vec<String> = storage
+        .history(&state.key())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+}
+
+/// A send in doubt is held until its echo settles it, or given up; an
+/// echo that comes first is kept for the send it may confirm.
+pub async fn echoes_settle_sends_in_doubt(reopen: &dyn Reopen) {
+    let storage = reopen();
+    let state = state("doubt");
+    let queued = ["one", "two", "three"].iter().enumerate();
+    let turn = TurnCommit {
+        outbox: queued
+            .map(|(i, text)| message(&state, &format!("m{}", i + 1), text))
+            .collect(),
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(turn, 1_000).await.unwrap();
+    let doubt = |id: &str, text: &str| Settling {
+        message_id: id.into(),
+        conversation: state.key(),
+        account: "acct".into(),
+        recipient: "doubt".into(),
+        text: text.into(),
+        part: 0,
+        parts: 1,
+        deadline_ms: 10_000,
+    };
+    let echo = |text: &str| Echo {
+        account: "acct".into(),
+        recipient: "doubt".into(),
+        text: text.into(),
+        at_ms: 5_000,
+    };
+    assert!(!storage.begin_settling(doubt("m1", "one")).await.unwrap());
+    assert!(!storage.begin_settling(doubt("m2", "two")).await.unwrap());
+    drop(storage);
+
+    let storage = reopen();
+    assert!(storage.any_settling());
+    let outcome = storage.note_echo(echo("two"), "mid.2").await.unwrap();
+    assert_eq!(outcome, EchoOutcome::Settled("m2".into()));
+    assert_eq!(storage.sent_as("mid.2").await.unwrap(), Some("m2".into()));
+    let again = storage.note_echo(echo("two"), "mid.2").await.unwrap();
+    assert_eq!(again, EchoOutcome::Known);
+    storage.end_settling("m1").await.unwrap();
+    assert!(storage.settling().await.unwrap().is_empty());
+    assert!(!storage.any_settling());
+
+    // An echo before its send is in doubt is kept, and claimed by it.
+    let early = storage.note_echo(echo("three"), "mid.3").await.unwrap();
+    assert_eq!(early, EchoOutcome::Kept);
+    assert!(storage.begin_settling(doubt("m3", "three")).await.unwrap());
+    assert_eq!(storage.sent_as("mid.3").await.unwrap(), Some("m3".into()));
+    let left: Vec<String> = storage
+        .outbox_of(&state.key(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        left,
+        ["m1"],
+        "settled sends leave the outbox; m1 is sent again"
+    );
+}
+
+/// Runs every check above against the store `reopen` opens, one test each.
+/// `reopen` is an expression of type `impl Fn(&Path) -> Storage`, opening
+/// the store kept in that directory.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($reopen:expr) => {
+        $crate::conformance_tests!(@each $reopen,
+            a_turn_is_written_whole,
+            events_are_deduplicated_and_kept_in_order,
+            the_inbox_pages_and_sets_events_aside,
+            reruns_are_counted_across_restarts,
+            timers_fall_due_in_order,
+            the_outbox_resumes_where_it_stopped,
+            history_runs_across_sessions,
+            echoes_settle_sends_in_doubt,
+        );
+    };
+    (@each $reopen:expr, $($check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                let open = $reopen;
+                let reopen = || open(dir.path());
+                $crate::storage::conformance::$check(&reopen).await;
+            }
+        )*
+    };
+}
