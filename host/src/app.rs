@@ -35,7 +35,8 @@ use crate::storage::Storage;
 pub async fn start_runner(config: &ServerConfig) -> anyhow::Result<ActionRunner> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let storage = Storage::open_with(&config.data_dir.join("db"), &config.storage)
+    let storage = Storage::open_configured(&config.data_dir.join("db"), &config.storage)
+        .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     let runtime = PluginRuntime::new(&RuntimeConfig {
         cache_dir: Some(config.plugin_cache_dir()),

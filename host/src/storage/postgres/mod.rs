@@ -1,0 +1,247 @@
+//! The shared store: PostgreSQL, for more than one machine.
+//!
+//! Every trait request is one statement or one transaction on a pooled
+//! connection; a commit is durable when it returns (`synchronous_commit`
+//! as the server has it, on by default), so there is no group commit of
+//! our own: the server's WAL does it. Records are JSON text; the columns
+//! beside them are what the hot paths look up or order by
+//! (`schema/*.sql`, applied at start, in order, once).
+//!
+//! Two orders the sled store gets from its single thread are kept here by
+//! transaction-scoped advisory locks:
+//! - **inbox sequences commit in order.** A reader pages the inbox by
+//!   sequence; were a later sequence to commit before an earlier one, a
+//!   page could skip the earlier event. Accepting events takes
+//!   [`INBOX_LOCK`], so sequences become visible in order.
+//! - **sends in doubt and echoes meet.** An echo and the send it confirms
+//!   may be noted at the same moment on two connections; each takes
+//!   [`ECHO_LOCK`], so one of them always sees the other.
+
+mod agents;
+mod analytics;
+pub mod cluster;
+mod conversations;
+mod inbox;
+mod outbox;
+mod registry;
+mod timers;
+mod versions;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::NoTls;
+
+use super::{Backlog, CommitStats, StorageError, Store};
+
+/// Advisory lock keys (arbitrary, fixed): see the module docs.
+const INBOX_LOCK: i64 = 0x666c_6f77_0001;
+const ECHO_LOCK: i64 = 0x666c_6f77_0002;
+const MIGRATION_LOCK: i64 = 0x666c_6f77_0003;
+
+/// The schema, in order; a deployment applies those it has not yet.
+const MIGRATIONS: &[&str] = &[include_str!("schema/001_initial.sql")];
+
+/// `storage: { postgres: ... }` in the server configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// A libpq connection string: `host=/run/postgresql dbname=flowhost`
+    /// or `postgresql://flowhost@db.internal/flowhost`. No TLS: run it on a
+    /// trusted network or a Unix socket.
+    pub url: String,
+    /// Connections in the pool.
+    #[serde(default = "default_connections")]
+    pub max_connections: usize,
+}
+
+fn default_connections() -> usize {
+    16
+}
+
+/// The PostgreSQL store as the traits see it.
+pub struct PostgresBackend {
+    pool: Pool,
+}
+
+impl PostgresBackend {
+    /// Connects, and brings the schema up to date.
+    pub async fn connect(settings: &PostgresSettings) -> Result<Self, StorageError> {
+        let config: tokio_postgres::Config = settings.url.parse()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections.max(1))
+            .build()
+            .map_err(|e| StorageError::Pool(e.to_string()))?;
+        let backend = PostgresBackend { pool };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StorageError::Pool(e.to_string()))
+    }
+
+    /// Applies the migrations this database has not had, under a lock, so
+    /// nodes starting together apply each once.
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS flowhost_schema (version integer PRIMARY KEY)",
+        )
+        .await?;
+        let row = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM flowhost_schema", &[])
+            .await?;
+        let applied: i32 = row.get(0);
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            tx.batch_execute(sql).await?;
+            let version = index as i32 + 1;
+            tx.execute("INSERT INTO flowhost_schema VALUES ($1)", &[&version])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresBackend {
+    async fn backlog(&self, cap: usize) -> Result<Backlog, StorageError> {
+        let client = self.client().await?;
+        let cap = count(cap);
+        let depth = |table: &str| {
+            format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT $1) AS capped")
+        };
+        let inbox: i64 = client.query_one(&depth("inbox"), &[&cap]).await?.get(0);
+        let outbox: i64 = client.query_one(&depth("outbox"), &[&cap]).await?.get(0);
+        let oldest = client
+            .query_opt("SELECT record FROM inbox ORDER BY seq LIMIT 1", &[])
+            .await?;
+        Ok(Backlog {
+            inbox: inbox as usize,
+            outbox: outbox as usize,
+            oldest_event: oldest.map(|row| row.get(0)),
+        })
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.client().await?.execute("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    /// Every commit is durable when it returns: nothing to do.
+    async fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn commit_stats(&self) -> CommitStats {
+        CommitStats::default()
+    }
+}
+
+/// A time or sequence as PostgreSQL's `bigint` (times past year 292 million
+/// are clamped).
+fn big(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` read back.
+fn unbig(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+/// A conversation key read back from its bytea column (the key holds a
+/// zero byte, which a text column cannot).
+fn conversation_key(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A `LIMIT`.
+fn count(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records serialise to JSON")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|e| StorageError::Corrupt {
+        key: what.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads column 0 of every row as a record.
+fn records<T: serde::de::DeserializeOwned>(
+    rows: &[tokio_postgres::Row],
+    what: &str,
+) -> Result<Vec<T>, StorageError> {
+    rows.iter()
+        .map(|row| from_json(row.get::<_, &str>(0), what))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    use super::cluster::LocalCluster;
+    use super::{PostgresBackend, PostgresSettings};
+    use crate::storage::Storage;
+    use crate::storage::conformance::{Opening, Reopen};
+
+    /// One private cluster for this test process.
+    pub(crate) fn cluster() -> &'static LocalCluster {
+        static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| LocalCluster::start().expect("starting a private PostgreSQL"))
+    }
+
+    /// A fresh, empty database.
+    pub(crate) async fn fresh_database() -> PostgresSettings {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("t{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let url = cluster().create_database(&name).await.unwrap();
+        PostgresSettings {
+            url,
+            max_connections: 4,
+        }
+    }
+
+    async fn place() -> Box<dyn Reopen> {
+        let settings = fresh_database().await;
+        Box::new(move || -> Opening {
+            let settings = settings.clone();
+            Box::pin(async move {
+                let backend = PostgresBackend::connect(&settings).await.unwrap();
+                Storage::over(Arc::new(backend))
+            })
+        })
+    }
+
+    mod conformance {
+        crate::conformance_tests!(super::place);
+    }
+}
