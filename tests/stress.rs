@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use flowhost::config::ServerConfig;
 use flowhost::plugin::{Limits, PluginSettings};
+use flowhost::storage::PostgresSettings;
+use flowhost::storage::postgres::cluster::LocalCluster;
 use flowhost_tests::stress::{Channel, HealthWatch, Scenario, StandIns, differences, drive};
 
 const CONVERSATIONS: usize = 500;
@@ -29,7 +32,7 @@ fn scenario(channel: Channel) -> Scenario {
 
 /// The request plugin may reach the loopback slow service and wait for it
 /// as long as the test holds it.
-pub fn stress_config(dir: &std::path::Path, flow: &str) -> flowhost::config::ServerConfig {
+pub fn stress_config(dir: &std::path::Path, flow: &str) -> ServerConfig {
     let mut config = flowhost_tests::server_config(dir, flow);
     config.runtime.max_concurrent_calls = 96;
     config.intake.max_turns = 96;
@@ -45,11 +48,34 @@ pub fn stress_config(dir: &std::path::Path, flow: &str) -> flowhost::config::Ser
     config
 }
 
-async fn concurrent_delivery(channel: Channel) {
+/// Where the server under test keeps its state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Store {
+    Sled,
+    Postgres,
+}
+
+/// Points `config` at a fresh database of a private PostgreSQL cluster
+/// when the test runs on it; the cluster lives as long as the guard.
+async fn use_store(store: Store, config: &mut ServerConfig) -> Option<LocalCluster> {
+    if store == Store::Sled {
+        return None;
+    }
+    let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
+    let url = cluster.create_database("flowhost").await.unwrap();
+    config.storage.postgres = Some(PostgresSettings {
+        url,
+        max_connections: 16,
+    });
+    Some(cluster)
+}
+
+async fn concurrent_delivery(channel: Channel, store: Store) {
     let scenario = scenario(channel);
     let (stand_ins, api) = StandIns::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    let _cluster = use_store(store, &mut config).await;
     let server = flowhost::app::start(config)
         .await
         .expect("the server starts");
@@ -106,7 +132,7 @@ async fn concurrent_delivery(channel: Channel) {
     assert_eq!(failed, 0, "/healthz failed {failed} of {probes} probes");
     let stats = server.storage.commit_stats();
     eprintln!(
-        "{channel:?}: {} flushes for {} durable writes (largest batch {})",
+        "{channel:?} on {store:?}: {} flushes for {} durable writes (largest batch {})",
         stats.flushes, stats.durable_writes, stats.largest_batch
     );
     server.stop().await.unwrap();
@@ -114,12 +140,18 @@ async fn concurrent_delivery(channel: Channel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_under_concurrent_delivery() {
-    concurrent_delivery(Channel::Instagram).await;
+    concurrent_delivery(Channel::Instagram, Store::Sled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connexease_under_concurrent_delivery() {
-    concurrent_delivery(Channel::Connexease).await;
+    concurrent_delivery(Channel::Connexease, Store::Sled).await;
+}
+
+/// The same load on the PostgreSQL store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instagram_under_concurrent_delivery_on_postgres() {
+    concurrent_delivery(Channel::Instagram, Store::Postgres).await;
 }
 
 /// The `flowhost` binary beside this test's own (`cargo test --workspace`
@@ -146,12 +178,20 @@ fn binary_config(
     scenario: &Scenario,
     api: &str,
 ) -> (std::path::PathBuf, String) {
+    let config = stress_config(dir, &scenario.flow_yaml(api, api));
+    write_binary_config(dir, config)
+}
+
+/// Writes `config` for a `flowhost` process on a free loopback port.
+fn write_binary_config(
+    dir: &std::path::Path,
+    mut config: ServerConfig,
+) -> (std::path::PathBuf, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut config = stress_config(dir, &scenario.flow_yaml(api, api));
     config.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let config_path = dir.join("flowhost.json");
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
@@ -217,24 +257,31 @@ async fn wait_ready(base: &str) {
 /// that never arrived is one recorded as uncertain, never one silently lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_killed_mid_load_with_echoes_loses_and_doubles_nothing() {
-    killed_mid_load(Channel::Instagram, true).await;
+    killed_mid_load(Channel::Instagram, true, Store::Sled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_killed_mid_load_without_echoes_doubles_nothing() {
-    killed_mid_load(Channel::Instagram, false).await;
+    killed_mid_load(Channel::Instagram, false, Store::Sled).await;
+}
+
+/// The same kill on the PostgreSQL store (the server process dies; the
+/// database stays up, as a separate server would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instagram_killed_mid_load_on_postgres_loses_and_doubles_nothing() {
+    killed_mid_load(Channel::Instagram, true, Store::Postgres).await;
 }
 
 /// Connexease has no echoes (README, "Sends in doubt"): what the kill left
 /// in doubt is recorded as uncertain, never sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connexease_killed_mid_load_doubles_nothing() {
-    killed_mid_load(Channel::Connexease, false).await;
+    killed_mid_load(Channel::Connexease, false, Store::Sled).await;
 }
 
-async fn killed_mid_load(channel: Channel, echoes: bool) {
+async fn killed_mid_load(channel: Channel, echoes: bool, store: Store) {
     let scenario = Scenario {
-        run: format!("crash-{channel:?}-{echoes}"),
+        run: format!("crash-{channel:?}-{echoes}-{store:?}"),
         // Long enough for an echo to get through a debug build under this
         // load on two cores (2 s was seen to be too short once: the send was
         // made again and arrived twice, which is what the grace is for).
@@ -244,7 +291,10 @@ async fn killed_mid_load(channel: Channel, echoes: bool) {
     let (stand_ins, api) = StandIns::start().await;
     stand_ins.slow_for(Duration::from_millis(100));
     let dir = tempfile::tempdir().unwrap();
-    let (config_path, base) = binary_config(dir.path(), &scenario, &api);
+    let mut config = stress_config(dir.path(), &scenario.flow_yaml(&api, &api));
+    let _cluster = use_store(store, &mut config).await;
+    let storage_settings = config.storage.clone();
+    let (config_path, base) = write_binary_config(dir.path(), config);
     if echoes {
         stand_ins.echo_to(&base, &scenario);
     }
@@ -295,7 +345,10 @@ async fn killed_mid_load(channel: Channel, echoes: bool) {
         .status();
     assert!(server.wait().unwrap().success(), "the graceful stop failed");
 
-    let storage = flowhost::storage::Storage::open(&dir.path().join("data").join("db")).unwrap();
+    let db = dir.path().join("data").join("db");
+    let storage = flowhost::storage::Storage::open_configured(&db, &storage_settings)
+        .await
+        .unwrap();
     let uncertain: Vec<(String, String)> = storage
         .failed_messages()
         .await
@@ -367,7 +420,7 @@ async fn killed_mid_load(channel: Channel, echoes: bool) {
         assert!(uncertain.is_empty(), "with echoes nothing stays uncertain");
     }
     eprintln!(
-        "{channel:?}, echoes {echoes}: {at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
+        "{channel:?} on {store:?}, echoes {echoes}: {at_kill} replies before the kill; {} in all; {missing} missing, each recorded uncertain; {} uncertain records",
         stand_ins.reply_count(),
         uncertain.len()
     );

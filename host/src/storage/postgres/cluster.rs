@@ -100,16 +100,22 @@ impl LocalCluster {
         Ok(self.url(name))
     }
 
+    /// Waits until the server says it accepts connections: the status
+    /// line of `postmaster.pid` reads `ready` (the socket appears earlier,
+    /// while the server still refuses connections as starting up).
     fn wait_ready(&self) -> anyhow::Result<()> {
-        let socket = self.socket_dir().join(".s.PGSQL.5432");
+        let pid_file = self.dir.path().join("data").join("postmaster.pid");
         let started = Instant::now();
-        while !socket.exists() {
+        loop {
+            let status = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            if status.lines().any(|line| line.trim() == "ready") {
+                return Ok(());
+            }
             if started.elapsed() > Duration::from_secs(60) {
-                bail!("postgres did not open its socket within 60 s");
+                bail!("postgres was not ready within 60 s");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 }
 
