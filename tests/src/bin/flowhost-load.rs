@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use clap::{Args, Parser, Subcommand};
+use flowhost::storage::postgres::cluster::LocalCluster;
 use flowhost_tests::stress::{
     Channel, DriveReport, Scenario, StandIns, drive, post_until_acknowledged,
 };
@@ -83,6 +84,10 @@ struct RunArgs {
     /// server's own default).
     #[arg(long)]
     cache_mb: Option<u64>,
+    /// Keep the server's state in a private PostgreSQL cluster started for
+    /// the run (its processes' CPU is reported beside the server's).
+    #[arg(long)]
+    postgres: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,6 +116,8 @@ struct Measured {
     /// Replies to conversations that never call the slow service.
     reply_fast: Vec<Duration>,
     cpu_seconds: f64,
+    /// The database server's CPU over the same time (PostgreSQL runs).
+    db_cpu_seconds: Option<f64>,
     peak_rss_kib: u64,
     /// Resident memory when the server was ready, and once every reply
     /// had come (every conversation idle again).
@@ -184,6 +191,14 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
     if let Some(cache_mb) = args.cache_mb {
         config["storage"] = json!({ "cache_mb": cache_mb });
     }
+    let cluster = if args.postgres {
+        let cluster = LocalCluster::start()?;
+        let url = cluster.create_database("flowhost").await?;
+        config["storage"]["postgres"] = json!({ "url": url, "max_connections": 32 });
+        Some(cluster)
+    } else {
+        None
+    };
     let config = write(dir.path(), "flowhost.json", &config.to_string())?;
     let bin = args
         .server_bin
@@ -197,16 +212,26 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
-    measure(
-        "flowhost",
-        args,
-        scenario,
+    let data = match &cluster {
+        Some(cluster) => cluster.data_dir(),
+        None => dir.path().join("data").join("db"),
+    };
+    let server = Server {
         child,
         port,
-        &stand_ins,
-        Some(dir.path()),
-    )
-    .await
+        data: Some(data),
+        database_pid: cluster.as_ref().map(LocalCluster::server_pid),
+    };
+    measure("flowhost", args, scenario, server, &stand_ins).await
+}
+
+/// A server under measure, and where its state and database are.
+struct Server {
+    child: Child,
+    port: u16,
+    data: Option<PathBuf>,
+    /// The PostgreSQL postmaster, whose processes' CPU counts too.
+    database_pid: Option<u32>,
 }
 
 async fn measure_ceiling(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Measured> {
@@ -225,23 +250,34 @@ async fn measure_ceiling(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<
         slow_every: 0,
         ..scenario.clone()
     };
-    measure("ceiling", args, &plain, child, port, &stand_ins, None).await
+    let server = Server {
+        child,
+        port,
+        data: None,
+        database_pid: None,
+    };
+    measure("ceiling", args, &plain, server, &stand_ins).await
 }
 
-/// Drives `child` (listening on `port`) and measures it, then stops it.
+/// Drives the server and measures it, then stops it.
 async fn measure(
     name: &'static str,
     args: &RunArgs,
     scenario: &Scenario,
-    mut child: Child,
-    port: u16,
+    server: Server,
     stand_ins: &StandIns,
-    data_dir: Option<&Path>,
 ) -> anyhow::Result<Measured> {
+    let Server {
+        mut child,
+        port,
+        data,
+        database_pid,
+    } = server;
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await?;
     let pid = child.id();
     let cpu_before = cpu_seconds(pid)?;
+    let db_cpu_before = database_pid.map(tree_cpu_seconds);
     let rss_before_kib = rss_kib(pid, "VmRSS:")?;
     let total = scenario.conversations * scenario.messages;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
@@ -258,11 +294,12 @@ async fn measure(
     // A moment for anything sent twice to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
+    let db_cpu = database_pid
+        .zip(db_cpu_before)
+        .map(|(db, before)| tree_cpu_seconds(db) - before);
     let peak_rss_kib = rss_kib(pid, "VmHWM:")?;
     let rss_after_kib = rss_kib(pid, "VmRSS:")?;
-    let data_bytes = data_dir
-        .map(|d| du(&d.join("data").join("db")))
-        .unwrap_or(0);
+    let data_bytes = data.as_deref().map(du).unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
 
@@ -302,6 +339,7 @@ async fn measure(
         reply: reply_latencies,
         reply_fast,
         cpu_seconds: cpu,
+        db_cpu_seconds: db_cpu,
         peak_rss_kib,
         rss_before_kib,
         rss_after_kib,
@@ -421,6 +459,33 @@ async fn ceiling_webhook(
 
 // ---- measuring processes ----
 
+/// CPU seconds of `pid` and its children (a PostgreSQL server's backends
+/// and workers), counting those that ended too (their time is in the
+/// parent's `cutime`/`cstime`).
+fn tree_cpu_seconds(pid: u32) -> f64 {
+    let mut total = stat_ticks(pid, 11..15);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if stat_field(child, 1).is_some_and(|ppid| ppid == pid as f64) {
+            total += stat_ticks(child, 11..13);
+        }
+    }
+    total / 100.0
+}
+
+/// The sum of `/proc/PID/stat` fields in `range` (counted after the name).
+fn stat_ticks(pid: u32, range: std::ops::Range<usize>) -> f64 {
+    range.filter_map(|i| stat_field(pid, i)).sum()
+}
+
+fn stat_field(pid: u32, index: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(index)?.parse().ok()
+}
+
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let fields: Vec<&str> = stat
@@ -516,6 +581,7 @@ fn report_json(m: &Measured) -> Value {
         "reply_ms": {"p50": r50, "p99": r99, "p99_9": r999},
         "reply_ms_without_slow_service": {"p50": f50, "p99": f99, "p99_9": f999},
         "cpu_us_per_message": m.cpu_seconds * 1e6 / m.messages as f64,
+        "database_cpu_us_per_message": m.db_cpu_seconds.map(|s| s * 1e6 / m.messages as f64),
         "peak_rss_kib": m.peak_rss_kib,
         "rss_before_kib": m.rss_before_kib,
         "rss_after_kib": m.rss_after_kib,
@@ -554,7 +620,7 @@ fn print_row(m: &Measured) {
         );
     }
     println!(
-        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
+        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg{} | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
         m.name,
         m.messages,
         r["messages_per_second"].as_f64().unwrap_or(0.0),
@@ -565,6 +631,10 @@ fn print_row(m: &Measured) {
         r["reply_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
         r["reply_ms"]["p99_9"].as_f64().unwrap_or(f64::NAN),
         r["cpu_us_per_message"].as_f64().unwrap_or(0.0),
+        r["database_cpu_us_per_message"]
+            .as_f64()
+            .map(|db| format!(" + database {db:.0} µs/msg"))
+            .unwrap_or_default(),
         m.peak_rss_kib / 1024,
         m.rss_after_kib / 1024,
         r["rss_growth_bytes_per_conversation"]

@@ -72,6 +72,16 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The postmaster's process id.
+    pub fn server_pid(&self) -> u32 {
+        self.server.id()
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The socket directory (the `host` of a connection string).
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
