@@ -66,6 +66,7 @@ async fn use_store(store: Store, config: &mut ServerConfig) -> Option<LocalClust
     config.storage.postgres = Some(PostgresSettings {
         url,
         max_connections: 16,
+        node: None,
     });
     Some(cluster)
 }

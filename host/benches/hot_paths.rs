@@ -199,8 +199,13 @@ async fn concurrent_accepts(storage: &Storage, writers: usize, rounds: u64) -> D
             tasks.spawn(async move {
                 let key = format!("instagram:bench:message:{}", uuid::Uuid::now_v7());
                 let record = br#"{"account":"shop-ig","contact":{"id":"IGSID"},"message":{"id":"m","text":"hi"}}"#;
+                let event = flowhost::storage::InboundEvent {
+                    dedupe_key: key,
+                    conversation: "shop-ig\0IGSID".into(),
+                    record: record.to_vec(),
+                };
                 storage
-                    .accept_inbound(vec![(key, record.to_vec())], 1)
+                    .accept_inbound(vec![event], 1)
                     .await
                     .unwrap()
             });

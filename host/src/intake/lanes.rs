@@ -23,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::InboxRecord;
 use crate::engine::{Engine, EngineError};
 use crate::model::{Timer, conversation_key};
+use crate::storage::StorageError;
 
 /// A failing turn is tried this many times before its event is set aside.
 const ATTEMPTS: u32 = 5;
@@ -272,6 +273,13 @@ impl Lanes {
             };
             match outcome {
                 Ok(()) => return,
+                Err(EngineError::Storage(
+                    e @ (StorageError::NotOwner(_) | StorageError::AlreadyHandled),
+                )) => {
+                    // Another node's work now, or done already: not a failure.
+                    tracing::debug!("a turn was dropped: {e}");
+                    return;
+                }
                 Err(e) if attempt == ATTEMPTS => return self.give_up(event, e).await,
                 Err(e) => {
                     tracing::warn!(attempt, "a turn failed; trying again in {delay:?}: {e}");

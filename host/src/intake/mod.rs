@@ -25,7 +25,7 @@ use crate::engine::Engine;
 use crate::engine::chatbot::BotAnswer;
 use crate::model::{Handover, conversation_key};
 use crate::plugin::{Contact, InboundMessage};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{InboundEvent, Storage, StorageError};
 use lanes::{LaneEvent, Lanes};
 
 /// One accepted customer event, as kept in the inbox.
@@ -110,13 +110,12 @@ impl Intake {
 
     /// Stores new events durably (duplicates dropped); returns how many were new.
     pub async fn accept(&self, events: &[(String, InboxRecord)]) -> Result<usize, StorageError> {
-        let records: Vec<(String, Vec<u8>)> = events
+        let records: Vec<InboundEvent> = events
             .iter()
-            .map(|(key, record)| {
-                (
-                    key.clone(),
-                    serde_json::to_vec(record).expect("records serialise"),
-                )
+            .map(|(key, record)| InboundEvent {
+                dedupe_key: key.clone(),
+                conversation: conversation_key(&record.account, &record.contact.id),
+                record: serde_json::to_vec(record).expect("records serialise"),
             })
             .collect();
         let accepted = self
@@ -160,7 +159,15 @@ impl Intake {
 
     async fn dispatch_inbox(&self, mut stop: watch::Receiver<bool>) {
         let mut cursor = None;
+        let mut generation = self.storage.ownership_generation();
         while !*stop.borrow() {
+            // Conversations taken over from another node: their waiting
+            // events may lie behind the cursor. An event read twice is
+            // harmless: its second turn finds it handled and is dropped.
+            let now_owned = self.storage.ownership_generation();
+            if now_owned != generation {
+                (generation, cursor) = (now_owned, None);
+            }
             match self.storage.inbox(cursor, BATCH).await {
                 Ok(batch) => {
                     let full = batch.len() == BATCH;

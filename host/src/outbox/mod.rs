@@ -105,14 +105,19 @@ impl OutboxSender {
 
     /// Settles the sends a crash interrupted: the channel may or may not
     /// have taken them, so they are recorded as uncertain, not sent again.
+    /// Also run when this node takes conversations over from a node that
+    /// died: its sends under way are in doubt the same way (this node's own
+    /// sends under way are skipped).
     pub async fn recover(&self) -> Result<usize, StorageError> {
         let interrupted = self.storage.in_flight().await?;
         if interrupted.is_empty() {
             return Ok(0);
         }
         let outbox = self.storage.outbox(usize::MAX).await?;
+        let busy = self.busy.lock().expect("busy lock").clone();
         for id in &interrupted {
             match outbox.iter().find(|m| &m.id == id) {
+                Some(message) if busy.contains(&message.conversation) => {}
                 Some(message) => {
                     let reason = "a send was interrupted by a stop";
                     self.in_doubt(message, message.sent_parts, reason).await?;
@@ -132,7 +137,14 @@ impl OutboxSender {
         let mut tasks = JoinSet::new();
         let mut dirty: HashSet<String> = HashSet::new();
         let mut next_scan = tokio::time::Instant::now();
+        let mut generation = self.storage.ownership_generation();
         while !*stop.borrow() {
+            if self.storage.ownership_generation() != generation {
+                generation = self.storage.ownership_generation();
+                if let Err(e) = self.recover().await {
+                    tracing::error!("settling sends of conversations taken over: {e}");
+                }
+            }
             dirty.extend(self.storage.take_queued());
             if tokio::time::Instant::now() >= next_scan {
                 // Retries, released doubts and anything a wake missed.
@@ -141,6 +153,10 @@ impl OutboxSender {
                     Err(e) => tracing::error!("reading the outbox: {e}"),
                 }
                 next_scan = tokio::time::Instant::now() + FULL_SCAN_EVERY;
+            }
+            if self.storage.ownership_generation() != generation {
+                // Taken over during the scan: settle their sends first.
+                continue;
             }
             if let Err(e) = self
                 .start_conversations(&mut dirty, &mut tasks, &stop)

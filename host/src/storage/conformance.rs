@@ -11,7 +11,8 @@ use std::pin::Pin;
 use serde_json::json;
 
 use super::{
-    DeadLetter, Echo, EchoOutcome, NewVersion, ProductionMoved, Settling, Storage, TurnCommit,
+    DeadLetter, Echo, EchoOutcome, InboundEvent, NewVersion, ProductionMoved, Settling, Storage,
+    TurnCommit,
 };
 use crate::model::fact::Fact;
 use crate::model::version::{Sandbox, VersionOrigin};
@@ -77,10 +78,19 @@ fn line(text: &str) -> HistoryEntry {
     }
 }
 
+/// An event whose dedupe key and record are `key`, for customer `key`.
+fn event(key: &str) -> InboundEvent {
+    InboundEvent {
+        dedupe_key: key.into(),
+        conversation: format!("acct\0{key}"),
+        record: key.as_bytes().to_vec(),
+    }
+}
+
 /// Accepts one event and returns its inbox sequence.
 async fn accept_one(storage: &Storage, key: &str) -> u64 {
     let accepted = storage
-        .accept_inbound(vec![(key.into(), key.as_bytes().to_vec())], 1_000)
+        .accept_inbound(vec![event(key)], 1_000)
         .await
         .unwrap();
     assert_eq!(accepted, 1);
@@ -145,11 +155,7 @@ pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
 /// dedupe key expires; accepted events survive a restart, in order.
 pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
     let storage = reopen().await;
-    let batch = |keys: &[&str]| -> Vec<(String, Vec<u8>)> {
-        keys.iter()
-            .map(|k| (k.to_string(), k.as_bytes().to_vec()))
-            .collect()
-    };
+    let batch = |keys: &[&str]| -> Vec<InboundEvent> { keys.iter().map(|k| event(k)).collect() };
     assert_eq!(
         storage
             .accept_inbound(batch(&["a", "b"]), 1_000)

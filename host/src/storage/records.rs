@@ -21,6 +21,23 @@ pub enum StorageError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("storage: postgres connection pool: {0}")]
     Pool(String),
+    /// Another node owns the conversation's partition now (several nodes
+    /// on one database): the work is that node's.
+    #[error("storage: partition {0} is owned by another node now")]
+    NotOwner(i32),
+    /// The event this turn handled was handled already (it was read twice
+    /// while partitions moved); the turn is dropped.
+    #[error("storage: the event was handled already")]
+    AlreadyHandled,
+}
+
+/// An inbound event to accept: the channel's dedupe key, the conversation
+/// it moves (its key), and the record the intake reads back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundEvent {
+    pub dedupe_key: String,
+    pub conversation: String,
+    pub record: Vec<u8>,
 }
 
 /// What waits to be worked on: inbound events and outgoing messages.

@@ -47,17 +47,24 @@ pub trait Store:
 
     /// Group-commit figures so far (zeros for a store without one).
     fn commit_stats(&self) -> CommitStats;
+
+    /// Moves each time this node gains conversations (partitions taken
+    /// from another node): readers of the inbox start again from its
+    /// beginning. Always 0 for a store only one node uses.
+    fn ownership_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Inbound events from the channels: accepted once, held until their turn commits.
 #[async_trait]
 pub trait Inbox: Send + Sync {
-    /// Accepts inbound events `(dedupe key, record)`: the new ones join the
-    /// inbox, duplicates are dropped. Durable on return, so the webhook may
+    /// Accepts inbound events: the new ones join the inbox, duplicates (by
+    /// dedupe key) are dropped. Durable on return, so the webhook may
     /// answer 200. Returns how many were new.
     async fn accept_inbound(
         &self,
-        events: Vec<(String, Vec<u8>)>,
+        events: Vec<InboundEvent>,
         now_ms: u64,
     ) -> Result<usize, StorageError>;
 

@@ -7,8 +7,11 @@ use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use serde_json::Value;
 
+use super::leases::Leases;
 use super::{PostgresBackend, big, from_json, records, to_json};
-use crate::model::{ConversationState, HISTORY_TURNS, HistoryEntry, Ticket};
+use crate::model::{
+    ConversationState, HISTORY_TURNS, HistoryEntry, Ticket, conversation_key, parse_conversation_id,
+};
 use crate::storage::{Conversations, StorageError, TurnCommit};
 
 #[async_trait]
@@ -56,7 +59,7 @@ impl Conversations for PostgresBackend {
     async fn commit_turn(&self, turn: TurnCommit, now_ms: u64) -> Result<(), StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        write_turn(&tx, &turn, now_ms).await?;
+        write_turn(&tx, &self.leases, &turn, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -82,12 +85,18 @@ impl Conversations for PostgresBackend {
     }
 }
 
-/// Every write of one turn, in `tx`.
+/// Every write of one turn, in `tx`: only while this node owns the
+/// conversation, and only once per inbox event.
 async fn write_turn(
     tx: &Transaction<'_>,
+    leases: &Leases,
     turn: &TurnCommit,
     now_ms: u64,
 ) -> Result<(), StorageError> {
+    if let Some(conversation) = turn_conversation(turn) {
+        leases.fence(tx, &conversation).await?;
+    }
+    take_from_inbox(tx, &turn.inbox_remove).await?;
     if let Some(state) = &turn.state {
         tx.execute(
             "INSERT INTO conversations (key, record) VALUES ($1, $2) \
@@ -102,13 +111,33 @@ async fn write_turn(
     }
     write_data(tx, turn).await?;
     write_tickets(tx, turn, now_ms).await?;
-    super::timers::write_timers(tx, turn).await?;
-    super::outbox::queue(tx, &turn.outbox).await?;
-    for seq in &turn.inbox_remove {
-        tx.execute("DELETE FROM inbox WHERE seq = $1", &[&big(*seq)])
-            .await?;
-    }
+    super::timers::write_timers(tx, leases, turn).await?;
+    super::outbox::queue(tx, leases, &turn.outbox).await?;
     super::analytics::write_facts(tx, turn, now_ms).await
+}
+
+/// The key of the conversation a turn belongs to: its state's, or the one
+/// its session id names (a plugin call's effects).
+fn turn_conversation(turn: &TurnCommit) -> Option<String> {
+    match &turn.state {
+        Some(state) => Some(state.key()),
+        None => parse_conversation_id(&turn.conversation_id)
+            .map(|(account, customer, _)| conversation_key(account, customer)),
+    }
+}
+
+/// Removes the turn's events from the inbox; an event already gone was
+/// handled by another run of it, and this turn must not count twice.
+async fn take_from_inbox(tx: &Transaction<'_>, seqs: &[u64]) -> Result<(), StorageError> {
+    for seq in seqs {
+        let removed = tx
+            .execute("DELETE FROM inbox WHERE seq = $1", &[&big(*seq)])
+            .await?;
+        if removed == 0 {
+            return Err(StorageError::AlreadyHandled);
+        }
+    }
+    Ok(())
 }
 
 /// This turn's lines under its number; turns `HISTORY_TURNS` back go.

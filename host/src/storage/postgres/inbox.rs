@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 
 use super::{INBOX_LOCK, PostgresBackend, big, count, records, to_json, unbig};
-use crate::storage::{DeadLetter, Inbox, StorageError};
+use crate::storage::{DeadLetter, InboundEvent, Inbox, StorageError};
 
 #[async_trait]
 impl Inbox for PostgresBackend {
     async fn accept_inbound(
         &self,
-        events: Vec<(String, Vec<u8>)>,
+        events: Vec<InboundEvent>,
         now_ms: u64,
     ) -> Result<usize, StorageError> {
         let mut client = self.client().await?;
@@ -20,13 +20,17 @@ impl Inbox for PostgresBackend {
             .prepare_cached("INSERT INTO seen (key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .await?;
         let append = tx
-            .prepare_cached("INSERT INTO inbox (record, accepted_ms) VALUES ($1, $2)")
+            .prepare_cached(
+                "INSERT INTO inbox (partition, record, accepted_ms) VALUES ($1, $2, $3)",
+            )
             .await?;
         let now = big(now_ms);
         let mut accepted = 0;
-        for (key, record) in &events {
-            if tx.execute(&remember, &[key, &now]).await? == 1 {
-                tx.execute(&append, &[record, &now]).await?;
+        for event in &events {
+            if tx.execute(&remember, &[&event.dedupe_key, &now]).await? == 1 {
+                let partition = self.leases.partition_of(&event.conversation);
+                tx.execute(&append, &[&partition, &event.record, &now])
+                    .await?;
                 accepted += 1;
             }
         }
@@ -55,8 +59,9 @@ impl Inbox for PostgresBackend {
         let after = after.map_or(-1, big);
         let rows = client
             .query(
-                "SELECT seq, record FROM inbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after, &count(limit)],
+                "SELECT seq, record FROM inbox WHERE seq > $1 AND partition = ANY($2) \
+                 ORDER BY seq LIMIT $3",
+                &[&after, &self.leases.owned(), &count(limit)],
             )
             .await?;
         Ok(rows

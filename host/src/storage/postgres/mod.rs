@@ -22,10 +22,14 @@ mod analytics;
 pub mod cluster;
 mod conversations;
 mod inbox;
+pub mod leases;
 mod outbox;
 mod registry;
 mod timers;
 mod versions;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -33,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::NoTls;
 
 use super::{Backlog, CommitStats, StorageError, Store};
+use leases::Leases;
 
 /// Advisory lock keys (arbitrary, fixed): see the module docs.
 const INBOX_LOCK: i64 = 0x666c_6f77_0001;
@@ -53,6 +58,11 @@ pub struct PostgresSettings {
     /// Connections in the pool.
     #[serde(default = "default_connections")]
     pub max_connections: usize,
+    /// This node's name among the nodes sharing the database (default: the
+    /// host's name). A restarted node that keeps its name takes its share
+    /// at once; two nodes on one host need two names.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 fn default_connections() -> usize {
@@ -62,14 +72,25 @@ fn default_connections() -> usize {
 /// The PostgreSQL store as the traits see it.
 pub struct PostgresBackend {
     pool: Pool,
+    leases: Arc<Leases>,
+    /// The task that keeps the leases; aborted (and the leases freed with
+    /// its connection) when the backend goes.
+    keeper: tokio::task::AbortHandle,
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
 }
 
 impl PostgresBackend {
-    /// Connects, and brings the schema up to date.
+    /// Connects, brings the schema up to date and takes this node's share
+    /// of the partitions.
     pub async fn connect(settings: &PostgresSettings) -> Result<Self, StorageError> {
         let config: tokio_postgres::Config = settings.url.parse()?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -79,42 +100,82 @@ impl PostgresBackend {
             .max_size(settings.max_connections.max(1))
             .build()
             .map_err(|e| StorageError::Pool(e.to_string()))?;
-        let backend = PostgresBackend { pool };
-        backend.migrate().await?;
-        Ok(backend)
+        migrate(&pool).await?;
+        let partitions: i32 = client_of(&pool)
+            .await?
+            .query_one("SELECT partitions FROM flowhost_cluster", &[])
+            .await?
+            .get(0);
+        let node = settings.node.clone().unwrap_or_else(host_name);
+        let leases = Arc::new(Leases::new(node, partitions.max(1) as u32));
+        let lease_client = leases::connect(&config).await?;
+        take_first_share(&leases, &lease_client).await?;
+        let keeper = tokio::spawn(leases::keep(leases.clone(), config, lease_client));
+        Ok(PostgresBackend {
+            pool,
+            leases,
+            keeper: keeper.abort_handle(),
+        })
     }
 
     async fn client(&self) -> Result<Object, StorageError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StorageError::Pool(e.to_string()))
+        client_of(&self.pool).await
     }
+}
 
-    /// Applies the migrations this database has not had, under a lock, so
-    /// nodes starting together apply each once.
-    async fn migrate(&self) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS flowhost_schema (version integer PRIMARY KEY)",
-        )
-        .await?;
-        let row = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM flowhost_schema", &[])
-            .await?;
-        let applied: i32 = row.get(0);
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            tx.batch_execute(sql).await?;
-            let version = index as i32 + 1;
-            tx.execute("INSERT INTO flowhost_schema VALUES ($1)", &[&version])
-                .await?;
+async fn client_of(pool: &Pool) -> Result<Object, StorageError> {
+    pool.get()
+        .await
+        .map_err(|e| StorageError::Pool(e.to_string()))
+}
+
+/// The host's name, the default node name.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "flowhost".into())
+}
+
+/// Rounds until this node owns its fair share, for at most 10 s: a node
+/// that restarts finds its old session's locks freed a moment after the
+/// old process died, and should not start with nothing to do.
+async fn take_first_share(
+    leases: &Leases,
+    client: &tokio_postgres::Client,
+) -> Result<(), StorageError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (owned, fair) = leases.round(client).await?;
+        if owned >= fair || tokio::time::Instant::now() >= deadline {
+            return Ok(());
         }
-        tx.commit().await?;
-        Ok(())
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Applies the migrations this database has not had, under a lock, so
+/// nodes starting together apply each once.
+async fn migrate(pool: &Pool) -> Result<(), StorageError> {
+    let mut client = client_of(pool).await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS flowhost_schema (version integer PRIMARY KEY)")
+        .await?;
+    let row = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM flowhost_schema", &[])
+        .await?;
+    let applied: i32 = row.get(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.batch_execute(sql).await?;
+        let version = index as i32 + 1;
+        tx.execute("INSERT INTO flowhost_schema VALUES ($1)", &[&version])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -157,6 +218,10 @@ impl Store for PostgresBackend {
 
     fn commit_stats(&self) -> CommitStats {
         CommitStats::default()
+    }
+
+    fn ownership_generation(&self) -> u64 {
+        self.leases.generation()
     }
 }
 
@@ -209,9 +274,9 @@ pub(crate) mod tests {
     use std::sync::{Arc, OnceLock};
 
     use super::cluster::LocalCluster;
-    use super::{PostgresBackend, PostgresSettings};
-    use crate::storage::Storage;
+    use super::{Leases, PostgresBackend, PostgresSettings};
     use crate::storage::conformance::{Opening, Reopen};
+    use crate::storage::{Storage, StorageError};
 
     /// One private cluster for this test process.
     pub(crate) fn cluster() -> &'static LocalCluster {
@@ -227,6 +292,7 @@ pub(crate) mod tests {
         PostgresSettings {
             url,
             max_connections: 4,
+            node: Some("conformance".into()),
         }
     }
 
@@ -243,5 +309,86 @@ pub(crate) mod tests {
 
     mod conformance {
         crate::conformance_tests!(super::place);
+    }
+
+    async fn node(settings: &PostgresSettings, name: &str) -> (Storage, Arc<Leases>) {
+        let settings = PostgresSettings {
+            node: Some(name.into()),
+            ..settings.clone()
+        };
+        let backend = PostgresBackend::connect(&settings).await.unwrap();
+        let leases = backend.leases.clone();
+        (Storage::over(Arc::new(backend)), leases)
+    }
+
+    fn event(customer: &str) -> crate::storage::InboundEvent {
+        crate::storage::InboundEvent {
+            dedupe_key: customer.into(),
+            conversation: format!("acct\0{customer}"),
+            record: customer.as_bytes().to_vec(),
+        }
+    }
+
+    /// Two nodes split the partitions; each reads only its own partitions'
+    /// events; a node that still believes it owns a partition another node
+    /// took over cannot commit a turn for it (the epoch check), and one that
+    /// lost it cannot start a send for it.
+    #[tokio::test]
+    async fn a_node_whose_partition_was_taken_over_cannot_commit() {
+        let settings = fresh_database().await;
+        let (a, a_leases) = node(&settings, "a").await;
+        let (b, b_leases) = node(&settings, "b").await;
+        // b's first rounds wait for a to let go of b's share.
+        let (owned_a, owned_b) = (a_leases.owned(), b_leases.owned());
+        assert_eq!(owned_a.len() + owned_b.len(), 32, "{owned_a:?} {owned_b:?}");
+        assert!(owned_a.iter().all(|p| !owned_b.contains(p)));
+        assert_eq!(owned_b.len(), 16, "b took its fair share");
+
+        // Customers on b's partitions: b reads their events, a does not.
+        let on_b: Vec<String> = (0..200)
+            .map(|i| format!("c{i}"))
+            .filter(|c| owned_b.contains(&b_leases.partition_of(&format!("acct\0{c}"))))
+            .take(3)
+            .collect();
+        let events = on_b.iter().map(|c| event(c)).collect();
+        assert_eq!(a.accept_inbound(events, 1).await.unwrap(), 3);
+        assert!(a.inbox(None, 10).await.unwrap().is_empty());
+        let waiting = b.inbox(None, 10).await.unwrap();
+        assert_eq!(waiting.len(), 3);
+
+        // a believes it still owns the first customer's partition, at the
+        // epoch before b's: its turn is refused, b's commits.
+        let conversation = format!("acct\0{}", on_b[0]);
+        let partition = a_leases.partition_of(&conversation);
+        a_leases.assume(partition, 1);
+        let state = crate::model::ConversationState::new(
+            "acct",
+            crate::model::Contact {
+                id: on_b[0].clone(),
+                ..Default::default()
+            },
+            1,
+            "en",
+            0,
+        );
+        let turn = || crate::storage::TurnCommit {
+            state: Some(state.clone()),
+            conversation_id: state.id(),
+            inbox_remove: vec![waiting[0].0],
+            ..Default::default()
+        };
+        let refused = a.commit_turn(turn(), 5).await.unwrap_err();
+        assert!(
+            matches!(refused, StorageError::NotOwner(p) if p == partition),
+            "{refused}"
+        );
+        b.commit_turn(turn(), 5).await.unwrap();
+        assert_eq!(
+            a.conversation(&state.key()).await.unwrap(),
+            Some(state.clone())
+        );
+        // The same event again (read twice while partitions moved): dropped.
+        let again = b.commit_turn(turn(), 6).await.unwrap_err();
+        assert!(matches!(again, StorageError::AlreadyHandled), "{again}");
     }
 }

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
+use super::leases::Leases;
 use super::{
     ECHO_LOCK, PostgresBackend, big, conversation_key, count, from_json, records, to_json,
 };
@@ -17,8 +18,9 @@ impl Outbox for PostgresBackend {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT record FROM outbox ORDER BY conversation, id LIMIT $1",
-                &[&count(limit)],
+                "SELECT record FROM outbox WHERE partition = ANY($1) \
+                 ORDER BY conversation, id LIMIT $2",
+                &[&self.leases.owned(), &count(limit)],
             )
             .await?;
         records(&rows, "outbox message")
@@ -43,8 +45,9 @@ impl Outbox for PostgresBackend {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT DISTINCT conversation FROM outbox ORDER BY conversation",
-                &[],
+                "SELECT DISTINCT conversation FROM outbox WHERE partition = ANY($1) \
+                 ORDER BY conversation",
+                &[&self.leases.owned()],
             )
             .await?;
         Ok(rows
@@ -108,16 +111,24 @@ impl Outbox for PostgresBackend {
         Ok(())
     }
 
+    /// Marks the send only while this node owns the message's partition:
+    /// a node that lost it does not start a send the new owner makes.
     async fn mark_in_flight(&self, id: &str, now_ms: u64) -> Result<(), StorageError> {
         let client = self.client().await?;
-        client
+        let marked = client
             .execute(
-                "INSERT INTO in_flight (id, at_ms) VALUES ($1, $2) \
+                "INSERT INTO in_flight (id, at_ms) \
+                 SELECT o.id, $2 FROM outbox o \
+                 JOIN partition_leases l ON l.partition = o.partition \
+                 WHERE o.id = $1 AND l.owner = $3 AND o.partition = ANY($4) \
                  ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-                &[&id, &big(now_ms)],
+                &[&id, &big(now_ms), &self.leases.node(), &self.leases.owned()],
             )
             .await?;
-        Ok(())
+        match marked {
+            0 => Err(StorageError::NotOwner(-1)),
+            _ => Ok(()),
+        }
     }
 
     async fn clear_in_flight(&self, id: &str) -> Result<(), StorageError> {
@@ -128,10 +139,16 @@ impl Outbox for PostgresBackend {
         Ok(())
     }
 
+    /// Sends under way on this node's partitions (another node's are its
+    /// own to settle).
     async fn in_flight(&self) -> Result<Vec<String>, StorageError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM in_flight ORDER BY id", &[])
+            .query(
+                "SELECT f.id FROM in_flight f JOIN outbox o ON o.id = f.id \
+                 WHERE o.partition = ANY($1) ORDER BY f.id",
+                &[&self.leases.owned()],
+            )
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
@@ -172,12 +189,18 @@ impl Outbox for PostgresBackend {
         true
     }
 
+    /// Sends in doubt on this node's partitions.
     async fn settling(&self) -> Result<Vec<Settling>, StorageError> {
         let client = self.client().await?;
         let rows = client
             .query("SELECT record FROM settling ORDER BY message_id", &[])
             .await?;
-        records(&rows, "settling send")
+        let held: Vec<Settling> = records(&rows, "settling send")?;
+        let owned = self.leases.owned();
+        Ok(held
+            .into_iter()
+            .filter(|s| owned.contains(&self.leases.partition_of(&s.conversation)))
+            .collect())
     }
 
     async fn end_settling(&self, message_id: &str) -> Result<(), StorageError> {
@@ -245,15 +268,17 @@ impl Outbox for PostgresBackend {
 /// Queues a turn's messages.
 pub(super) async fn queue(
     tx: &Transaction<'_>,
+    leases: &Leases,
     messages: &[OutboxMessage],
 ) -> Result<(), StorageError> {
     for message in messages {
         tx.execute(
-            "INSERT INTO outbox (conversation, id, record) VALUES ($1, $2, $3) \
+            "INSERT INTO outbox (conversation, id, partition, record) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (conversation, id) DO UPDATE SET record = EXCLUDED.record",
             &[
                 &message.conversation.as_bytes(),
                 &message.id,
+                &leases.partition_of(&message.conversation),
                 &to_json(message),
             ],
         )

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
+use super::leases::Leases;
 use super::{PostgresBackend, big, count, records, to_json, unbig};
 use crate::model::Timer;
 use crate::storage::{StorageError, Timers, TurnCommit};
@@ -13,8 +14,9 @@ impl Timers for PostgresBackend {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT record FROM timers WHERE due_ms <= $1 ORDER BY due_ms, id LIMIT $2",
-                &[&big(now_ms), &count(limit)],
+                "SELECT record FROM timers WHERE due_ms <= $1 AND partition = ANY($2) \
+                 ORDER BY due_ms, id LIMIT $3",
+                &[&big(now_ms), &self.leases.owned(), &count(limit)],
             )
             .await?;
         records(&rows, "timer")
@@ -23,7 +25,10 @@ impl Timers for PostgresBackend {
     async fn next_timer_due(&self) -> Result<Option<u64>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT min(due_ms) FROM timers", &[])
+            .query_one(
+                "SELECT min(due_ms) FROM timers WHERE partition = ANY($1)",
+                &[&self.leases.owned()],
+            )
             .await?;
         Ok(row.get::<_, Option<i64>>(0).map(unbig))
     }
@@ -32,6 +37,7 @@ impl Timers for PostgresBackend {
 /// A turn's timer changes: those it ended go, those it set come.
 pub(super) async fn write_timers(
     tx: &Transaction<'_>,
+    leases: &Leases,
     turn: &TurnCommit,
 ) -> Result<(), StorageError> {
     for timer in &turn.timers_remove {
@@ -40,9 +46,14 @@ pub(super) async fn write_timers(
     }
     for timer in &turn.timers_add {
         tx.execute(
-            "INSERT INTO timers (id, due_ms, record) VALUES ($1, $2, $3) \
+            "INSERT INTO timers (id, partition, due_ms, record) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET due_ms = EXCLUDED.due_ms, record = EXCLUDED.record",
-            &[&timer.id, &big(timer.due_ms), &to_json(timer)],
+            &[
+                &timer.id,
+                &leases.partition_of(&timer.conversation),
+                &big(timer.due_ms),
+                &to_json(timer),
+            ],
         )
         .await?;
     }

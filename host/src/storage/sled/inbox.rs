@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 
 use super::SledBackend;
-use crate::storage::{DeadLetter, Inbox, StorageError};
+use crate::storage::{DeadLetter, InboundEvent, Inbox, StorageError};
 
 #[async_trait]
 impl Inbox for SledBackend {
     async fn accept_inbound(
         &self,
-        events: Vec<(String, Vec<u8>)>,
+        events: Vec<InboundEvent>,
         now_ms: u64,
     ) -> Result<usize, StorageError> {
         self.thread

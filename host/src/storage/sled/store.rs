@@ -16,7 +16,7 @@ use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
 };
 use crate::storage::{
-    DeadLetter, Echo, EchoOutcome, FailedMessage, Settling, StorageError, TurnCommit,
+    DeadLetter, Echo, EchoOutcome, FailedMessage, InboundEvent, Settling, StorageError, TurnCommit,
 };
 
 /// The sled database and its trees.
@@ -322,7 +322,7 @@ impl SledStore {
     /// dropped. Returns how many were new.
     pub fn accept_inbound(
         &self,
-        events: &[(String, Vec<u8>)],
+        events: &[InboundEvent],
         now_ms: u64,
     ) -> Result<usize, StorageError> {
         let now = now_ms.to_be_bytes();
@@ -334,7 +334,8 @@ impl SledStore {
             (&self.seen, &self.seen_by_time, &self.inbox).transaction(
                 |(seen, seen_by_time, inbox)| {
                     let mut accepted = 0;
-                    for ((key, record), id) in events.iter().zip(&ids) {
+                    for (event, id) in events.iter().zip(&ids) {
+                        let (key, record) = (&event.dedupe_key, &event.record);
                         if seen.get(key.as_bytes())?.is_some() {
                             continue;
                         }

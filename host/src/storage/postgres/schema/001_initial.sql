@@ -4,11 +4,33 @@
 -- A conversation's key (`account NUL customer`) holds a zero byte, which
 -- text cannot: those columns are bytea.
 
+-- Conversations are split into a fixed number of partitions (a hash of
+-- the conversation's key); a node owns partitions through leases (see
+-- leases.rs) and works only on its own partitions' rows.
+CREATE TABLE flowhost_cluster (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    partitions integer NOT NULL
+);
+INSERT INTO flowhost_cluster (partitions) VALUES (32);
+CREATE TABLE partition_leases (
+    partition integer PRIMARY KEY,
+    owner text,
+    epoch bigint NOT NULL DEFAULT 0
+);
+INSERT INTO partition_leases (partition) SELECT generate_series(0, 31);
+-- Nodes and when each last said it was alive (the database's clock).
+CREATE TABLE nodes (
+    id text PRIMARY KEY,
+    seen_ms bigint NOT NULL
+);
+
 CREATE TABLE inbox (
     seq bigserial PRIMARY KEY,
+    partition integer NOT NULL,
     record bytea NOT NULL,
     accepted_ms bigint NOT NULL
 );
+CREATE INDEX inbox_by_partition ON inbox (partition, seq);
 
 -- Dedupe keys of accepted events, and when (expired after 48 h).
 CREATE TABLE seen (
@@ -57,19 +79,23 @@ CREATE INDEX tickets_by_conversation ON tickets (conversation_id, created_ms, id
 
 CREATE TABLE timers (
     id text COLLATE "C" PRIMARY KEY,
+    partition integer NOT NULL,
     due_ms bigint NOT NULL,
     record text NOT NULL
 );
-CREATE INDEX timers_by_due ON timers (due_ms, id);
+CREATE INDEX timers_by_due ON timers (partition, due_ms, id);
 
 -- Message ids are UUIDv7: a conversation's messages in id order are in
 -- the order they were queued.
 CREATE TABLE outbox (
     conversation bytea NOT NULL,
     id text COLLATE "C" NOT NULL,
+    partition integer NOT NULL,
     record text NOT NULL,
     PRIMARY KEY (conversation, id)
 );
+CREATE INDEX outbox_by_partition ON outbox (partition, conversation, id);
+CREATE INDEX outbox_by_id ON outbox (id);
 
 CREATE TABLE sent (
     channel_id text COLLATE "C" PRIMARY KEY,
