@@ -12,7 +12,9 @@ use flowhost::config::ServerConfig;
 use flowhost::plugin::{Limits, PluginSettings};
 use flowhost::storage::PostgresSettings;
 use flowhost::storage::postgres::cluster::LocalCluster;
-use flowhost_tests::stress::{Channel, HealthWatch, Scenario, StandIns, differences, drive};
+use flowhost_tests::stress::{
+    Channel, HealthWatch, Scenario, StandIns, differences, drive, drive_over,
+};
 
 const CONVERSATIONS: usize = 500;
 const MESSAGES: usize = 10;
@@ -621,4 +623,132 @@ async fn a_turn_that_keeps_killing_the_server_is_set_aside() {
         .arg(server.id().to_string())
         .status();
     assert!(server.wait().unwrap().success());
+}
+
+/// A node of several sharing one PostgreSQL database: its own name, the
+/// shared database, and its own data directory (plugin cache).
+fn node_config(
+    dir: &std::path::Path,
+    scenario: &Scenario,
+    api: &str,
+    url: &str,
+    node: &str,
+) -> ServerConfig {
+    let mut config = stress_config(dir, &scenario.flow_yaml(api, api));
+    config.storage.postgres = Some(PostgresSettings {
+        url: url.to_string(),
+        max_connections: 16,
+        node: Some(node.into()),
+    });
+    config
+}
+
+/// Two nodes on one PostgreSQL database, each taking half of the webhooks
+/// (a customer's messages alternate between them, as a load balancer would
+/// spread them): every message is answered exactly once and in order,
+/// whichever node took it and whichever node owns the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_database() {
+    let scenario = Scenario {
+        run: "two-nodes".into(),
+        ..scenario(Channel::Instagram)
+    };
+    let (stand_ins, api) = StandIns::start().await;
+    stand_ins.slow_for(Duration::from_millis(50));
+    let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
+    let url = cluster.create_database("flowhost").await.unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut servers = Vec::new();
+    for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
+        let config = node_config(dir.path(), &scenario, &api, &url, node);
+        servers.push(flowhost::app::start(config).await.expect("a node starts"));
+    }
+    let bases: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let all: Vec<usize> = (0..CONVERSATIONS).collect();
+    let report = drive_over(&bases, &scenario, all.clone(), CONNECTIONS, deadline).await;
+    let total = CONVERSATIONS * MESSAGES;
+    assert_eq!(report.acknowledged, total, "every webhook is acknowledged");
+
+    stand_ins.wait_for_replies(total, deadline).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wrong = differences(&scenario, all.into_iter(), &stand_ins.replies());
+    assert!(
+        wrong.is_empty(),
+        "{} conversations wrong, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+    for server in servers {
+        server.stop().await.unwrap();
+    }
+}
+
+/// Two node processes on one database under load; one is SIGKILLed. The
+/// other takes its conversations over (its partitions' leases are freed
+/// with its sessions), runs their waiting events and settles the sends it
+/// left in doubt by their echoes: every webhook is acknowledged (by the
+/// node left), and every message answered exactly once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_conversations_move_and_nothing_is_lost_or_doubled() {
+    let scenario = Scenario {
+        run: "node-killed".into(),
+        settle_by_echo_seconds: Some(5),
+        ..scenario(Channel::Instagram)
+    };
+    let (stand_ins, api) = StandIns::start().await;
+    stand_ins.slow_for(Duration::from_millis(100));
+    let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
+    let url = cluster.create_database("flowhost").await.unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (mut paths, mut bases) = (Vec::new(), Vec::new());
+    for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
+        let config = node_config(dir.path(), &scenario, &api, &url, node);
+        let (path, base) = write_binary_config(dir.path(), config);
+        paths.push(path);
+        bases.push(base);
+    }
+    // Meta delivers echoes to the app's webhook: here, the node that stays.
+    stand_ins.echo_to(&bases[1], &scenario);
+    let mut first = spawn_server(&paths[0]);
+    wait_ready(&bases[0]).await;
+    let mut second = spawn_server(&paths[1]);
+    wait_ready(&bases[1]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let driver = {
+        let (bases, scenario) = (bases.clone(), scenario.clone());
+        tokio::spawn(async move {
+            let all = (0..CONVERSATIONS).collect();
+            drive_over(&bases, &scenario, all, CONNECTIONS, deadline).await
+        })
+    };
+    let total = CONVERSATIONS * MESSAGES;
+    stand_ins.wait_for_replies(total / 3, deadline).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let at_kill = stand_ins.reply_count();
+    let report = driver.await.unwrap();
+    assert_eq!(report.acknowledged, total, "every webhook is acknowledged");
+    stand_ins.wait_for_replies(total, deadline).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let wrong = differences(&scenario, 0..CONVERSATIONS, &stand_ins.replies());
+    assert!(
+        wrong.is_empty(),
+        "{} conversations wrong, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(second.id().to_string())
+        .status();
+    assert!(second.wait().unwrap().success(), "the graceful stop failed");
+    eprintln!("two nodes, one killed: {at_kill} replies before the kill; {total} in all");
 }

@@ -390,12 +390,32 @@ pub async fn drive(
     connections: usize,
     deadline: Instant,
 ) -> DriveReport {
+    drive_over(
+        &[base.to_string()],
+        scenario,
+        customers,
+        connections,
+        deadline,
+    )
+    .await
+}
+
+/// [`drive`] over several servers sharing one database: a customer's
+/// messages go to them in turn, and a delivery a server does not take
+/// goes to the next one (as a load balancer fails over).
+pub async fn drive_over(
+    bases: &[String],
+    scenario: &Scenario,
+    customers: Vec<usize>,
+    connections: usize,
+    deadline: Instant,
+) -> DriveReport {
     let queue = Arc::new(Mutex::new(VecDeque::from(customers)));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let queue = queue.clone();
         let scenario = scenario.clone();
-        let base = base.to_string();
+        let bases = bases.to_vec();
         workers.spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -410,10 +430,23 @@ pub async fn drive(
                 for i in 0..scenario.messages {
                     let delivery = scenario.delivery(c, i);
                     report.sent_at.insert((c, i), Instant::now());
-                    if !post_until_acknowledged(&client, &base, &delivery, &mut report, deadline)
-                        .await
-                    {
-                        return report;
+                    let mut turn = c + i;
+                    loop {
+                        let base = &bases[turn % bases.len()];
+                        let patience = if bases.len() == 1 {
+                            deadline
+                        } else {
+                            deadline.min(Instant::now() + Duration::from_secs(2))
+                        };
+                        if post_until_acknowledged(&client, base, &delivery, &mut report, patience)
+                            .await
+                        {
+                            break;
+                        }
+                        if Instant::now() >= deadline {
+                            return report;
+                        }
+                        turn += 1;
                     }
                 }
             }
