@@ -160,6 +160,7 @@ impl Intake {
     async fn dispatch_inbox(&self, mut stop: watch::Receiver<bool>) {
         let mut cursor = None;
         let mut generation = self.storage.ownership_generation();
+        let remote_wake = self.storage.inbox_wake();
         while !*stop.borrow() {
             // Conversations taken over from another node: their waiting
             // events may lie behind the cursor. An event read twice is
@@ -185,6 +186,7 @@ impl Intake {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = notified(&remote_wake) => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stop.changed() => {}
             }
@@ -260,5 +262,13 @@ impl Intake {
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+/// Waits for `wake`, or forever when there is none.
+async fn notified(wake: &Option<Arc<Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
     }
 }

@@ -54,6 +54,12 @@ pub trait Store:
     fn ownership_generation(&self) -> u64 {
         0
     }
+
+    /// Woken when another node accepted inbound events (a store shared by
+    /// several nodes); `None` where only this process accepts them.
+    fn inbox_wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Inbound events from the channels: accepted once, held until their turn commits.

@@ -34,6 +34,10 @@ impl Inbox for PostgresBackend {
                 accepted += 1;
             }
         }
+        if accepted > 0 {
+            // Delivered at commit, to every node listening (leases.rs).
+            tx.batch_execute("NOTIFY flowhost_inbox").await?;
+        }
         tx.commit().await?;
         Ok(accepted)
     }

@@ -17,12 +17,14 @@
 //! so a joining node gets work and a dead node's partitions move.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
-use tokio_postgres::{Client, NoTls};
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::storage::StorageError;
 
@@ -245,14 +247,28 @@ impl Leases {
 }
 
 /// Opens the lease connection (outside the pool: it must live as long as
-/// the leases it holds).
-pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, StorageError> {
-    let (client, connection) = config.connect(NoTls).await?;
+/// the leases it holds). It also listens for events accepted by any node
+/// (`NOTIFY flowhost_inbox`, sent by the accepting transaction) and wakes
+/// `inbox_wake` for each, so events reach their owner at once.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    inbox_wake: Arc<Notify>,
+) -> Result<Client, StorageError> {
+    let (client, mut connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("the lease connection ended: {e}");
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => inbox_wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("the lease connection ended: {e}");
+                    return;
+                }
+            }
         }
     });
+    client.batch_execute("LISTEN flowhost_inbox").await?;
     Ok(client)
 }
 
@@ -260,8 +276,9 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, StorageE
 /// failed round drops the connection (and with it every lease) and opens
 /// a new one.
 pub async fn keep(
-    leases: std::sync::Arc<Leases>,
+    leases: Arc<Leases>,
     config: tokio_postgres::Config,
+    inbox_wake: Arc<Notify>,
     mut client: Client,
 ) {
     loop {
@@ -271,7 +288,7 @@ pub async fn keep(
             leases.lose_all();
             drop(client);
             client = loop {
-                match connect(&config).await {
+                match connect(&config, inbox_wake.clone()).await {
                     Ok(client) => break client,
                     Err(e) => {
                         tracing::warn!("reconnecting the lease connection: {e}");

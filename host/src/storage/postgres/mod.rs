@@ -34,6 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 
 use super::{Backlog, CommitStats, StorageError, Store};
@@ -73,6 +74,8 @@ fn default_connections() -> usize {
 pub struct PostgresBackend {
     pool: Pool,
     leases: Arc<Leases>,
+    /// Woken when any node accepted inbound events.
+    inbox_wake: Arc<Notify>,
     /// The task that keeps the leases; aborted (and the leases freed with
     /// its connection) when the backend goes.
     keeper: tokio::task::AbortHandle,
@@ -108,13 +111,15 @@ impl PostgresBackend {
             .get(0);
         let node = settings.node.clone().unwrap_or_else(host_name);
         let leases = Arc::new(Leases::new(node, partitions.max(1) as u32));
-        let lease_client = leases::connect(&config).await?;
+        let inbox_wake = Arc::new(Notify::new());
+        let lease_client = leases::connect(&config, inbox_wake.clone()).await?;
         take_first_share(&leases, &lease_client).await?;
-        let keeper = tokio::spawn(leases::keep(leases.clone(), config, lease_client));
+        let keeper = leases::keep(leases.clone(), config, inbox_wake.clone(), lease_client);
         Ok(PostgresBackend {
             pool,
             leases,
-            keeper: keeper.abort_handle(),
+            inbox_wake,
+            keeper: tokio::spawn(keeper).abort_handle(),
         })
     }
 
@@ -222,6 +227,10 @@ impl Store for PostgresBackend {
 
     fn ownership_generation(&self) -> u64 {
         self.leases.generation()
+    }
+
+    fn inbox_wake(&self) -> Option<Arc<Notify>> {
+        Some(self.inbox_wake.clone())
     }
 }
 
