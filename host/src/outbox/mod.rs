@@ -145,6 +145,7 @@ impl OutboxSender {
                     tracing::error!("settling sends of conversations taken over: {e}");
                 }
             }
+            self.rate.set_nodes(self.storage.nodes_alive());
             dirty.extend(self.storage.take_queued());
             if tokio::time::Instant::now() >= next_scan {
                 // Retries, released doubts and anything a wake missed.

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,6 +25,9 @@ pub enum SendClass {
 pub struct RateLimits {
     /// (account, class) -> times of the sends within the last window.
     windows: Mutex<HashMap<(String, SendClass), VecDeque<Instant>>>,
+    /// How many nodes send for the same accounts (0 counts as 1): each
+    /// keeps to its share of the limit, so together they keep to it.
+    nodes: AtomicUsize,
 }
 
 impl RateLimits {
@@ -32,6 +36,17 @@ impl RateLimits {
             SendClass::Text => 300,
             SendClass::AudioVideo => 10,
         }
+    }
+
+    /// Sets how many nodes share the accounts' limits.
+    pub fn set_nodes(&self, nodes: usize) {
+        self.nodes.store(nodes, Ordering::Relaxed);
+    }
+
+    /// This node's share of `class`'s limit (at least one send a second).
+    fn share(&self, class: SendClass) -> usize {
+        let nodes = self.nodes.load(Ordering::Relaxed).max(1);
+        (Self::limit(class) / nodes).max(1)
     }
 
     /// Waits until a send of `class` for `account` is within its limit and
@@ -56,7 +71,7 @@ impl RateLimits {
         {
             window.pop_front();
         }
-        if window.len() < Self::limit(class) {
+        if window.len() < self.share(class) {
             window.push_back(now);
             Ok(())
         } else {
@@ -68,6 +83,18 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two nodes sending for one account keep to half the limit each.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_of_two_keeps_to_half_the_limit() {
+        let limits = RateLimits::default();
+        limits.set_nodes(2);
+        let started = Instant::now();
+        for _ in 0..300 {
+            limits.acquire("a", SendClass::Text).await;
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "150 a second");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn no_sliding_second_holds_more_than_the_limit() {

@@ -55,6 +55,12 @@ pub trait Store:
         0
     }
 
+    /// Nodes sharing this store's conversations, this one included (they
+    /// split each account's send limit).
+    fn nodes_alive(&self) -> usize {
+        1
+    }
+
     /// Woken when another node accepted inbound events (a store shared by
     /// several nodes); `None` where only this process accepts them.
     fn inbox_wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {

@@ -17,7 +17,7 @@
 //! so a joining node gets work and a dead node's partitions move.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ pub struct Leases {
     partitions: u32,
     /// Partition -> the epoch this node took it at.
     owned: RwLock<BTreeMap<i32, i64>>,
+    /// Nodes seen alive in the last round.
+    alive: AtomicUsize,
     /// Counts the rounds that gained partitions (readers of partitioned
     /// rows start again from the beginning when it moves).
     gained: AtomicU64,
@@ -63,6 +65,7 @@ impl Leases {
             node,
             partitions,
             owned: RwLock::new(BTreeMap::new()),
+            alive: AtomicUsize::new(1),
             gained: AtomicU64::new(0),
         }
     }
@@ -83,6 +86,10 @@ impl Leases {
             .keys()
             .copied()
             .collect()
+    }
+
+    pub fn nodes_alive(&self) -> usize {
+        self.alive.load(Ordering::Relaxed)
     }
 
     pub fn generation(&self) -> u64 {
@@ -147,6 +154,7 @@ impl Leases {
             )
             .await?
             .get(0);
+        self.alive.store(alive.max(1) as usize, Ordering::Relaxed);
         let fair = (self.partitions as usize).div_ceil(alive.max(1) as usize);
         let owned = self.owned().len();
         if owned < fair {

@@ -229,6 +229,10 @@ impl Store for PostgresBackend {
         self.leases.generation()
     }
 
+    fn nodes_alive(&self) -> usize {
+        self.leases.nodes_alive()
+    }
+
     fn inbox_wake(&self) -> Option<Arc<Notify>> {
         Some(self.inbox_wake.clone())
     }
