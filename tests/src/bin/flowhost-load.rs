@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::{Args, Parser, Subcommand};
 use flowhost::storage::postgres::cluster::LocalCluster;
 use flowhost_tests::stress::{
-    Channel, DriveReport, Scenario, StandIns, drive, post_until_acknowledged,
+    Channel, DriveReport, Scenario, StandIns, drive_over, post_until_acknowledged,
 };
 use serde_json::{Value, json};
 
@@ -88,6 +88,10 @@ struct RunArgs {
     /// the run (its processes' CPU is reported beside the server's).
     #[arg(long)]
     postgres: bool,
+    /// With --postgres: this many server processes sharing the database,
+    /// the webhooks spread over them (CPU and memory are their sums).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -177,9 +181,7 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
     let (stand_ins, api) = StandIns::start().await;
     stand_ins.slow_for(Duration::from_millis(args.slow_ms));
     let dir = tempfile::tempdir()?;
-    let port = free_port();
     let mut config = json!({
-        "listen": format!("127.0.0.1:{port}"),
         "data_dir": dir.path().join("data"),
         "flow": write(dir.path(), "flow.yaml", &scenario.flow_yaml(&api, &api))?,
         "admin_token": "load-test-admin-token-0123456789abcdef",
@@ -199,36 +201,55 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
     } else {
         None
     };
-    let config = write(dir.path(), "flowhost.json", &config.to_string())?;
+    if args.nodes > 1 && cluster.is_none() {
+        anyhow::bail!("--nodes needs --postgres: nodes share a PostgreSQL database");
+    }
     let bin = args
         .server_bin
         .clone()
         .unwrap_or_else(|| beside_me("flowhost"));
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
+    let (mut children, mut ports) = (Vec::new(), Vec::new());
+    for node in 0..args.nodes.max(1) {
+        let port = free_port();
+        config["listen"] = json!(format!("127.0.0.1:{port}"));
+        config["data_dir"] = json!(dir.path().join(format!("data{node}")));
+        if cluster.is_some() {
+            config["storage"]["postgres"]["node"] = json!(format!("load-{node}"));
+        }
+        let path = write(
+            dir.path(),
+            &format!("flowhost{node}.json"),
+            &config.to_string(),
+        )?;
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
+        children.push(child);
+        ports.push(port);
+    }
     let data = match &cluster {
         Some(cluster) => cluster.data_dir(),
-        None => dir.path().join("data").join("db"),
+        None => dir.path().join("data0").join("db"),
     };
     let server = Server {
-        child,
-        port,
+        children,
+        ports,
         data: Some(data),
         database_pid: cluster.as_ref().map(LocalCluster::server_pid),
     };
     measure("flowhost", args, scenario, server, &stand_ins).await
 }
 
-/// A server under measure, and where its state and database are.
+/// The servers under measure (one, or several nodes), and where their
+/// state and database are.
 struct Server {
-    child: Child,
-    port: u16,
+    children: Vec<Child>,
+    ports: Vec<u16>,
     data: Option<PathBuf>,
     /// The PostgreSQL postmaster, whose processes' CPU counts too.
     database_pid: Option<u32>,
@@ -251,8 +272,8 @@ async fn measure_ceiling(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<
         ..scenario.clone()
     };
     let server = Server {
-        child,
-        port,
+        children: vec![child],
+        ports: vec![port],
         data: None,
         database_pid: None,
     };
@@ -268,40 +289,47 @@ async fn measure(
     stand_ins: &StandIns,
 ) -> anyhow::Result<Measured> {
     let Server {
-        mut child,
-        port,
+        mut children,
+        ports,
         data,
         database_pid,
     } = server;
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await?;
-    let pid = child.id();
-    let cpu_before = cpu_seconds(pid)?;
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .collect();
+    for base in &bases {
+        wait_ready(base).await?;
+    }
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let cpu_before = sum(&pids, cpu_seconds)?;
     let db_cpu_before = database_pid.map(tree_cpu_seconds);
-    let rss_before_kib = rss_kib(pid, "VmRSS:")?;
+    let rss_before_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
     let total = scenario.conversations * scenario.messages;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let started = Instant::now();
     let report = match args.rate {
         None => {
             let customers = (0..scenario.conversations).collect();
-            drive(&base, scenario, customers, args.connections, deadline).await
+            drive_over(&bases, scenario, customers, args.connections, deadline).await
         }
-        Some(rate) => open_loop(&base, scenario, rate, deadline).await,
+        Some(rate) => open_loop(&bases, scenario, rate, deadline).await,
     };
     stand_ins.wait_for_replies(total, deadline).await;
     let seconds = started.elapsed().as_secs_f64();
     // A moment for anything sent twice to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu = cpu_seconds(pid)? - cpu_before;
+    let cpu = sum(&pids, cpu_seconds)? - cpu_before;
     let db_cpu = database_pid
         .zip(db_cpu_before)
         .map(|(db, before)| tree_cpu_seconds(db) - before);
-    let peak_rss_kib = rss_kib(pid, "VmHWM:")?;
-    let rss_after_kib = rss_kib(pid, "VmRSS:")?;
+    let peak_rss_kib = sum(&pids, |pid| rss_kib(pid, "VmHWM:"))?;
+    let rss_after_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
     let data_bytes = data.as_deref().map(du).unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     let replies = stand_ins.replies();
     let arrivals = stand_ins.arrivals();
@@ -352,7 +380,12 @@ async fn measure(
 }
 
 /// Posts message k at k / rate seconds: customer k mod N, its next message.
-async fn open_loop(base: &str, scenario: &Scenario, rate: u64, deadline: Instant) -> DriveReport {
+async fn open_loop(
+    bases: &[String],
+    scenario: &Scenario,
+    rate: u64,
+    deadline: Instant,
+) -> DriveReport {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -366,7 +399,7 @@ async fn open_loop(base: &str, scenario: &Scenario, rate: u64, deadline: Instant
         tokio::time::sleep_until(start + gap * k as u32).await;
         let (c, i) = (k % scenario.conversations, k / scenario.conversations);
         let delivery = scenario.delivery(c, i);
-        let (client, base) = (client.clone(), base.to_string());
+        let (client, base) = (client.clone(), bases[k % bases.len()].clone());
         let permit = in_flight.clone().acquire_owned().await.expect("open");
         tasks.spawn(async move {
             let _permit = permit;
@@ -484,6 +517,14 @@ fn stat_field(pid: u32, index: usize) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(index)?.parse().ok()
+}
+
+/// `figure` of every process in `pids`, added up.
+fn sum<T: std::iter::Sum<T>>(
+    pids: &[u32],
+    figure: impl Fn(u32) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    pids.iter().map(|pid| figure(*pid)).sum()
 }
 
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
