@@ -120,6 +120,11 @@ impl Router {
             let Some(settings) = flow.queues.get(&entry.queue) else {
                 continue;
             };
+            // Another node's conversation (several nodes on one store): it
+            // is routed there; it still counted toward agents' capacity.
+            if !storage.owns(&entry.key) {
+                continue;
+            }
             if !due.get(&entry.queue).copied().unwrap_or(false) {
                 continue;
             }

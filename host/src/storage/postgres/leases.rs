@@ -78,6 +78,14 @@ impl Leases {
         partition_of(conversation, self.partitions)
     }
 
+    pub fn owns(&self, conversation: &str) -> bool {
+        let partition = self.partition_of(conversation);
+        self.owned
+            .read()
+            .expect("leases lock")
+            .contains_key(&partition)
+    }
+
     /// The partitions this node owns now.
     pub fn owned(&self) -> Vec<i32> {
         self.owned

@@ -229,6 +229,10 @@ impl Store for PostgresBackend {
         self.leases.generation()
     }
 
+    fn owns(&self, conversation: &str) -> bool {
+        self.leases.owns(conversation)
+    }
+
     fn nodes_alive(&self) -> usize {
         self.leases.nodes_alive()
     }
