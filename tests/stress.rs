@@ -117,18 +117,7 @@ async fn concurrent_delivery(channel: Channel, store: Store) {
     }
 
     stand_ins.open_gate();
-    let total = CONVERSATIONS * MESSAGES;
-    stand_ins.wait_for_replies(total, deadline).await;
-    // A little longer: anything sent twice would show now.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let wrong = differences(&scenario, all.into_iter(), &stand_ins.replies());
-    assert!(
-        wrong.is_empty(),
-        "{} conversations wrong, e.g. {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(3)]
-    );
-    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+    every_message_answered_once_in_order(&scenario, &stand_ins, deadline).await;
 
     let (probes, failed) = health.finish().await;
     assert!(probes > 0);
@@ -625,6 +614,26 @@ async fn a_turn_that_keeps_killing_the_server_is_set_aside() {
     assert!(server.wait().unwrap().success());
 }
 
+/// Waits for every reply, a little longer for any sent twice to show,
+/// then checks each customer got each answer once, in order.
+async fn every_message_answered_once_in_order(
+    scenario: &Scenario,
+    stand_ins: &StandIns,
+    deadline: Instant,
+) {
+    let total = scenario.conversations * scenario.messages;
+    stand_ins.wait_for_replies(total, deadline).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wrong = differences(scenario, 0..scenario.conversations, &stand_ins.replies());
+    assert!(
+        wrong.is_empty(),
+        "{} conversations wrong, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+}
+
 /// A node of several sharing one PostgreSQL database: its own name, the
 /// shared database, and its own data directory (plugin cache).
 fn node_config(
@@ -669,20 +678,11 @@ async fn two_nodes_share_one_database() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(300);
     let all: Vec<usize> = (0..CONVERSATIONS).collect();
-    let report = drive_over(&bases, &scenario, all.clone(), CONNECTIONS, deadline).await;
+    let report = drive_over(&bases, &scenario, all, CONNECTIONS, deadline).await;
     let total = CONVERSATIONS * MESSAGES;
     assert_eq!(report.acknowledged, total, "every webhook is acknowledged");
 
-    stand_ins.wait_for_replies(total, deadline).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let wrong = differences(&scenario, all.into_iter(), &stand_ins.replies());
-    assert!(
-        wrong.is_empty(),
-        "{} conversations wrong, e.g. {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(3)]
-    );
-    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+    every_message_answered_once_in_order(&scenario, &stand_ins, deadline).await;
     for server in servers {
         server.stop().await.unwrap();
     }
@@ -734,17 +734,7 @@ async fn a_killed_node_s_conversations_move_and_nothing_is_lost_or_doubled() {
     let at_kill = stand_ins.reply_count();
     let report = driver.await.unwrap();
     assert_eq!(report.acknowledged, total, "every webhook is acknowledged");
-    stand_ins.wait_for_replies(total, deadline).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    let wrong = differences(&scenario, 0..CONVERSATIONS, &stand_ins.replies());
-    assert!(
-        wrong.is_empty(),
-        "{} conversations wrong, e.g. {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(3)]
-    );
-    assert_eq!(stand_ins.reply_count(), total, "no reply was sent twice");
+    every_message_answered_once_in_order(&scenario, &stand_ins, deadline).await;
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(second.id().to_string())

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::version::VersionOrigin;
+use crate::model::Ticket;
+use crate::model::version::{FlowVersion, VersionOrigin};
 use crate::model::{ConversationState, Effects, HistoryEntry, OutboxMessage, Timer, TimerRef};
 
 #[derive(Debug, thiserror::Error)]
@@ -205,4 +206,37 @@ pub struct CommitStats {
     pub durable_writes: u64,
     /// The most writes one flush answered.
     pub largest_batch: u64,
+}
+
+impl TurnCommit {
+    /// The tickets the turn's effects open, as stored.
+    pub fn tickets(&self, now_ms: u64) -> Vec<Ticket> {
+        self.effects
+            .tickets
+            .iter()
+            .map(|draft| Ticket {
+                id: draft.id.clone(),
+                conversation_id: self.conversation_id.clone(),
+                title: draft.title.clone(),
+                category: draft.category.clone(),
+                comment: draft.comment.clone(),
+                created_at_ms: now_ms,
+            })
+            .collect()
+    }
+}
+
+impl NewVersion {
+    /// The version as published under `number`.
+    pub fn numbered(self, number: u64) -> FlowVersion {
+        FlowVersion {
+            number,
+            document: self.document,
+            applied_by: self.applied_by,
+            applied_at_ms: self.applied_at_ms,
+            comment: self.comment,
+            origin: self.origin,
+            plugins: self.plugins,
+        }
+    }
 }

@@ -199,15 +199,7 @@ async fn write_tickets(
     turn: &TurnCommit,
     now_ms: u64,
 ) -> Result<(), StorageError> {
-    for draft in &turn.effects.tickets {
-        let ticket = Ticket {
-            id: draft.id.clone(),
-            conversation_id: turn.conversation_id.clone(),
-            title: draft.title.clone(),
-            category: draft.category.clone(),
-            comment: draft.comment.clone(),
-            created_at_ms: now_ms,
-        };
+    for ticket in turn.tickets(now_ms) {
         tx.execute(
             "INSERT INTO tickets (id, conversation_id, created_ms, record) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",

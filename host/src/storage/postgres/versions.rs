@@ -65,15 +65,8 @@ impl Versions for PostgresBackend {
         let row = tx
             .query_one("SELECT coalesce(max(number), 0) FROM flow_versions", &[])
             .await?;
-        let version = FlowVersion {
-            number: unbig(row.get(0)) + 1,
-            document: new.document,
-            applied_by: new.applied_by,
-            applied_at_ms: new.applied_at_ms,
-            comment: new.comment,
-            origin: new.origin,
-            plugins: new.plugins,
-        };
+        let rebase_sandbox = new.rebase_sandbox;
+        let version = new.numbered(unbig(row.get(0)) + 1);
         let number = big(version.number);
         tx.execute(
             "INSERT INTO flow_versions (number, record) VALUES ($1, $2)",
@@ -82,7 +75,7 @@ impl Versions for PostgresBackend {
         .await?;
         tx.execute("UPDATE flow_production SET number = $1", &[&number])
             .await?;
-        if new.rebase_sandbox {
+        if rebase_sandbox {
             let row = tx
                 .query_opt("SELECT record FROM sandbox FOR UPDATE", &[])
                 .await?;

@@ -188,18 +188,9 @@ impl SledStore {
     /// Writes a whole engine turn atomically (see [`TurnCommit`]).
     pub fn commit_turn(&self, turn: &TurnCommit, now: u64) -> Result<(), StorageError> {
         let tickets: Vec<(Ticket, Vec<u8>)> = turn
-            .effects
-            .tickets
-            .iter()
-            .map(|draft| {
-                let ticket = Ticket {
-                    id: draft.id.clone(),
-                    conversation_id: turn.conversation_id.clone(),
-                    title: draft.title.clone(),
-                    category: draft.category.clone(),
-                    comment: draft.comment.clone(),
-                    created_at_ms: now,
-                };
+            .tickets(now)
+            .into_iter()
+            .map(|ticket| {
                 let json = to_json(&ticket);
                 (ticket, json)
             })

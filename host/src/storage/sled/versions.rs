@@ -54,21 +54,12 @@ impl SledStore {
             .transpose()?
             .map(|key| u64::from_be_bytes(key[VERSION.len()..].try_into().unwrap_or([0; 8])))
             .unwrap_or(0);
-        let version = FlowVersion {
-            number: last + 1,
-            document: new.document,
-            applied_by: new.applied_by,
-            applied_at_ms: new.applied_at_ms,
-            comment: new.comment,
-            origin: new.origin,
-            plugins: new.plugins,
-        };
+        let rebase_sandbox = new.rebase_sandbox;
+        let version = new.numbered(last + 1);
         let mut batch = sled::Batch::default();
         batch.insert(version_key(version.number), to_json(&version));
         batch.insert(PRODUCTION, &version.number.to_be_bytes());
-        if new.rebase_sandbox
-            && let Some(mut sandbox) = self.sandbox()?
-        {
+        if rebase_sandbox && let Some(mut sandbox) = self.sandbox()? {
             sandbox.based_on = version.number;
             batch.insert(SANDBOX, to_json(&sandbox));
         }
