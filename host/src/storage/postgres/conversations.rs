@@ -59,6 +59,7 @@ impl Conversations for PostgresBackend {
     async fn commit_turn(&self, turn: TurnCommit, now_ms: u64) -> Result<(), StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        super::applied_only(&tx).await?;
         write_turn(&tx, &self.leases, &turn, now_ms).await?;
         tx.commit().await?;
         Ok(())

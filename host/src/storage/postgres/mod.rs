@@ -3,7 +3,9 @@
 //! Every trait request is one statement or one transaction on a pooled
 //! connection; a commit is durable when it returns (`synchronous_commit`
 //! as the server has it, on by default), so there is no group commit of
-//! our own: the server's WAL does it. Records are JSON text; the columns
+//! our own: the server's WAL does it. A turn and a recorded send are the
+//! exception, as in the sled store: they commit without waiting for the
+//! flush ([`applied_only`]). Records are JSON text; the columns
 //! beside them are what the hot paths look up or order by
 //! (`schema/*.sql`, applied at start, in order, once).
 //!
@@ -240,6 +242,20 @@ impl Store for PostgresBackend {
     fn inbox_wake(&self) -> Option<Arc<Notify>> {
         Some(self.inbox_wake.clone())
     }
+}
+
+/// Lets `tx` commit without waiting for its WAL flush, as the sled store
+/// *applies* a turn or a recorded send rather than flushing it: visible at
+/// once, durable with the next durable commit (WAL is flushed in order).
+/// Safe for the same reason (module docs of `storage::sled`): nothing
+/// leaves the process on the strength of such a write alone; a send
+/// starts only after its in-flight mark's durable commit, which flushes
+/// the turn that queued it. Only a crash of the database server can lose
+/// one, and then the event it handled is still in the inbox.
+async fn applied_only(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageError> {
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
+    Ok(())
 }
 
 /// A time or sequence as PostgreSQL's `bigint` (times past year 292 million

@@ -64,6 +64,7 @@ impl Outbox for PostgresBackend {
     ) -> Result<(), StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        super::applied_only(&tx).await?;
         tx.execute(
             "INSERT INTO sent (channel_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&channel_id, &message.id],
