@@ -169,7 +169,13 @@ impl Intake {
             if now_owned != generation {
                 (generation, cursor) = (now_owned, None);
             }
-            match self.storage.inbox(cursor, BATCH).await {
+            let read = self.storage.inbox(cursor, BATCH).await;
+            if self.storage.ownership_generation() != generation {
+                // Gained during the read: the page may hold a gained
+                // conversation's later events without its earlier ones.
+                continue;
+            }
+            match read {
                 Ok(batch) => {
                     let full = batch.len() == BATCH;
                     for (seq, bytes) in batch {

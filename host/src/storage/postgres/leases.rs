@@ -100,6 +100,11 @@ impl Leases {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// Moves when partitions are gained, in the same step as they join
+    /// `owned`. A reader that pages through partitioned rows by a cursor
+    /// reads the generation before and after each page and, when it moved,
+    /// drops the page and starts again from the beginning: the page may
+    /// hold a gained partition's later rows before its earlier ones.
     pub fn generation(&self) -> u64 {
         self.gained.load(Ordering::SeqCst)
     }
@@ -178,9 +183,9 @@ impl Leases {
     /// same ones.
     async fn take(&self, client: &Client, wanted: usize) -> Result<(), StorageError> {
         let start = partition_of(&self.node, self.partitions);
-        let mut taken = 0;
+        let mut taken = Vec::new();
         for step in 0..self.partitions as i32 {
-            if taken == wanted {
+            if taken.len() == wanted {
                 break;
             }
             let partition = (start + step) % self.partitions as i32;
@@ -210,16 +215,19 @@ impl Leases {
                 )
                 .await?
                 .get(0);
-            self.owned
-                .write()
-                .expect("leases lock")
-                .insert(partition, epoch);
-            taken += 1;
+            taken.push((partition, epoch));
         }
-        if taken > 0 {
-            self.gained.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(node = %self.node, taken, "took partitions");
+        if taken.is_empty() {
+            return Ok(());
         }
+        // Owned and counted in one step, under the lock readers take: a
+        // read that sees the new partitions finds the generation moved
+        // when it looks again, and starts over (see `generation`).
+        let mut owned = self.owned.write().expect("leases lock");
+        owned.extend(taken.iter().copied());
+        self.gained.fetch_add(1, Ordering::SeqCst);
+        drop(owned);
+        tracing::info!(node = %self.node, taken = taken.len(), "took partitions");
         Ok(())
     }
 
