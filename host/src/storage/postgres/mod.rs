@@ -18,6 +18,10 @@
 //! - **sends in doubt and echoes meet.** An echo and the send it confirms
 //!   may be noted at the same moment on two connections; each takes
 //!   [`ECHO_LOCK`], so one of them always sees the other.
+//!
+//! Several nodes may share the database: which node works on which
+//! conversations, and how a node that lost them is kept from writing, is
+//! in [`leases`].
 
 mod agents;
 mod analytics;
