@@ -506,6 +506,55 @@ pub async fn facts_are_read_by_period_and_pruned_by_age(reopen: &dyn Reopen) {
     assert_eq!((left.len(), left[0]), (100, 1_250));
 }
 
+/// Keys that come from outside may hold any bytes, a zero byte included
+/// (sled takes them; PostgreSQL's text cannot): a dedupe key, a session
+/// id, a saved-data name and a channel's message id all keep theirs.
+pub async fn keys_with_a_zero_byte_are_kept(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let hostile = |key: &str| InboundEvent {
+        dedupe_key: key.into(),
+        conversation: "acct\0zero".into(),
+        record: key.as_bytes().to_vec(),
+    };
+    let events = vec![hostile("m\0a"), hostile("m\0b"), hostile("m\0a")];
+    assert_eq!(storage.accept_inbound(events, 1_000).await.unwrap(), 2);
+
+    let state = state("zero");
+    let session = "acct:ze\0ro:1".to_string();
+    let turn = TurnCommit {
+        state: Some(state.clone()),
+        conversation_id: session.clone(),
+        effects: Effects {
+            data_changes: BTreeMap::from([("na\0me".into(), Some(json!(1)))]),
+            tickets: vec![TicketDraft {
+                id: "t0".into(),
+                title: "zero".into(),
+                category: "order".into(),
+                comment: String::new(),
+            }],
+            ..Effects::default()
+        },
+        outbox: vec![message(&state, "z1", "hi")],
+        ..TurnCommit::default()
+    };
+    storage.commit_turn(turn, 2_000).await.unwrap();
+    let data = storage.load_data(&session).await.unwrap();
+    assert_eq!(data.get("na\0me"), Some(&json!(1)));
+    assert_eq!(storage.tickets_of(&session).await.unwrap().len(), 1);
+    let sent = message(&state, "z1", "hi");
+    storage.mark_in_flight("z1", 2_100).await.unwrap();
+    storage.record_sent(sent, "mid\0z".into(), 1).await.unwrap();
+    assert_eq!(storage.sent_as("mid\0z").await.unwrap(), Some("z1".into()));
+    let echo = Echo {
+        account: "acct".into(),
+        recipient: "zero".into(),
+        text: "hi".into(),
+        at_ms: 2_200,
+    };
+    let known = storage.note_echo(echo, "mid\0z").await.unwrap();
+    assert_eq!(known, EchoOutcome::Known);
+}
+
 /// Runs every check above against a store, one test each. `$place` names
 /// an `async fn() -> Box<dyn Reopen>` that makes a fresh place for the
 /// store and returns how to open it there.
@@ -523,6 +572,7 @@ macro_rules! conformance_tests {
             echoes_settle_sends_in_doubt,
             only_one_publish_on_a_base_wins,
             facts_are_read_by_period_and_pruned_by_age,
+            keys_with_a_zero_byte_are_kept,
         );
     };
     (@each $place:path, $($check:ident,)*) => {

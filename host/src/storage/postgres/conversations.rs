@@ -8,7 +8,7 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::leases::Leases;
-use super::{PostgresBackend, big, from_json, records, to_json};
+use super::{PostgresBackend, big, from_json, records, text, to_json};
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, Ticket, conversation_key, parse_conversation_id,
 };
@@ -36,11 +36,11 @@ impl Conversations for PostgresBackend {
         let rows = client
             .query(
                 "SELECT key, value FROM conversation_data WHERE conversation_id = $1",
-                &[&conversation_id],
+                &[&conversation_id.as_bytes()],
             )
             .await?;
         rows.iter()
-            .map(|row| Ok((row.get(0), from_json(row.get(1), "saved data")?)))
+            .map(|row| Ok((text(row.get(0)), from_json(row.get(1), "saved data")?)))
             .collect()
     }
 
@@ -79,7 +79,7 @@ impl Conversations for PostgresBackend {
         let rows = client
             .query(
                 "SELECT record FROM tickets WHERE conversation_id = $1 ORDER BY created_ms, id",
-                &[&conversation_id],
+                &[&conversation_id.as_bytes()],
             )
             .await?;
         records(&rows, "ticket")
@@ -171,22 +171,23 @@ async fn write_history(
 }
 
 async fn write_data(tx: &Transaction<'_>, turn: &TurnCommit) -> Result<(), StorageError> {
-    let id = &turn.conversation_id;
+    let id = turn.conversation_id.as_bytes();
     for (key, change) in &turn.effects.data_changes {
+        let key = key.as_bytes();
         match change {
             Some(value) => {
                 tx.execute(
                     "INSERT INTO conversation_data (conversation_id, key, value) \
                      VALUES ($1, $2, $3) \
                      ON CONFLICT (conversation_id, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[id, key, &to_json(value)],
+                    &[&id, &key, &to_json(value)],
                 )
                 .await?
             }
             None => {
                 tx.execute(
                     "DELETE FROM conversation_data WHERE conversation_id = $1 AND key = $2",
-                    &[id, key],
+                    &[&id, &key],
                 )
                 .await?
             }
@@ -206,7 +207,7 @@ async fn write_tickets(
              ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
             &[
                 &ticket.id,
-                &ticket.conversation_id,
+                &ticket.conversation_id.as_bytes(),
                 &big(now_ms),
                 &to_json(&ticket),
             ],

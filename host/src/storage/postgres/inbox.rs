@@ -27,7 +27,8 @@ impl Inbox for PostgresBackend {
         let now = big(now_ms);
         let mut accepted = 0;
         for event in &events {
-            if tx.execute(&remember, &[&event.dedupe_key, &now]).await? == 1 {
+            let key = event.dedupe_key.as_bytes();
+            if tx.execute(&remember, &[&key, &now]).await? == 1 {
                 let partition = self.leases.partition_of(&event.conversation);
                 tx.execute(&append, &[&partition, &event.record, &now])
                     .await?;

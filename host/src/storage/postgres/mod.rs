@@ -276,6 +276,11 @@ fn unbig(value: i64) -> u64 {
 /// A conversation key read back from its bytea column (the key holds a
 /// zero byte, which a text column cannot).
 fn conversation_key(bytes: &[u8]) -> String {
+    text(bytes)
+}
+
+/// A string kept as bytea (it may hold a zero byte), read back.
+fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 
 use super::leases::Leases;
 use super::{
-    ECHO_LOCK, PostgresBackend, big, conversation_key, count, from_json, records, to_json,
+    ECHO_LOCK, PostgresBackend, big, conversation_key, count, from_json, records, text, to_json,
 };
 use crate::model::OutboxMessage;
 use crate::storage::{Echo, EchoOutcome, FailedMessage, Outbox, Settling, StorageError};
@@ -67,13 +67,16 @@ impl Outbox for PostgresBackend {
         super::applied_only(&tx).await?;
         tx.execute(
             "INSERT INTO sent (channel_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&channel_id, &message.id],
+            &[&channel_id.as_bytes(), &message.id],
         )
         .await?;
         tx.execute("DELETE FROM in_flight WHERE id = $1", &[&message.id])
             .await?;
-        tx.execute("DELETE FROM echoes WHERE channel_id = $1", &[&channel_id])
-            .await?;
+        tx.execute(
+            "DELETE FROM echoes WHERE channel_id = $1",
+            &[&channel_id.as_bytes()],
+        )
+        .await?;
         let mut updated = message;
         updated.sent_parts += 1;
         advance(&tx, &updated, updated.sent_parts >= parts).await?;
@@ -218,7 +221,10 @@ impl Outbox for PostgresBackend {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ECHO_LOCK])
             .await?;
         let known = tx
-            .query_opt("SELECT 1 FROM sent WHERE channel_id = $1", &[&channel_id])
+            .query_opt(
+                "SELECT 1 FROM sent WHERE channel_id = $1",
+                &[&channel_id.as_bytes()],
+            )
             .await?;
         let outcome = if known.is_some() {
             EchoOutcome::Known
@@ -229,7 +235,7 @@ impl Outbox for PostgresBackend {
             tx.execute(
                 "INSERT INTO echoes (channel_id, at_ms, record) VALUES ($1, $2, $3) \
                  ON CONFLICT (channel_id) DO NOTHING",
-                &[&channel_id, &big(echo.at_ms), &to_json(&echo)],
+                &[&channel_id.as_bytes(), &big(echo.at_ms), &to_json(&echo)],
             )
             .await?;
             EchoOutcome::Kept
@@ -259,7 +265,7 @@ impl Outbox for PostgresBackend {
         let row = client
             .query_opt(
                 "SELECT message_id FROM sent WHERE channel_id = $1",
-                &[&channel_id],
+                &[&channel_id.as_bytes()],
             )
             .await?;
         Ok(row.map(|row| row.get(0)))
@@ -334,7 +340,7 @@ async fn kept_echo_for(
             && echo.recipient == settling.recipient
             && echo.text == settling.text
         {
-            return Ok(Some(row.get(0)));
+            return Ok(Some(text(row.get(0))));
         }
     }
     Ok(None)
@@ -360,8 +366,11 @@ async fn apply_echo(
     let id = &settling.message_id;
     tx.execute("DELETE FROM settling WHERE message_id = $1", &[id])
         .await?;
-    tx.execute("DELETE FROM echoes WHERE channel_id = $1", &[&channel_id])
-        .await?;
+    tx.execute(
+        "DELETE FROM echoes WHERE channel_id = $1",
+        &[&channel_id.as_bytes()],
+    )
+    .await?;
     tx.execute("DELETE FROM in_flight WHERE id = $1", &[id])
         .await?;
     let row = tx
@@ -375,7 +384,7 @@ async fn apply_echo(
         message.sent_parts = settling.part + 1;
         tx.execute(
             "INSERT INTO sent (channel_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&channel_id, id],
+            &[&channel_id.as_bytes(), id],
         )
         .await?;
         advance(tx, &message, message.sent_parts >= settling.parts).await?;

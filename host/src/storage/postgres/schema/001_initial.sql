@@ -2,7 +2,9 @@
 -- as written); the columns beside them are what the hot paths look up or
 -- order by. Keys compare byte-wise (COLLATE "C"), as the sled store's do.
 -- A conversation's key (`account NUL customer`) holds a zero byte, which
--- text cannot: those columns are bytea.
+-- text cannot: those columns are bytea, and so are the keys that come
+-- from outside (channels' message ids, customer ids within session ids,
+-- saved-data names), which sled takes whatever bytes they hold.
 
 -- Conversations are split into a fixed number of partitions (a hash of
 -- the conversation's key); a node owns partitions through leases (see
@@ -34,7 +36,7 @@ CREATE INDEX inbox_by_partition ON inbox (partition, seq);
 
 -- Dedupe keys of accepted events, and when (expired after 48 h).
 CREATE TABLE seen (
-    key text COLLATE "C" PRIMARY KEY,
+    key bytea PRIMARY KEY,
     at_ms bigint NOT NULL
 );
 CREATE INDEX seen_by_time ON seen (at_ms);
@@ -55,8 +57,8 @@ CREATE TABLE conversations (
 );
 
 CREATE TABLE conversation_data (
-    conversation_id text COLLATE "C" NOT NULL,
-    key text COLLATE "C" NOT NULL,
+    conversation_id bytea NOT NULL,
+    key bytea NOT NULL,
     value text NOT NULL,
     PRIMARY KEY (conversation_id, key)
 );
@@ -71,7 +73,7 @@ CREATE TABLE history (
 
 CREATE TABLE tickets (
     id text COLLATE "C" PRIMARY KEY,
-    conversation_id text COLLATE "C" NOT NULL,
+    conversation_id bytea NOT NULL,
     created_ms bigint NOT NULL,
     record text NOT NULL
 );
@@ -98,7 +100,7 @@ CREATE INDEX outbox_by_partition ON outbox (partition, conversation, id);
 CREATE INDEX outbox_by_id ON outbox (id);
 
 CREATE TABLE sent (
-    channel_id text COLLATE "C" PRIMARY KEY,
+    channel_id bytea PRIMARY KEY,
     message_id text COLLATE "C" NOT NULL
 );
 
@@ -118,7 +120,7 @@ CREATE TABLE settling (
 );
 
 CREATE TABLE echoes (
-    channel_id text COLLATE "C" PRIMARY KEY,
+    channel_id bytea PRIMARY KEY,
     at_ms bigint NOT NULL,
     record text NOT NULL
 );
