@@ -330,6 +330,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             };
             let intake = Arc::new(Intake::new(engine.clone(), limits));
             workers.push(tokio::spawn(intake.clone().run(stopped.clone())));
+            workers.push(tokio::spawn(engine.feed().clone().relay(stopped.clone())));
             let router = Router::new(engine.clone());
             workers.push(tokio::spawn(router.clone().run(stopped.clone())));
             workers.push(tokio::spawn(crate::analytics::prune_daily(

@@ -319,6 +319,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Self {
+        let feed = Arc::new(feed::Feed::for_store(&storage));
         Engine {
             flows: versions::Flows::new(versions::LiveFlow::new(
                 0,
@@ -332,7 +333,7 @@ impl Engine {
             clock,
             settings,
             lanes: Default::default(),
-            feed: Arc::new(feed::Feed::new()),
+            feed,
             waits: Default::default(),
             handed_out: Default::default(),
         }
@@ -894,7 +895,7 @@ impl Engine {
         // `Engine::check_callback`.
         drop(handed_out);
         if let Some(news) = news {
-            self.feed.publish(news);
+            self.feed.publish(news).await;
         }
         observe_turn(&report, started);
         Ok(report)

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod connection;
 pub mod conversation;
 pub mod fact;
+pub mod feed;
 pub mod message;
 pub mod outbox;
 pub mod ticket;

@@ -18,6 +18,7 @@ use super::records::*;
 use crate::model::agent::Agent;
 use crate::model::connection::Connection;
 use crate::model::fact::Record;
+use crate::model::feed::FeedEvent;
 use crate::model::version::{FlowVersion, Sandbox, UploadedPlugin};
 use crate::model::{ConversationState, HistoryEntry, OutboxMessage, Ticket, Timer};
 
@@ -73,9 +74,39 @@ pub trait Store:
     fn inbox_wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// The agents' feed every node shares, where several nodes share the
+    /// store (none where one process has it to itself: its feed is in
+    /// memory).
+    fn shared_feed(&self) -> Option<&dyn SharedFeed> {
+        None
+    }
 }
 
 /// Inbound events from the channels: accepted once, held until their turn commits.
+/// The agents' feed of several nodes: each appends what it has to tell,
+/// and each reads everyone's events in one order, so an agent's live
+/// stream shows every conversation whichever node it is connected to.
+#[async_trait]
+pub trait SharedFeed: Send + Sync {
+    /// Keeps `event` (its `id` is ignored) and returns the id it got: every
+    /// event committed after it gets a larger one, so a reader that asks
+    /// for the events after the last id it saw misses none.
+    async fn append_feed(&self, event: &FeedEvent, now_ms: u64) -> Result<u64, StorageError>;
+
+    /// Up to `limit` events after `id`, oldest first.
+    async fn feed_after(&self, id: u64, limit: usize) -> Result<Vec<FeedEvent>, StorageError>;
+
+    /// The last id given (0 before the first event).
+    async fn feed_head(&self) -> Result<u64, StorageError>;
+
+    /// Forgets the events kept before `before_ms`; returns how many.
+    async fn prune_feed(&self, before_ms: u64) -> Result<u64, StorageError>;
+
+    /// Woken each time any node appends.
+    fn feed_wake(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
 #[async_trait]
 pub trait Inbox: Send + Sync {
     /// Accepts inbound events: the new ones join the inbox, duplicates (by

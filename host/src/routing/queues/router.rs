@@ -275,7 +275,7 @@ impl Router {
         if let Some(agent) = updated {
             if agent.status == AgentStatus::Away && agent.status_since_ms == now {
                 tracing::info!(agent = %agent.id, "set away after {} missed offers", agent.missed_offers);
-                self.engine.feed().publish(status_news(&agent));
+                self.engine.feed().publish(status_news(&agent)).await;
             }
             desk.agents.insert(agent.id.clone(), agent);
         }

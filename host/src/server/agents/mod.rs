@@ -158,7 +158,7 @@ async fn set_status(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("this agent was removed"))?;
-    desk.engine.feed().publish(status_news(&updated));
+    desk.engine.feed().publish(status_news(&updated)).await;
     desk.router.wake();
     Ok(Json(public_view(&updated)))
 }

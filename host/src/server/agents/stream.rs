@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{MAX_STREAMS_PER_AGENT, desk};
-use crate::engine::feed::{FeedEvent, Resume};
+use crate::engine::feed::{FeedEvent, RESYNC, Resume};
 use crate::model::agent::{Agent, Role};
 use crate::server::AppState;
 use crate::server::error::ApiError;
@@ -61,9 +61,14 @@ pub async fn stream(
     // The slot travels with the stream and is given back when it ends.
     let live = stream::unfold(
         (receiver, agent, open),
-        |(mut receiver, agent, open)| async move {
+        move |(mut receiver, agent, open)| async move {
             loop {
                 match receiver.recv().await {
+                    Ok(event) if event.kind == RESYNC => {
+                        return Some((resync(), (receiver, agent, open)));
+                    }
+                    // Already seen: resumed here from a node further on.
+                    Ok(event) if last_seen.is_some_and(|seen| event.id <= seen) => continue,
                     Ok(event) if visible(&agent, &event) => {
                         return Some((to_sse(&event), (receiver, agent, open)));
                     }

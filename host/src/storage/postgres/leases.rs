@@ -270,20 +270,33 @@ impl Leases {
     }
 }
 
+/// What the notifications heard on the lease connection wake.
+#[derive(Clone, Default)]
+pub struct Wakes {
+    /// Some node accepted inbound events (`NOTIFY flowhost_inbox`).
+    pub inbox: Arc<Notify>,
+    /// Some node appended to the agents' feed (`NOTIFY flowhost_feed`).
+    pub feed: Arc<Notify>,
+}
+
 /// Opens the lease connection (outside the pool: it must live as long as
 /// the leases it holds). It also listens for events accepted by any node
-/// (`NOTIFY flowhost_inbox`, sent by the accepting transaction) and wakes
-/// `inbox_wake` for each, so events reach their owner at once.
+/// and for the agents' feed (`NOTIFY`, sent by the writing transaction)
+/// and wakes `wakes` for each, so events reach their owner at once and
+/// agents' streams on every node hear of them.
 pub async fn connect(
     config: &tokio_postgres::Config,
-    inbox_wake: Arc<Notify>,
+    wakes: Wakes,
 ) -> Result<Client, StorageError> {
     let (client, mut connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => inbox_wake.notify_one(),
+                Ok(AsyncMessage::Notification(note)) if note.channel() == "flowhost_feed" => {
+                    wakes.feed.notify_one()
+                }
+                Ok(AsyncMessage::Notification(_)) => wakes.inbox.notify_one(),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!("the lease connection ended: {e}");
@@ -292,7 +305,9 @@ pub async fn connect(
             }
         }
     });
-    client.batch_execute("LISTEN flowhost_inbox").await?;
+    client
+        .batch_execute("LISTEN flowhost_inbox; LISTEN flowhost_feed")
+        .await?;
     Ok(client)
 }
 
@@ -302,7 +317,7 @@ pub async fn connect(
 pub async fn keep(
     leases: Arc<Leases>,
     config: tokio_postgres::Config,
-    inbox_wake: Arc<Notify>,
+    wakes: Wakes,
     mut client: Client,
 ) {
     loop {
@@ -312,7 +327,7 @@ pub async fn keep(
             leases.lose_all();
             drop(client);
             client = loop {
-                match connect(&config, inbox_wake.clone()).await {
+                match connect(&config, wakes.clone()).await {
                     Ok(client) => break client,
                     Err(e) => {
                         tracing::warn!("reconnecting the lease connection: {e}");

@@ -9,8 +9,8 @@
 //! beside them are what the hot paths look up or order by
 //! (`schema/*.sql`, applied at start, in order, once).
 //!
-//! Two orders the sled store gets from its single thread are kept here by
-//! transaction-scoped advisory locks:
+//! Three orders the sled store gets from its single thread (or has no use
+//! for) are kept here by transaction-scoped advisory locks:
 //! - **inbox sequences commit in order.** A reader pages the inbox by
 //!   sequence; were a later sequence to commit before an earlier one, a
 //!   page could skip the earlier event. Accepting events takes
@@ -18,6 +18,8 @@
 //! - **sends in doubt and echoes meet.** An echo and the send it confirms
 //!   may be noted at the same moment on two connections; each takes
 //!   [`ECHO_LOCK`], so one of them always sees the other.
+//! - **feed ids commit in order**, for the same reason as inbox sequences
+//!   ([`FEED_LOCK`], `feed.rs`).
 //!
 //! Several nodes may share the database: which node works on which
 //! conversations, and how a node that lost them is kept from writing, is
@@ -27,6 +29,7 @@ mod agents;
 mod analytics;
 pub mod cluster;
 mod conversations;
+mod feed;
 mod inbox;
 pub mod leases;
 mod outbox;
@@ -43,16 +46,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 
-use super::{Backlog, CommitStats, StorageError, Store};
-use leases::Leases;
+use super::{Backlog, CommitStats, SharedFeed, StorageError, Store};
+use leases::{Leases, Wakes};
 
 /// Advisory lock keys (arbitrary, fixed): see the module docs.
 const INBOX_LOCK: i64 = 0x666c_6f77_0001;
 const ECHO_LOCK: i64 = 0x666c_6f77_0002;
 const MIGRATION_LOCK: i64 = 0x666c_6f77_0003;
+const FEED_LOCK: i64 = 0x666c_6f77_0004;
 
 /// The schema, in order; a deployment applies those it has not yet.
-const MIGRATIONS: &[&str] = &[include_str!("schema/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/001_initial.sql"),
+    include_str!("schema/002_feed.sql"),
+];
 
 /// `storage: { postgres: ... }` in the server configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,8 +87,8 @@ fn default_connections() -> usize {
 pub struct PostgresBackend {
     pool: Pool,
     leases: Arc<Leases>,
-    /// Woken when any node accepted inbound events.
-    inbox_wake: Arc<Notify>,
+    /// Woken when any node accepted inbound events or appended to the feed.
+    wakes: Wakes,
     /// The task that keeps the leases; aborted (and the leases freed with
     /// its connection) when the backend goes.
     keeper: tokio::task::AbortHandle,
@@ -117,14 +124,14 @@ impl PostgresBackend {
             .get(0);
         let node = settings.node.clone().unwrap_or_else(host_name);
         let leases = Arc::new(Leases::new(node, partitions.max(1) as u32));
-        let inbox_wake = Arc::new(Notify::new());
-        let lease_client = leases::connect(&config, inbox_wake.clone()).await?;
+        let wakes = Wakes::default();
+        let lease_client = leases::connect(&config, wakes.clone()).await?;
         take_first_share(&leases, &lease_client).await?;
-        let keeper = leases::keep(leases.clone(), config, inbox_wake.clone(), lease_client);
+        let keeper = leases::keep(leases.clone(), config, wakes.clone(), lease_client);
         Ok(PostgresBackend {
             pool,
             leases,
-            inbox_wake,
+            wakes,
             keeper: tokio::spawn(keeper).abort_handle(),
         })
     }
@@ -244,7 +251,11 @@ impl Store for PostgresBackend {
     }
 
     fn inbox_wake(&self) -> Option<Arc<Notify>> {
-        Some(self.inbox_wake.clone())
+        Some(self.wakes.inbox.clone())
+    }
+
+    fn shared_feed(&self) -> Option<&dyn SharedFeed> {
+        Some(self)
     }
 }
 
@@ -361,6 +372,75 @@ pub(crate) mod tests {
         let backend = PostgresBackend::connect(&settings).await.unwrap();
         let leases = backend.leases.clone();
         (Storage::over(Arc::new(backend)), leases)
+    }
+
+    /// Issue 14, item 4: what any node publishes reaches every node's feed,
+    /// in one order, so a stream resumes on another node where it was, and a
+    /// node that starts later can resume streams from before it started.
+    #[tokio::test]
+    async fn every_node_s_feed_carries_every_node_s_events_in_one_order() {
+        use crate::engine::feed::{Feed, News, Resume};
+        let settings = fresh_database().await;
+        let (stop_relays, stop) = tokio::sync::watch::channel(false);
+        let mut feeds = Vec::new();
+        for name in ["a", "b"] {
+            let feed = Arc::new(Feed::for_store(&node(&settings, name).await.0));
+            tokio::spawn(feed.clone().relay(stop.clone()));
+            feeds.push(feed);
+        }
+        let mut live: Vec<_> = feeds.iter().map(|feed| feed.subscribe(None).1).collect();
+        let publishing = (0..20u64).map(|n| {
+            let feed = feeds[n as usize % 2].clone();
+            async move {
+                let news = News {
+                    kind: "message",
+                    agents: vec!["ana".into()],
+                    queue: Some("sales".into()),
+                    data: serde_json::json!(n),
+                };
+                feed.publish(news).await
+            }
+        });
+        futures::future::join_all(publishing).await;
+        let mut seen = [Vec::new(), Vec::new()];
+        for (events, live) in seen.iter_mut().zip(&mut live) {
+            while events.len() < 20 {
+                let wait = std::time::Duration::from_secs(10);
+                let event = tokio::time::timeout(wait, live.recv()).await;
+                let event = event.expect("every event arrives").unwrap();
+                events.push((event.id, event.data.as_u64().unwrap()));
+            }
+        }
+        assert_eq!(seen[0], seen[1], "both nodes in one order");
+        assert!(seen[0].windows(2).all(|w| w[0].0 < w[1].0));
+        let mut published: Vec<u64> = seen[0].iter().map(|e| e.1).collect();
+        published.sort();
+        assert_eq!(published, (0..20).collect::<Vec<_>>());
+
+        // A stream that saw ten events on a resumes on b with the rest.
+        let ids: Vec<u64> = seen[0].iter().map(|e| e.0).collect();
+        let (Resume::From(rest), _) = feeds[1].subscribe(Some(ids[9])) else {
+            panic!("expected a resume on the other node");
+        };
+        assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), ids[10..]);
+
+        // A node started now resumes it too, once its relay has read the
+        // shared feed; before that it asks for a resync, never a gap.
+        let late = Arc::new(Feed::for_store(&node(&settings, "c").await.0));
+        assert!(matches!(late.subscribe(Some(ids[9])).0, Resume::Resync));
+        tokio::spawn(late.clone().relay(stop.clone()));
+        let mut resumed = Vec::new();
+        for _ in 0..100 {
+            if let Resume::From(rest) = late.subscribe(Some(ids[9])).0 {
+                resumed = rest.iter().map(|e| e.id).collect();
+                if resumed.len() == 10 {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(resumed, ids[10..]);
+        stop_relays.send(true).unwrap();
     }
 
     fn event(customer: &str) -> crate::storage::InboundEvent {
