@@ -1954,3 +1954,76 @@ async fn analytics_count_a_scripted_day() {
     .await;
     desk.server.stop().await.unwrap();
 }
+
+/// Issue 14, item 4: two nodes share one PostgreSQL database and split the
+/// conversations; an agent's live stream on either node is offered every
+/// conversation, whichever node runs it and whichever took the webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
+    use flowhost::storage::PostgresSettings;
+    use flowhost::storage::postgres::cluster::LocalCluster;
+
+    let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
+    let url = cluster.create_database("agents").await.unwrap();
+    let (graph, graph_url) = Graph::start().await;
+    let queues = r#"
+  support:
+    name: Support
+    ring_strategy: ring_all
+    agent_ring_time: 120
+    max_concurrent_chats: 20
+  sales:
+    name: Sales
+    ring_strategy: ring_all
+"#;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut desks = Vec::new();
+    for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
+        let mut config = flowhost_tests::server_config(dir.path(), &flow(&graph_url, queues));
+        config.storage.postgres = Some(PostgresSettings {
+            url: url.clone(),
+            max_connections: 8,
+            node: Some(node.into()),
+        });
+        desks.push(Desk::with(config, graph.clone()).await);
+    }
+    let ana = desks[0].agent("ana", &["support"], "agent").await;
+    let mut streams = [
+        Stream::open(&desks[0], &ana, None).await,
+        Stream::open(&desks[1], &ana, None).await,
+    ];
+
+    // Three customers on each node's partitions; each writes to the node
+    // that does not run their conversation.
+    let key = |customer: &str| flowhost::model::conversation_key(ACCOUNT, customer);
+    let mut on = [Vec::new(), Vec::new()];
+    for n in 0.. {
+        let customer = format!("nodes-{n}");
+        let owner = usize::from(!desks[0].server.storage.owns(&key(&customer)));
+        if on[owner].len() < 3 {
+            on[owner].push(customer);
+        }
+        if on.iter().all(|customers| customers.len() == 3) {
+            break;
+        }
+    }
+    for (owner, customers) in on.iter().enumerate() {
+        for customer in customers {
+            desks[1 - owner].reach_queue(customer, "help").await;
+        }
+    }
+
+    let mut expected: Vec<String> = on.concat().iter().map(|c| key(c)).collect();
+    expected.sort();
+    for stream in &mut streams {
+        let mut offered = std::collections::BTreeSet::new();
+        while offered.len() < expected.len() {
+            let offer = stream.until("offer").await;
+            offered.insert(offer.data["conversation"].as_str().unwrap().to_string());
+        }
+        assert_eq!(offered.into_iter().collect::<Vec<_>>(), expected);
+    }
+    for desk in desks {
+        desk.server.stop().await.unwrap();
+    }
+}
