@@ -101,6 +101,10 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Move a deployment between stores (stop every server first): export
+    /// the configured store to a file, import a file into an empty one.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Publish on a running server through its admin API.
     Admin {
         /// The server's base URL.
@@ -111,6 +115,18 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Write everything the configured store keeps to a new file (JSON lines).
+    Export {
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write an exported file into the configured store, which must be empty.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +328,14 @@ async fn run(command: Command, mut config: ServerConfig) -> anyhow::Result<bool>
         }
         Command::Diagram { file, format } => {
             cli::flows::diagram(&file, &format)?;
+            true
+        }
+        Command::Storage(StorageCommand::Export { out }) => {
+            cli::storage::export(&config, &out).await?;
+            true
+        }
+        Command::Storage(StorageCommand::Import { file }) => {
+            cli::storage::import(&config, &file).await?;
             true
         }
         Command::Schema => {

@@ -1,5 +1,6 @@
 //! The command-line tools behind `flowhost validate`, `chat`, `diagram`,
-//! `schema`, `plugin` (with `plugin new`, the scaffold) and `admin`.
+//! `schema`, `plugin` (with `plugin new`, the scaffold), `admin` and
+//! `storage` (moving a deployment between stores).
 
 pub mod admin;
 pub mod chat;
@@ -7,6 +8,7 @@ pub mod flows;
 pub mod plugin_test;
 pub mod plugins;
 pub mod scaffold;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -33,7 +33,7 @@ use crate::plugin::{
     QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
-use crate::storage::{Placement, PlacementChange, Storage, StorageError, TurnCommit, WaitingIn};
+use crate::storage::{Placement, PlacementChange, Storage, StorageError, TurnCommit};
 use crate::templates;
 use clock::Clock;
 
@@ -919,33 +919,6 @@ fn observe_turn(report: &TurnReport, started: std::time::Instant) {
     );
 }
 
-/// Where a position puts a conversation in the placement index.
-fn placement(position: &Position, last_agent: &Option<String>) -> Placement {
-    match position {
-        Position::Queued {
-            queue,
-            since_ms,
-            offer,
-            passed,
-        } => Placement {
-            waiting: Some(WaitingIn {
-                queue: queue.clone(),
-                since_ms: *since_ms,
-                offered_to: offer.as_ref().map(|o| o.agents.clone()).unwrap_or_default(),
-                offer_until_ms: offer.as_ref().map_or(0, |o| o.until_ms),
-                passed: passed.clone(),
-                last_agent: last_agent.clone(),
-            }),
-            agent: None,
-        },
-        Position::WithAgent { agent, .. } => Placement {
-            waiting: None,
-            agent: Some(agent.clone()),
-        },
-        _ => Placement::default(),
-    }
-}
-
 /// The index change a turn makes, if its placement changed.
 fn placement_change(
     before: &Position,
@@ -958,7 +931,10 @@ fn placement_change(
         _ => None,
     };
     let last_agent = &state.last_agent;
-    let (before, after) = (placement(before, last_agent), placement(after, last_agent));
+    let (before, after) = (
+        Placement::of(before, last_agent),
+        Placement::of(after, last_agent),
+    );
     (before != after).then_some(PlacementChange {
         before,
         after,

@@ -2,11 +2,13 @@
 //! on a store behind the traits of [`traits`] (inbox, conversations and
 //! turn commits, timers, outbox, agents, versions, uploads, connections,
 //! analytics). [`sled`] is the embedded store; callers never see which
-//! store they talk to, nor its keys.
+//! store they talk to, nor its keys. [`archive`] moves a deployment from
+//! one store to another.
 //!
 //! The handle adds what is the same for every store: it wakes the sender
 //! when a turn queued messages or an echo settled a send.
 
+pub mod archive;
 #[cfg(test)]
 pub mod conformance;
 pub mod postgres;

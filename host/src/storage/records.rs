@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Ticket;
 use crate::model::version::{FlowVersion, VersionOrigin};
-use crate::model::{ConversationState, Effects, HistoryEntry, OutboxMessage, Timer, TimerRef};
+use crate::model::{
+    ConversationState, Effects, HistoryEntry, OutboxMessage, Position, Timer, TimerRef,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -143,6 +145,35 @@ pub struct Placement {
     pub waiting: Option<WaitingIn>,
     /// The agent answering it.
     pub agent: Option<String>,
+}
+
+impl Placement {
+    /// Where `position` puts a conversation in the placement index.
+    pub fn of(position: &Position, last_agent: &Option<String>) -> Placement {
+        match position {
+            Position::Queued {
+                queue,
+                since_ms,
+                offer,
+                passed,
+            } => Placement {
+                waiting: Some(WaitingIn {
+                    queue: queue.clone(),
+                    since_ms: *since_ms,
+                    offered_to: offer.as_ref().map(|o| o.agents.clone()).unwrap_or_default(),
+                    offer_until_ms: offer.as_ref().map_or(0, |o| o.until_ms),
+                    passed: passed.clone(),
+                    last_agent: last_agent.clone(),
+                }),
+                agent: None,
+            },
+            Position::WithAgent { agent, .. } => Placement {
+                waiting: None,
+                agent: Some(agent.clone()),
+            },
+            _ => Placement::default(),
+        }
+    }
 }
 
 /// Where and since when a conversation waits, and what the router needs

@@ -156,6 +156,14 @@ pub trait Conversations: Send + Sync {
     /// The customer's conversation (current session), if any.
     async fn conversation(&self, key: &str) -> Result<Option<ConversationState>, StorageError>;
 
+    /// Up to `limit` conversations whose keys come after `after`, in key
+    /// order (to walk them all: `storage::archive`).
+    async fn conversations_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConversationState>, StorageError>;
+
     /// A conversation's saved data.
     async fn load_data(
         &self,

@@ -8,7 +8,7 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::leases::Leases;
-use super::{PostgresBackend, big, from_json, records, text, to_json};
+use super::{PostgresBackend, big, count, from_json, records, text, to_json};
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, Ticket, conversation_key, parse_conversation_id,
 };
@@ -26,6 +26,23 @@ impl Conversations for PostgresBackend {
             .await?;
         row.map(|row| from_json(row.get(0), &format!("conversation {key:?}")))
             .transpose()
+    }
+
+    async fn conversations_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConversationState>, StorageError> {
+        let after = after.unwrap_or_default().as_bytes();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT record FROM conversations WHERE key > $1 ORDER BY key LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        records(&rows, "conversation")
     }
 
     async fn load_data(

@@ -16,6 +16,17 @@ impl Conversations for SledBackend {
         self.thread.read(move |db| db.conversation(&key)).await
     }
 
+    async fn conversations_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConversationState>, StorageError> {
+        let after = after.map(String::from);
+        self.thread
+            .read(move |db| db.conversations_after(after.as_deref(), limit))
+            .await
+    }
+
     async fn load_data(
         &self,
         conversation_id: &str,

@@ -464,6 +464,23 @@ impl SledStore {
             .transpose()
     }
 
+    pub fn conversations_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConversationState>, StorageError> {
+        let start = match after {
+            Some(key) => std::ops::Bound::Excluded(key.as_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.conversations
+            .range((start, std::ops::Bound::Unbounded))
+            .values()
+            .take(limit)
+            .map(|bytes| from_json(&bytes?, "conversation"))
+            .collect()
+    }
+
     /// The last turns' lines of a customer's history, oldest first.
     pub fn history(&self, conversation: &str) -> Result<Vec<HistoryEntry>, StorageError> {
         let mut lines = Vec::new();
