@@ -652,23 +652,23 @@ fn node_config(
     config
 }
 
-/// Two nodes on one PostgreSQL database, each taking half of the webhooks
-/// (a customer's messages alternate between them, as a load balancer would
+/// Three nodes on one PostgreSQL database, each taking a third of the
+/// webhooks (a customer's messages go round them, as a load balancer would
 /// spread them): every message is answered exactly once and in order,
 /// whichever node took it and whichever node owns the conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_one_database() {
+async fn three_nodes_share_one_database() {
     let scenario = Scenario {
-        run: "two-nodes".into(),
+        run: "three-nodes".into(),
         ..scenario(Channel::Instagram)
     };
     let (stand_ins, api) = StandIns::start().await;
     stand_ins.slow_for(Duration::from_millis(50));
     let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
     let url = cluster.create_database("flowhost").await.unwrap();
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
     let mut servers = Vec::new();
-    for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
+    for (dir, node) in dirs.iter().zip(["n1", "n2", "n3"]) {
         let config = node_config(dir.path(), &scenario, &api, &url, node);
         servers.push(flowhost::app::start(config).await.expect("a node starts"));
     }

@@ -67,6 +67,18 @@ impl IntoResponse for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if let StorageError::NotOwner(partition) = e {
+            // Not a fault: several nodes share the database and another
+            // one runs this conversation (see the README's "Storage").
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "other_node",
+                format!(
+                    "another node runs this conversation now (partition {partition}); \
+                     send the request to that node"
+                ),
+            );
+        }
         tracing::error!("{e}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
     }
