@@ -1957,7 +1957,8 @@ async fn analytics_count_a_scripted_day() {
 
 /// Issue 14, item 4: two nodes share one PostgreSQL database and split the
 /// conversations; an agent's live stream on either node is offered every
-/// conversation, whichever node runs it and whichever took the webhook.
+/// conversation, whichever node runs it and whichever took the webhook, and
+/// the agent's actions work through either node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
     use flowhost::storage::PostgresSettings;
@@ -1984,6 +1985,7 @@ async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
             url: url.clone(),
             max_connections: 8,
             node: Some(node.into()),
+            advertise_url: None,
         });
         desks.push(Desk::with(config, graph.clone()).await);
     }
@@ -2023,6 +2025,33 @@ async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
         }
         assert_eq!(offered.into_iter().collect::<Vec<_>>(), expected);
     }
+
+    // Ana works every conversation through either node: an action that
+    // reaches the node not running the conversation is passed on to the one
+    // that does, and answers as if sent there.
+    for (n, customer) in on.concat().iter().enumerate() {
+        let (first, second) = (&desks[n % 2], &desks[(n + 1) % 2]);
+        let accepted = first.ok(&ana, &path(customer, "accept"), json!({})).await;
+        assert_eq!(accepted["position"]["at"], "with_agent", "{accepted}");
+        let text = format!("Ana here, {customer}");
+        second
+            .ok(&ana, &path(customer, "reply"), json!({ "text": text }))
+            .await;
+        graph.wait_for_text(customer, &text).await;
+    }
+    // A request already passed on once is not passed on again.
+    let elsewhere = &on[1][0];
+    let refused = desks[0]
+        .http
+        .post(format!("{}{}", desks[0].base, path(elsewhere, "read")))
+        .bearer_auth(&ana)
+        .header("x-flowhost-forwarded", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "other_node", "{refused}");
     for desk in desks {
         desk.server.stop().await.unwrap();
     }

@@ -69,6 +69,7 @@ async fn use_store(store: Store, config: &mut ServerConfig) -> Option<LocalClust
         url,
         max_connections: 16,
         node: None,
+        advertise_url: None,
     });
     Some(cluster)
 }
@@ -648,6 +649,7 @@ fn node_config(
         url: url.to_string(),
         max_connections: 16,
         node: Some(node.into()),
+        advertise_url: None,
     });
     config
 }

@@ -262,6 +262,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    runner.storage.advertise(advertised_url(&config, addr));
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     let connections = Arc::new(open_connections(&config, addr, &runner.storage).await?);
@@ -446,6 +447,20 @@ pub async fn serve(
     let server = start(config).await?;
     shutdown.await;
     server.stop().await
+}
+
+/// Where the other nodes sharing the store reach this one: the configured
+/// URL, else the listening address (the host's name for 0.0.0.0).
+fn advertised_url(config: &ServerConfig, addr: SocketAddr) -> String {
+    let configured = config.storage.postgres.as_ref();
+    if let Some(url) = configured.and_then(|p| p.advertise_url.clone()) {
+        return url.trim_end_matches('/').to_string();
+    }
+    if addr.ip().is_unspecified() {
+        let host = crate::storage::postgres::host_name();
+        return format!("http://{host}:{}", addr.port());
+    }
+    format!("http://{addr}")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -81,6 +81,16 @@ pub trait Store:
     fn shared_feed(&self) -> Option<&dyn SharedFeed> {
         None
     }
+
+    /// Tells the other nodes the base URL this node is reached at (nothing
+    /// to do where one node has the store to itself).
+    fn advertise(&self, _address: String) {}
+
+    /// The base URL of the node that runs `conversation` now, if that is
+    /// another node that said where it is reached.
+    async fn owner_address(&self, _conversation: &str) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// Inbound events from the channels: accepted once, held until their turn commits.

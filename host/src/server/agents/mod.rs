@@ -6,6 +6,7 @@
 //! Every change is an engine turn (see `engine::agents`), so it is ordered
 //! with the customer's own messages.
 
+mod forward;
 mod stream;
 mod views;
 
@@ -74,15 +75,22 @@ pub fn token_digest(token: &str) -> String {
 
 pub fn router(state: AppState) -> Router<AppState> {
     let conversation = "/conversations/{account}/{customer}";
+    // Changes run where the conversation's turns run (several nodes).
+    let actions = Router::new()
+        .route(&format!("{conversation}/{{action}}"), post(bodiless))
+        .route(&format!("{conversation}/reply"), post(reply))
+        .route(&format!("{conversation}/transfer"), post(transfer))
+        .route(&format!("{conversation}/close"), post(close))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_owner,
+        ));
     Router::new()
         .route("/me", get(me))
         .route("/status", put(set_status))
         .route("/conversations", get(views::my_conversations))
         .route(conversation, get(views::conversation))
-        .route(&format!("{conversation}/{{action}}"), post(bodiless))
-        .route(&format!("{conversation}/reply"), post(reply))
-        .route(&format!("{conversation}/transfer"), post(transfer))
-        .route(&format!("{conversation}/close"), post(close))
+        .merge(actions)
         .route("/queues", get(views::queues))
         .route("/analytics", get(views::analytics))
         .route("/stream", get(stream::stream))

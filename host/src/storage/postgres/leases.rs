@@ -57,6 +57,8 @@ pub struct Leases {
     /// Counts the rounds that gained partitions (readers of partitioned
     /// rows start again from the beginning when it moves).
     gained: AtomicU64,
+    /// Where the other nodes reach this one, once the server listens.
+    address: RwLock<Option<String>>,
 }
 
 impl Leases {
@@ -67,7 +69,13 @@ impl Leases {
             owned: RwLock::new(BTreeMap::new()),
             alive: AtomicUsize::new(1),
             gained: AtomicU64::new(0),
+            address: RwLock::new(None),
         }
+    }
+
+    /// Written with every round from now on.
+    pub fn advertise(&self, address: String) {
+        *self.address.write().expect("leases lock") = Some(address);
     }
 
     pub fn node(&self) -> &str {
@@ -153,11 +161,13 @@ impl Leases {
             )
             .await?
             .get(0);
+        let address = self.address.read().expect("leases lock").clone();
         client
             .execute(
-                "INSERT INTO nodes (id, seen_ms) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET seen_ms = EXCLUDED.seen_ms",
-                &[&self.node, &now],
+                "INSERT INTO nodes (id, seen_ms, address) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE \
+                 SET seen_ms = EXCLUDED.seen_ms, address = EXCLUDED.address",
+                &[&self.node, &now, &address],
             )
             .await?;
         let alive: i64 = client

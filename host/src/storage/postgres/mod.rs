@@ -59,6 +59,7 @@ const FEED_LOCK: i64 = 0x666c_6f77_0004;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_initial.sql"),
     include_str!("schema/002_feed.sql"),
+    include_str!("schema/003_node_address.sql"),
 ];
 
 /// `storage: { postgres: ... }` in the server configuration.
@@ -77,6 +78,11 @@ pub struct PostgresSettings {
     /// at once; two nodes on one host need two names.
     #[serde(default)]
     pub node: Option<String>,
+    /// The base URL the other nodes reach this one at, for agents' actions
+    /// on conversations this node runs (default: `http://` and the address
+    /// the server listens on, the host's name when that is 0.0.0.0).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 fn default_connections() -> usize {
@@ -148,7 +154,7 @@ async fn client_of(pool: &Pool) -> Result<Object, StorageError> {
 }
 
 /// The host's name, the default node name.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|name| name.trim().to_string())
         .ok()
@@ -257,6 +263,24 @@ impl Store for PostgresBackend {
     fn shared_feed(&self) -> Option<&dyn SharedFeed> {
         Some(self)
     }
+
+    fn advertise(&self, address: String) {
+        self.leases.advertise(address);
+    }
+
+    async fn owner_address(&self, conversation: &str) -> Result<Option<String>, StorageError> {
+        let partition = self.leases.partition_of(conversation);
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT n.address FROM partition_leases l JOIN nodes n ON n.id = l.owner \
+                 WHERE l.partition = $1 AND n.address IS NOT NULL",
+                &[&partition],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
 }
 
 /// Lets `tx` commit without waiting for its WAL flush, as the sled store
@@ -346,6 +370,7 @@ pub(crate) mod tests {
             url,
             max_connections: 4,
             node: Some("conformance".into()),
+            advertise_url: None,
         }
     }
 
