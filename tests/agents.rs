@@ -1961,34 +1961,15 @@ async fn analytics_count_a_scripted_day() {
 /// the agent's actions work through either node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
-    use flowhost::storage::PostgresSettings;
-    use flowhost::storage::postgres::cluster::LocalCluster;
-
-    let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
-    let url = cluster.create_database("agents").await.unwrap();
-    let (graph, graph_url) = Graph::start().await;
     let queues = r#"
   support:
     name: Support
     ring_strategy: ring_all
     agent_ring_time: 120
     max_concurrent_chats: 20
-  sales:
-    name: Sales
-    ring_strategy: ring_all
 "#;
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let mut desks = Vec::new();
-    for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
-        let mut config = flowhost_tests::server_config(dir.path(), &flow(&graph_url, queues));
-        config.storage.postgres = Some(PostgresSettings {
-            url: url.clone(),
-            max_connections: 8,
-            node: Some(node.into()),
-            advertise_url: None,
-        });
-        desks.push(Desk::with(config, graph.clone()).await);
-    }
+    let nodes = TwoNodes::start(queues).await;
+    let (desks, graph) = (&nodes.desks, &nodes.graph);
     let ana = desks[0].agent("ana", &["support"], "agent").await;
     let mut streams = [
         Stream::open(&desks[0], &ana, None).await,
@@ -1998,17 +1979,7 @@ async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
     // Three customers on each node's partitions; each writes to the node
     // that does not run their conversation.
     let key = |customer: &str| flowhost::model::conversation_key(ACCOUNT, customer);
-    let mut on = [Vec::new(), Vec::new()];
-    for n in 0.. {
-        let customer = format!("nodes-{n}");
-        let owner = usize::from(!desks[0].server.storage.owns(&key(&customer)));
-        if on[owner].len() < 3 {
-            on[owner].push(customer);
-        }
-        if on.iter().all(|customers| customers.len() == 3) {
-            break;
-        }
-    }
+    let on = nodes.customers_on_each("nodes", 3);
     for (owner, customers) in on.iter().enumerate() {
         for customer in customers {
             desks[1 - owner].reach_queue(customer, "help").await;
@@ -2052,7 +2023,104 @@ async fn an_agent_s_stream_on_any_node_sees_every_node_s_conversations() {
     assert_eq!(refused.status(), 503);
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"]["code"], "other_node", "{refused}");
-    for desk in desks {
-        desk.server.stop().await.unwrap();
+    nodes.stop().await;
+}
+
+/// Two flowhost nodes on one private PostgreSQL database, with one flow.
+struct TwoNodes {
+    desks: [Desk; 2],
+    graph: Graph,
+    _dirs: [tempfile::TempDir; 2],
+    _cluster: flowhost::storage::postgres::cluster::LocalCluster,
+}
+
+impl TwoNodes {
+    async fn start(queues: &str) -> TwoNodes {
+        use flowhost::storage::PostgresSettings;
+        use flowhost::storage::postgres::cluster::LocalCluster;
+
+        let cluster = LocalCluster::start().expect("a private PostgreSQL starts");
+        let url = cluster.create_database("agents").await.unwrap();
+        let (graph, graph_url) = Graph::start().await;
+        // The flow sends `sales` to a queue of that name.
+        let queues = format!("{queues}  sales:\n    name: Sales\n    ring_strategy: ring_all\n");
+        let dirs = [(); 2].map(|_| tempfile::tempdir().unwrap());
+        let mut desks = Vec::new();
+        for (dir, node) in dirs.iter().zip(["n1", "n2"]) {
+            let flow = flow(&graph_url, &queues);
+            let mut config = flowhost_tests::server_config(dir.path(), &flow);
+            config.storage.postgres = Some(PostgresSettings {
+                url: url.clone(),
+                max_connections: 8,
+                node: Some(node.into()),
+                advertise_url: None,
+            });
+            desks.push(Desk::with(config, graph.clone()).await);
+        }
+        TwoNodes {
+            desks: desks.try_into().unwrap_or_else(|_| unreachable!()),
+            graph,
+            _dirs: dirs,
+            _cluster: cluster,
+        }
     }
+
+    /// `n` customers (named from `prefix`) whose conversations the first
+    /// node runs, and `n` the second runs.
+    fn customers_on_each(&self, prefix: &str, n: usize) -> [Vec<String>; 2] {
+        let mut on = [Vec::new(), Vec::new()];
+        for i in 0.. {
+            let customer = format!("{prefix}-{i}");
+            let key = flowhost::model::conversation_key(ACCOUNT, &customer);
+            let owner = usize::from(!self.desks[0].server.storage.owns(&key));
+            if on[owner].len() < n {
+                on[owner].push(customer);
+            }
+            if on.iter().all(|customers| customers.len() == n) {
+                return on;
+            }
+        }
+        unreachable!()
+    }
+
+    async fn stop(self) {
+        for desk in self.desks {
+            desk.server.stop().await.unwrap();
+        }
+    }
+}
+
+/// An agent's capacity holds across nodes: two nodes giving one agent a
+/// conversation each at the same moment, with room for one, give one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_s_capacity_holds_across_nodes() {
+    let queues = r#"
+  support:
+    name: Support
+    ring_strategy: ring_all
+    agent_ring_time: 120
+    max_concurrent_chats: 1
+    extra_chats: 0
+"#;
+    let nodes = TwoNodes::start(queues).await;
+    let desks = &nodes.desks;
+    let on = nodes.customers_on_each("cap", 3);
+    for customers in &on {
+        for customer in customers {
+            desks[0].reach_queue(customer, "help").await;
+        }
+    }
+    for round in 0..3 {
+        let agent = format!("cap-agent-{round}");
+        let token = desks[0].agent(&agent, &["support"], "agent").await;
+        let (first, second) = (path(&on[0][round], "pickup"), path(&on[1][round], "pickup"));
+        let (a, b) = tokio::join!(
+            desks[0].post(&token, &first, json!({})),
+            desks[1].post(&token, &second, json!({})),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "round {round}: {a:?} {b:?}");
+    }
+    nodes.stop().await;
 }

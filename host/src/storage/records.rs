@@ -34,6 +34,36 @@ pub enum StorageError {
     AlreadyHandled,
 }
 
+/// See [`super::Agents::hold_agent`]: released by [`AgentHold::release`],
+/// or, if dropped first (a request cut short), by a task of its own.
+#[derive(Default)]
+pub struct AgentHold {
+    release: Option<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl AgentHold {
+    /// A hold that `release` ends.
+    pub fn ended_by(release: futures::future::BoxFuture<'static, ()>) -> Self {
+        AgentHold {
+            release: Some(release),
+        }
+    }
+
+    pub async fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            release.await;
+        }
+    }
+}
+
+impl Drop for AgentHold {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            tokio::spawn(release);
+        }
+    }
+}
+
 /// An inbound event to accept: the channel's dedupe key, the conversation
 /// it moves (its key), and the record the intake reads back.
 #[derive(Clone, Debug, PartialEq)]

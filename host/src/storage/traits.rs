@@ -285,6 +285,14 @@ pub trait Agents: Send + Sync {
     /// One agent, by id.
     async fn agent(&self, id: &str) -> Result<Option<Agent>, StorageError>;
 
+    /// Keeps every other node sharing the store from giving `agent` a
+    /// conversation until the hold is released, so a capacity check and
+    /// the assignment it allows are one step across nodes. (Where one
+    /// process has the store, its own lock is enough: a hold of nothing.)
+    async fn hold_agent(&self, _agent: &str) -> Result<AgentHold, StorageError> {
+        Ok(AgentHold::default())
+    }
+
     /// Every agent.
     async fn agents(&self) -> Result<Vec<Agent>, StorageError>;
 

@@ -192,7 +192,8 @@ async fn act(
 
 /// Like [`act`] for actions that give the conversation to `taker`: their
 /// capacity (the queue's `max_concurrent_chats` plus its `extra_chats`) is
-/// checked under the assigning lock.
+/// checked under the assigning lock, and under the store's hold on the
+/// agent where several nodes share it.
 async fn assign_to(
     state: &AppState,
     agent: &Agent,
@@ -202,6 +203,20 @@ async fn assign_to(
 ) -> Result<Json<Value>, ApiError> {
     let desk = desk(state)?;
     let _assigning = desk.assigning.lock().await;
+    let hold = state.runner.storage.hold_agent(&taker.id).await?;
+    let answer = assign_within_capacity(state, agent, taker, conversation, action).await;
+    hold.release().await;
+    answer
+}
+
+async fn assign_within_capacity(
+    state: &AppState,
+    agent: &Agent,
+    taker: &Agent,
+    conversation: (String, String),
+    action: AgentAction,
+) -> Result<Json<Value>, ApiError> {
+    let desk = desk(state)?;
     let key = conversation_key(&conversation.0, &conversation.1);
     let current = state
         .runner

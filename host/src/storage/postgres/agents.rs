@@ -6,7 +6,11 @@ use deadpool_postgres::Transaction;
 
 use super::{PostgresBackend, big, conversation_key, from_json, records, to_json, unbig};
 use crate::model::agent::Agent;
-use crate::storage::{AgentChange, Agents, PlacementChange, StorageError, WaitingIn};
+use crate::storage::{AgentChange, AgentHold, Agents, PlacementChange, StorageError, WaitingIn};
+
+/// The advisory-lock class of agents' holds (the object is a hash of the
+/// agent's id; the leases' class is another).
+const HOLD_CLASS: i32 = 0x666c_6f78;
 
 #[async_trait]
 impl Agents for PostgresBackend {
@@ -16,6 +20,32 @@ impl Agents for PostgresBackend {
             .query_opt("SELECT record FROM agents WHERE id = $1", &[&id])
             .await?;
         row.map(|row| from_json(row.get(0), "agent")).transpose()
+    }
+
+    /// A session advisory lock on a pooled connection, unlocked at release;
+    /// a connection whose unlock failed leaves the pool, and its session
+    /// (and the lock) ends with it.
+    async fn hold_agent(&self, agent: &str) -> Result<AgentHold, StorageError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock($1, hashtext($2))",
+                &[&HOLD_CLASS, &agent],
+            )
+            .await?;
+        let agent = agent.to_string();
+        Ok(AgentHold::ended_by(Box::pin(async move {
+            let unlocked = client
+                .execute(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))",
+                    &[&HOLD_CLASS, &agent],
+                )
+                .await;
+            if let Err(e) = unlocked {
+                tracing::warn!("releasing agent {agent}'s hold: {e}; its connection is closed");
+                drop(deadpool_postgres::Object::take(client));
+            }
+        })))
     }
 
     async fn agents(&self) -> Result<Vec<Agent>, StorageError> {
