@@ -2110,10 +2110,10 @@ async fn an_agent_s_capacity_holds_across_nodes() {
             desks[0].reach_queue(customer, "help").await;
         }
     }
-    for round in 0..3 {
+    for (round, (first, second)) in on[0].iter().zip(&on[1]).enumerate() {
         let agent = format!("cap-agent-{round}");
         let token = desks[0].agent(&agent, &["support"], "agent").await;
-        let (first, second) = (path(&on[0][round], "pickup"), path(&on[1][round], "pickup"));
+        let (first, second) = (path(first, "pickup"), path(second, "pickup"));
         let (a, b) = tokio::join!(
             desks[0].post(&token, &first, json!({})),
             desks[1].post(&token, &second, json!({})),
