@@ -20,6 +20,9 @@ impl SharedFeed for PostgresBackend {
     async fn append_feed(&self, event: &FeedEvent, now_ms: u64) -> Result<u64, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // Telling agents is not worth a WAL flush: an event a database
+        // crash loses is one the consoles reload anyway.
+        super::applied_only(&tx).await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])
             .await?;
         let row = tx
