@@ -9,13 +9,15 @@
 //! sealed: the new nodes need the same secrets key), agents, conversations
 //! with their history and place among queues and agents, each session's
 //! saved data and tickets (the sessions the conversations and analytics
-//! know of), timers, messages still in the outbox, analytics facts.
+//! know of), timers, messages still in the outbox, analytics facts, and
+//! the dedupe keys with their times (a webhook Meta delivers again after
+//! the move is still a duplicate, and the keys expire when they would
+//! have).
 //!
 //! What does not: the inbox (an export refuses one that is not empty: the
-//! server drains it before it stops), dedupe keys, records of past sends
-//! and echoes, dead letters. Stop every node before an export and start
-//! the new ones after the import: a webhook Meta retries across the move
-//! is not known as a duplicate to the new store.
+//! server drains it before it stops), records of past sends and echoes,
+//! dead letters. Stop every node before an export and start the new ones
+//! after the import.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
@@ -24,7 +26,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::records::{NewVersion, Placement, PlacementChange, TurnCommit};
+use super::records::{NewVersion, Placement, PlacementChange, SeenKey, TurnCommit};
 use super::{StorageError, Store};
 use crate::model::agent::Agent;
 use crate::model::connection::Connection;
@@ -87,6 +89,12 @@ pub enum Item {
         conversation: String,
         facts: Vec<crate::model::fact::Fact>,
     },
+    /// A dedupe key and when its event was accepted: a webhook Meta
+    /// delivers again after the move is still known.
+    Seen {
+        key: String,
+        at_ms: u64,
+    },
     /// The last line: how many came before it, so a cut archive is known.
     End {
         items: u64,
@@ -107,6 +115,7 @@ impl Item {
             Item::Timer { .. } => "timers",
             Item::Outbox { .. } => "outbox messages",
             Item::Facts { .. } => "turns' facts",
+            Item::Seen { .. } => "dedupe keys",
             Item::End { .. } => "end",
         }
     }
@@ -190,6 +199,7 @@ pub async fn export(
     for message in store.outbox(usize::MAX).await? {
         writer.put(&Item::Outbox { message })?;
     }
+    export_seen(store, &mut writer).await?;
     let items = writer.counts.values().sum();
     writer.put(&Item::End { items })?;
     writer.out.flush()?;
@@ -213,6 +223,21 @@ async fn export_conversations(
             sessions.insert(state.id());
             let history = store.history(&state.key()).await?;
             writer.put(&Item::Conversation { state, history })?;
+        }
+    }
+}
+
+/// Every remembered dedupe key, with its time.
+async fn export_seen(store: &dyn Store, writer: &mut Writer<'_>) -> Result<(), ArchiveError> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.seen_after(after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.key.clone());
+        for SeenKey { key, at_ms } in page {
+            writer.put(&Item::Seen { key, at_ms })?;
         }
     }
 }
@@ -288,8 +313,18 @@ pub async fn import<R: BufRead>(
     while checking.next_item()?.is_some() {}
     let mut lines = Lines::new(open()?);
     let mut counts = Counts::new();
+    // Dedupe keys are many and small: written a page at a time.
+    let mut seen = Vec::new();
     while let Some((number, item)) = lines.next_item()? {
         let name = item.name();
+        *counts.entry(name).or_default() += 1;
+        if let Item::Seen { key, at_ms } = item {
+            seen.push(SeenKey { key, at_ms });
+            if seen.len() == PAGE {
+                store.remember_seen(std::mem::take(&mut seen)).await?;
+            }
+            continue;
+        }
         put(store, item).await.map_err(|e| match e {
             ArchiveError::Refused(reason) => ArchiveError::Line {
                 line: number,
@@ -297,7 +332,9 @@ pub async fn import<R: BufRead>(
             },
             e => e,
         })?;
-        *counts.entry(name).or_default() += 1;
+    }
+    if !seen.is_empty() {
+        store.remember_seen(seen).await?;
     }
     Ok(counts)
 }
@@ -427,6 +464,7 @@ async fn put(store: &dyn Store, item: Item) -> Result<(), ArchiveError> {
             };
             store.commit_turn(turn, at_ms).await?;
         }
+        Item::Seen { key, at_ms } => store.remember_seen(vec![SeenKey { key, at_ms }]).await?,
         Item::Header { .. } | Item::End { .. } => {}
     }
     Ok(())
@@ -695,6 +733,21 @@ mod tests {
             since_ms: 1_450,
         };
         conversation(store, 2, "talks\0to-ana", answered).await;
+        // More dedupe keys than a page, their events handled.
+        let events = (0..=PAGE).map(|n| delivered(&format!("ig:m\0{n:04}")));
+        let accepted = store.accept_inbound(events.collect(), 1_500).await;
+        assert_eq!(accepted.unwrap(), PAGE + 1);
+        for (seq, _) in store.inbox(None, usize::MAX).await.unwrap() {
+            store.remove_from_inbox(seq).await.unwrap();
+        }
+    }
+
+    fn delivered(key: &str) -> crate::storage::InboundEvent {
+        crate::storage::InboundEvent {
+            dedupe_key: key.into(),
+            conversation: "acct\0waits".into(),
+            record: key.as_bytes().to_vec(),
+        }
     }
 
     fn sorted_lines(archive: &[u8]) -> Vec<String> {
@@ -721,6 +774,7 @@ mod tests {
             ("agents", 1),
             ("connections", 1),
             ("conversations", 2),
+            ("dedupe keys", PAGE as u64 + 1),
             ("outbox messages", 2),
             ("sandbox", 1),
             ("sessions", 4),
@@ -762,5 +816,9 @@ mod tests {
 
         let refused = import(&*postgres, || Ok(archive.as_slice())).await;
         assert!(refused.unwrap_err().to_string().contains("not empty"));
+
+        // A webhook delivered again after the move is still a duplicate.
+        let again = vec![delivered(&format!("ig:m\0{:04}", 7)), delivered("ig:m-new")];
+        assert_eq!(postgres.accept_inbound(again, 2_000).await.unwrap(), 1);
     }
 }

@@ -11,8 +11,8 @@ use std::pin::Pin;
 use serde_json::json;
 
 use super::{
-    DeadLetter, Echo, EchoOutcome, InboundEvent, NewVersion, ProductionMoved, Settling, Storage,
-    TurnCommit,
+    DeadLetter, Echo, EchoOutcome, InboundEvent, NewVersion, ProductionMoved, SeenKey, Settling,
+    Storage, TurnCommit,
 };
 use crate::model::fact::Fact;
 use crate::model::version::{Sandbox, VersionOrigin};
@@ -555,6 +555,64 @@ pub async fn keys_with_a_zero_byte_are_kept(reopen: &dyn Reopen) {
     assert_eq!(known, EchoOutcome::Known);
 }
 
+/// Dedupe keys move between stores with their times: the keys page in
+/// key order, remembered keys make redeliveries duplicates, keep their
+/// own time when already known, expire by the time they came with, and
+/// outlive a restart.
+pub async fn dedupe_keys_move_with_their_times(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let event = |key: &str| InboundEvent {
+        dedupe_key: key.into(),
+        conversation: "acct:moved".into(),
+        record: key.as_bytes().to_vec(),
+    };
+    storage
+        .accept_inbound(vec![event("m-local")], 5_000)
+        .await
+        .unwrap();
+    let moved = |key: &str, at_ms| SeenKey {
+        key: key.into(),
+        at_ms,
+    };
+    let keys = vec![
+        moved("m-b", 1_000),
+        moved("m-a\0x", 2_000),
+        moved("m-local", 9_000),
+        moved("m-c", 4_000),
+    ];
+    storage.remember_seen(keys).await.unwrap();
+    drop(storage);
+    let storage = reopen().await;
+
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = storage.seen_after(after.as_deref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        walked.extend(page);
+    }
+    let expected = [
+        moved("m-a\0x", 2_000),
+        moved("m-b", 1_000),
+        moved("m-c", 4_000),
+        moved("m-local", 5_000),
+    ];
+    assert_eq!(walked, expected);
+
+    let redelivered = vec![event("m-a\0x"), event("m-b"), event("m-new")];
+    assert_eq!(storage.accept_inbound(redelivered, 6_000).await.unwrap(), 1);
+    // `m-b` and `m-a\0x` came with times before 3 000; the rest stay.
+    assert_eq!(storage.expire_seen(3_000, 100).await.unwrap(), 2);
+    assert_eq!(
+        storage
+            .accept_inbound(vec![event("m-b"), event("m-c")], 7_000)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 /// Runs every check above against a store, one test each. `$place` names
 /// an `async fn() -> Box<dyn Reopen>` that makes a fresh place for the
 /// store and returns how to open it there.
@@ -573,6 +631,7 @@ macro_rules! conformance_tests {
             only_one_publish_on_a_base_wins,
             facts_are_read_by_period_and_pruned_by_age,
             keys_with_a_zero_byte_are_kept,
+            dedupe_keys_move_with_their_times,
         );
     };
     (@each $place:path, $($check:ident,)*) => {

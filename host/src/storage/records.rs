@@ -73,6 +73,14 @@ pub struct InboundEvent {
     pub record: Vec<u8>,
 }
 
+/// A dedupe key the inbox remembers, and when its event was accepted
+/// (keys expire by that time).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenKey {
+    pub key: String,
+    pub at_ms: u64,
+}
+
 /// What waits to be worked on: inbound events and outgoing messages.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Backlog {

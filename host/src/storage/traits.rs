@@ -93,7 +93,6 @@ pub trait Store:
     }
 }
 
-/// Inbound events from the channels: accepted once, held until their turn commits.
 /// The agents' feed of several nodes: each appends what it has to tell,
 /// and each reads everyone's events in one order, so an agent's live
 /// stream shows every conversation whichever node it is connected to.
@@ -117,6 +116,7 @@ pub trait SharedFeed: Send + Sync {
     fn feed_wake(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
+/// Inbound events from the channels: accepted once, held until their turn commits.
 #[async_trait]
 pub trait Inbox: Send + Sync {
     /// Accepts inbound events: the new ones join the inbox, duplicates (by
@@ -130,6 +130,19 @@ pub trait Inbox: Send + Sync {
 
     /// Forgets dedupe keys accepted before `cutoff_ms` (at most `limit`).
     async fn expire_seen(&self, cutoff_ms: u64, limit: usize) -> Result<usize, StorageError>;
+
+    /// Up to `limit` remembered dedupe keys after `after`, in key order
+    /// (to move them to another store: `storage::archive`).
+    async fn seen_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SeenKey>, StorageError>;
+
+    /// Remembers dedupe keys another store accepted, each with its time, so
+    /// a redelivery of their events is a duplicate here too; a key already
+    /// remembered keeps its time. Durable on return.
+    async fn remember_seen(&self, keys: Vec<SeenKey>) -> Result<(), StorageError>;
 
     /// Up to `limit` waiting inbound events after sequence `after`.
     async fn inbox(

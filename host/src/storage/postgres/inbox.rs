@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{INBOX_LOCK, PostgresBackend, big, count, records, to_json, unbig};
-use crate::storage::{DeadLetter, InboundEvent, Inbox, StorageError};
+use crate::storage::{DeadLetter, InboundEvent, Inbox, SeenKey, StorageError};
 
 #[async_trait]
 impl Inbox for PostgresBackend {
@@ -53,6 +53,44 @@ impl Inbox for PostgresBackend {
             )
             .await?;
         Ok(expired as usize)
+    }
+
+    async fn seen_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SeenKey>, StorageError> {
+        let client = self.client().await?;
+        // bytea compares byte by byte: the order sled keeps them in.
+        let after = after.map(str::as_bytes);
+        let rows = client
+            .query(
+                "SELECT key, at_ms FROM seen WHERE $1::bytea IS NULL OR key > $1 \
+                 ORDER BY key LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| SeenKey {
+                key: String::from_utf8_lossy(row.get::<_, &[u8]>(0)).into_owned(),
+                at_ms: unbig(row.get(1)),
+            })
+            .collect())
+    }
+
+    async fn remember_seen(&self, keys: Vec<SeenKey>) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let remember = tx
+            .prepare_cached("INSERT INTO seen (key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .await?;
+        for seen in &keys {
+            tx.execute(&remember, &[&seen.key.as_bytes(), &big(seen.at_ms)])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn inbox(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::SledBackend;
-use crate::storage::{DeadLetter, InboundEvent, Inbox, StorageError};
+use crate::storage::{DeadLetter, InboundEvent, Inbox, SeenKey, StorageError};
 
 #[async_trait]
 impl Inbox for SledBackend {
@@ -22,6 +22,21 @@ impl Inbox for SledBackend {
         self.thread
             .write(move |db| db.expire_seen(cutoff_ms, limit))
             .await
+    }
+
+    async fn seen_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SeenKey>, StorageError> {
+        let after = after.map(str::to_owned);
+        self.thread
+            .read(move |db| db.seen_after(after.as_deref(), limit))
+            .await
+    }
+
+    async fn remember_seen(&self, keys: Vec<SeenKey>) -> Result<(), StorageError> {
+        self.thread.write(move |db| db.remember_seen(&keys)).await
     }
 
     async fn inbox(

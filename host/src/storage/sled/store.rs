@@ -341,6 +341,50 @@ impl SledStore {
         settle(result)
     }
 
+    /// Up to `limit` remembered dedupe keys after `after`, in key order.
+    pub fn seen_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::storage::SeenKey>, StorageError> {
+        let start = match after {
+            Some(key) => std::ops::Bound::Excluded(key.as_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut keys = Vec::new();
+        for entry in self
+            .seen
+            .range((start, std::ops::Bound::Unbounded))
+            .take(limit)
+        {
+            let (key, at) = entry?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let at_ms = at.as_ref().try_into().map(u64::from_be_bytes);
+            let at_ms = at_ms.map_err(|_| StorageError::Corrupt {
+                key: format!("seen/{key}"),
+                reason: "not a time".into(),
+            })?;
+            keys.push(crate::storage::SeenKey { key, at_ms });
+        }
+        Ok(keys)
+    }
+
+    /// Remembers `keys` with their times; a key already remembered keeps its own.
+    pub fn remember_seen(&self, keys: &[crate::storage::SeenKey]) -> Result<(), StorageError> {
+        let result: Result<(), TransactionError<()>> = (&self.seen, &self.seen_by_time)
+            .transaction(|(seen, seen_by_time)| {
+                for seen_key in keys {
+                    let key = seen_key.key.as_bytes();
+                    if seen.get(key)?.is_none() {
+                        seen.insert(key, &seen_key.at_ms.to_be_bytes()[..])?;
+                        seen_by_time.insert(aged_key(seen_key.at_ms, &seen_key.key), &[][..])?;
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
     /// Forgets dedupe keys accepted before `cutoff_ms`, at most `limit` of
     /// them; returns how many. (A redelivery after that is taken as new.)
     pub fn expire_seen(&self, cutoff_ms: u64, limit: usize) -> Result<usize, StorageError> {
