@@ -12,6 +12,26 @@ use crate::storage::{AgentChange, AgentHold, Agents, PlacementChange, StorageErr
 /// agent's id; the leases' class is another).
 const HOLD_CLASS: i32 = 0x666c_6f78;
 
+/// A pooled connection asking for a hold. If the request is dropped while
+/// it waits (its client went away), PostgreSQL may still grant the lock on
+/// this connection: so it is closed, which ends its session and the lock,
+/// rather than going back to the pool holding the agent.
+struct ClosedUnlessKept(Option<deadpool_postgres::Object>);
+
+impl ClosedUnlessKept {
+    fn keep(mut self) -> deadpool_postgres::Object {
+        self.0.take().expect("kept once")
+    }
+}
+
+impl Drop for ClosedUnlessKept {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 #[async_trait]
 impl Agents for PostgresBackend {
     async fn agent(&self, id: &str) -> Result<Option<Agent>, StorageError> {
@@ -26,13 +46,15 @@ impl Agents for PostgresBackend {
     /// a connection whose unlock failed leaves the pool, and its session
     /// (and the lock) ends with it.
     async fn hold_agent(&self, agent: &str) -> Result<AgentHold, StorageError> {
-        let client = self.client().await?;
+        let waiting = ClosedUnlessKept(Some(self.client().await?));
+        let client = waiting.0.as_ref().expect("kept until locked");
         client
             .execute(
                 "SELECT pg_advisory_lock($1, hashtext($2))",
                 &[&HOLD_CLASS, &agent],
             )
             .await?;
+        let client = waiting.keep();
         let agent = agent.to_string();
         Ok(AgentHold::ended_by(Box::pin(async move {
             let unlocked = client

@@ -399,6 +399,36 @@ pub(crate) mod tests {
         (Storage::over(Arc::new(backend)), leases)
     }
 
+    /// A hold request cut short while it waits (an agent's request whose
+    /// client went away) must not leave the agent held: the lock could be
+    /// granted on its connection after the request was dropped.
+    #[tokio::test]
+    async fn a_hold_given_up_while_waiting_leaves_the_agent_free() {
+        let settings = fresh_database().await;
+        let (storage, _) = node(&settings, "a").await;
+        let held = storage.hold_agent("ana").await.unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        let given_up = tokio::time::timeout(wait, storage.hold_agent("ana")).await;
+        assert!(given_up.is_err(), "the second hold waits for the first");
+        held.release().await;
+        // Every connection of the pool in turn: none may still hold ana.
+        for _ in 0..settings.max_connections * 2 {
+            let wait = std::time::Duration::from_secs(5);
+            let again = tokio::time::timeout(wait, storage.hold_agent("ana")).await;
+            let again = again.expect("ana is free again").unwrap();
+            let other = tokio::spawn({
+                let storage = storage.clone();
+                async move { storage.hold_agent("ana").await.unwrap().release().await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            again.release().await;
+            tokio::time::timeout(wait, other)
+                .await
+                .expect("a hold on another connection follows")
+                .unwrap();
+        }
+    }
+
     /// Issue 14, item 4: what any node publishes reaches every node's feed,
     /// in one order, so a stream resumes on another node where it was, and a
     /// node that starts later can resume streams from before it started.
