@@ -415,7 +415,7 @@ async fn refuse_unless_empty(store: &dyn Store) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// Writes one item.
+/// Writes one item (other than dedupe keys, which `import` writes in pages).
 async fn put(store: &dyn Store, item: Item) -> Result<(), ArchiveError> {
     match item {
         Item::Version { version } => put_version(store, version).await?,
@@ -464,8 +464,8 @@ async fn put(store: &dyn Store, item: Item) -> Result<(), ArchiveError> {
             };
             store.commit_turn(turn, at_ms).await?;
         }
-        Item::Seen { key, at_ms } => store.remember_seen(vec![SeenKey { key, at_ms }]).await?,
-        Item::Header { .. } | Item::End { .. } => {}
+        // Dedupe keys are written a page at a time by `import`.
+        Item::Seen { .. } | Item::Header { .. } | Item::End { .. } => {}
     }
     Ok(())
 }
