@@ -380,6 +380,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
             )
             .context("preparing the trial chats' folder")?,
         ),
+        callback_parsing: Arc::new(tokio::sync::Semaphore::new(
+            server::webhooks::CALLBACKS_PARSED_AT_ONCE,
+        )),
     };
     let http = tokio::spawn(server::serve(
         listener,

@@ -47,6 +47,9 @@ pub struct AppState {
     pub connections: Arc<crate::connections::Connections>,
     /// Admins' trial chats with the sandbox.
     pub trials: Arc<crate::publishing::trial::TrialChats>,
+    /// Chatbot callbacks being read now (per server, not per process: two
+    /// servers in one process do not share it).
+    pub callback_parsing: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where Meta sends an admin back after its authorization window.

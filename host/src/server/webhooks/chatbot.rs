@@ -32,10 +32,11 @@ use crate::server::error::ApiError;
 /// Largest callback body: a bot's answer is a few messages.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
-/// Callback bodies read by adapters at once. Past it callbacks are refused
-/// with 429 rather than queued, so a flood of them cannot take the plugin
-/// runtime from the conversations.
-static PARSING: Semaphore = Semaphore::const_new(8);
+/// Callback bodies one server's adapters read at once
+/// ([`AppState::callback_parsing`]). Past it callbacks are refused with 429
+/// rather than queued, so a flood of them cannot take the plugin runtime
+/// from the conversations.
+pub const PARSING_AT_ONCE: usize = 8;
 
 /// Callbacks one visit to a chatbot (one hash) may post per minute: a bot
 /// holding a valid hash still cannot fill the inbox or flood the customer.
@@ -104,7 +105,7 @@ async fn take_callback(
         admit(engine, chatbot, conversation, hash).await?;
         within_rate(hash)?;
     }
-    let parsed = read_body(engine, &flow, chatbot, &body).await?;
+    let parsed = read_body(&state.callback_parsing, engine, &flow, chatbot, &body).await?;
     let (conversation, hash) = match named {
         Some(named) => agree(named, &parsed)?,
         None => {
@@ -208,14 +209,15 @@ fn within_rate(hash: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The adapter's reading of the body, at most [`PARSING`] at once.
+/// The adapter's reading of the body, at most [`PARSING_AT_ONCE`] at once.
 async fn read_body(
+    parsing: &Semaphore,
     engine: &Engine,
     flow: &crate::engine::versions::LiveFlow,
     chatbot: &str,
     body: &[u8],
 ) -> Result<BotCallback, ApiError> {
-    let _permit = PARSING.try_acquire().map_err(|_| {
+    let _permit = parsing.try_acquire().map_err(|_| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "busy",
