@@ -22,10 +22,13 @@
 //!   marker) is answered only after a `flush` that began after it was
 //!   applied. The flusher takes every such request waiting when it starts,
 //!   calls `flush` once, and answers all of them, so N concurrent webhooks
-//!   share one fsync. sled's own periodic flusher is off
+//!   share one fsync. Flushes start at least 2 ms apart, so under load
+//!   more writes share each one. sled's own periodic flusher is off
 //!   (`flush_every_ms(None)`), so this is the only thread that flushes;
 //!   `flush` running beside the storage thread's writes is sled's ordinary
-//!   mode (its background flusher does the same).
+//!   mode (its background flusher does the same). sled itself is patched
+//!   to wake one of its I/O threads per log write rather than all seven
+//!   (`vendor/sled/PATCHED.md`).
 //!
 //! Reads see every write made before them (one thread applies both in
 //! order). Only two kinds of write wait for a flush, because only they
