@@ -22,8 +22,7 @@
 //!   marker) is answered only after a `flush` that began after it was
 //!   applied. The flusher takes every such request waiting when it starts,
 //!   calls `flush` once, and answers all of them, so N concurrent webhooks
-//!   share one fsync. Flushes start at least 2 ms apart, so under load
-//!   more writes share each one. sled's own periodic flusher is off
+//!   share one fsync. sled's own periodic flusher is off
 //!   (`flush_every_ms(None)`), so this is the only thread that flushes;
 //!   `flush` running beside the storage thread's writes is sled's ordinary
 //!   mode (its background flusher does the same). sled itself is patched

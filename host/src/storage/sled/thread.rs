@@ -5,7 +5,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
@@ -17,13 +16,6 @@ const QUEUE: usize = 1024;
 /// Durable writes waiting for the flusher; past this, the storage thread
 /// waits (and so, through the queue above, do callers).
 const FLUSH_QUEUE: usize = 4096;
-/// The least time between the starts of two flushes. A write after a quiet
-/// spell is flushed at once; under load, the writes that come within 2 ms
-/// of the last flush's start share the next one. Each flush wakes sled's
-/// I/O threads and makes a disk write, so fewer, larger flushes cost less
-/// CPU per message and cut the latency tail, for a median up to 2 ms longer
-/// (BENCHMARKS.md, "fewer wake-ups").
-const FLUSH_SPACING: Duration = Duration::from_millis(2);
 
 /// Told the outcome of the flush that made a write durable.
 type Waiter = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -176,12 +168,11 @@ fn serve(
 }
 
 /// The flusher: one `flush` answers every durable write waiting when it
-/// began (group commit). Flushes start at least [`FLUSH_SPACING`] apart.
+/// began (group commit).
 fn flush_loop(db: sled::Db, queue: mpsc::Receiver<Waiter>, counters: &Counters) {
-    let mut last_start = Instant::now() - FLUSH_SPACING;
     while let Ok(first) = queue.recv() {
-        let batch = gather(&queue, first, last_start + FLUSH_SPACING);
-        last_start = Instant::now();
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter());
         let outcome = db.flush().map(|_| ()).map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!("storage: flush failed: {e}");
@@ -197,68 +188,5 @@ fn flush_loop(db: sled::Db, queue: mpsc::Receiver<Waiter>, counters: &Counters) 
     // Every handle is gone: one last flush for writes nobody waited on.
     if let Err(e) = db.flush() {
         tracing::error!("storage: final flush failed: {e}");
-    }
-}
-
-/// `first` and every write that arrives until `until`, then every one
-/// already waiting.
-fn gather(queue: &mpsc::Receiver<Waiter>, first: Waiter, until: Instant) -> Vec<Waiter> {
-    let mut batch = vec![first];
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        match queue.recv_timeout(left) {
-            Ok(waiter) => batch.push(waiter),
-            Err(_) => break,
-        }
-    }
-    batch.extend(queue.try_iter());
-    batch
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn counted(answered: &Arc<AtomicU64>) -> Waiter {
-        let answered = answered.clone();
-        Box::new(move |_| {
-            answered.fetch_add(1, Ordering::Relaxed);
-        })
-    }
-
-    #[test]
-    fn a_write_after_a_quiet_spell_takes_only_what_is_waiting() {
-        let answered = Arc::new(AtomicU64::new(0));
-        let (to_flusher, queue) = mpsc::sync_channel(8);
-        to_flusher.send(counted(&answered)).unwrap();
-        let first = counted(&answered);
-        // The spacing has passed: no wait, even though the sender lives on.
-        let batch = gather(&queue, first, Instant::now() - FLUSH_SPACING);
-        assert_eq!(batch.len(), 2);
-    }
-
-    #[test]
-    fn writes_that_come_within_the_spacing_share_the_flush() {
-        let answered = Arc::new(AtomicU64::new(0));
-        let (to_flusher, queue) = mpsc::sync_channel(8);
-        let writer = {
-            let answered = answered.clone();
-            std::thread::spawn(move || {
-                for _ in 0..5 {
-                    to_flusher.send(counted(&answered)).unwrap();
-                }
-                // Dropping the sender ends the wait (as shutdown does).
-            })
-        };
-        let batch = gather(
-            &queue,
-            counted(&answered),
-            Instant::now() + Duration::from_secs(60),
-        );
-        writer.join().unwrap();
-        assert_eq!(batch.len(), 6);
-        for waiter in batch {
-            waiter(Ok(()));
-        }
-        assert_eq!(answered.load(Ordering::Relaxed), 6);
     }
 }
