@@ -23,6 +23,9 @@ use flowhost_tests::stress::{
 };
 use serde_json::{Value, json};
 
+/// The servers' admin token: it also reads `/metrics`.
+const ADMIN_TOKEN: &str = "load-test-admin-token-0123456789abcdef";
+
 #[derive(Parser)]
 #[command(name = "flowhost-load", about = "Load and measure a flowhost server")]
 struct Cli {
@@ -128,6 +131,9 @@ struct Measured {
     rss_before_kib: u64,
     rss_after_kib: u64,
     data_bytes: u64,
+    /// Group commits over the run, summed over the nodes: flushes and the
+    /// durable writes they answered (`None`: the server reports none).
+    commits: Option<Commits>,
     missing: usize,
     duplicated: usize,
     /// Conversations whose replies all came, not in the order written.
@@ -184,7 +190,7 @@ async fn measure_flowhost(args: &RunArgs, scenario: &Scenario) -> anyhow::Result
     let mut config = json!({
         "data_dir": dir.path().join("data"),
         "flow": write(dir.path(), "flow.yaml", &scenario.flow_yaml(&api, &api))?,
-        "admin_token": "load-test-admin-token-0123456789abcdef",
+        "admin_token": ADMIN_TOKEN,
         "runtime": {"max_concurrent_calls": 96},
         "intake": {"max_turns": 96},
         "plugins": {"request": {
@@ -302,6 +308,7 @@ async fn measure(
         wait_ready(base).await?;
     }
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let commits_before = commits(&bases).await;
     let cpu_before = sum(&pids, cpu_seconds)?;
     let db_cpu_before = database_pid.map(tree_cpu_seconds);
     let rss_before_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
@@ -326,6 +333,11 @@ async fn measure(
     let peak_rss_kib = sum(&pids, |pid| rss_kib(pid, "VmHWM:"))?;
     let rss_after_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
     let data_bytes = data.as_deref().map(du).unwrap_or(0);
+    let commits = commits(&bases)
+        .await
+        .zip(commits_before)
+        .map(|(after, before)| after.since(&before))
+        .filter(|c| c.flushes > 0);
     for child in &mut children {
         let _ = child.kill();
         let _ = child.wait();
@@ -372,6 +384,7 @@ async fn measure(
         rss_before_kib,
         rss_after_kib,
         data_bytes,
+        commits,
         missing: total.saturating_sub(received),
         duplicated: received.saturating_sub(total),
         out_of_order,
@@ -593,6 +606,55 @@ async fn wait_ready(base: &str) -> anyhow::Result<()> {
     anyhow::bail!("{base} did not become ready")
 }
 
+/// A server's group-commit counters.
+#[derive(Clone, Copy)]
+struct Commits {
+    flushes: u64,
+    durable_writes: u64,
+}
+
+impl Commits {
+    fn since(&self, before: &Commits) -> Commits {
+        Commits {
+            flushes: self.flushes.saturating_sub(before.flushes),
+            durable_writes: self.durable_writes.saturating_sub(before.durable_writes),
+        }
+    }
+}
+
+/// The group-commit counters of every node from its `/metrics`, summed;
+/// `None` if a node does not report them (the ceiling has no metrics).
+async fn commits(bases: &[String]) -> Option<Commits> {
+    let mut total = Commits {
+        flushes: 0,
+        durable_writes: 0,
+    };
+    for base in bases {
+        let text = reqwest::Client::new()
+            .get(format!("{base}/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        total.flushes += metric(&text, "flowhost_storage_flushes_total")?;
+        total.durable_writes += metric(&text, "flowhost_storage_durable_writes_total")?;
+    }
+    Some(total)
+}
+
+/// The value of an unlabelled metric in Prometheus's text format.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+}
+
 // ---- the report ----
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -629,6 +691,8 @@ fn report_json(m: &Measured) -> Value {
         "rss_growth_bytes_per_conversation": idle_bytes_per_conversation(m),
         "data_bytes": m.data_bytes,
         "data_bytes_per_message": m.data_bytes as f64 / m.messages as f64,
+        "flushes_per_message": m.commits.map(|c| c.flushes as f64 / m.messages as f64),
+        "durable_writes_per_flush": m.commits.map(|c| c.durable_writes as f64 / c.flushes as f64),
         "errors": m.errors,
         "missing": m.missing,
         "duplicated": m.duplicated,
@@ -661,7 +725,7 @@ fn print_row(m: &Measured) {
         );
     }
     println!(
-        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg{} | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg | errors {} missing {} duplicated {} out of order {}",
+        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg{} | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg{} | errors {} missing {} duplicated {} out of order {}",
         m.name,
         m.messages,
         r["messages_per_second"].as_f64().unwrap_or(0.0),
@@ -682,6 +746,13 @@ fn print_row(m: &Measured) {
             .as_f64()
             .unwrap_or(0.0),
         r["data_bytes_per_message"].as_f64().unwrap_or(0.0),
+        m.commits
+            .map(|c| format!(
+                " | flushes {:.2}/msg, {:.1} writes each",
+                c.flushes as f64 / m.messages as f64,
+                c.durable_writes as f64 / c.flushes as f64
+            ))
+            .unwrap_or_default(),
         m.errors,
         m.missing,
         m.duplicated,
