@@ -9,6 +9,13 @@ use flowhost::cli;
 use flowhost::config::ServerConfig;
 use flowhost::logs::{LogFormat, LogSettings};
 
+/// mimalloc rather than glibc's malloc: the server allocates many small,
+/// short-lived buffers across threads (requests, records, JSON), where
+/// glibc's malloc took an eighth of its CPU under load (BENCHMARKS.md,
+/// "the allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "flowhost",
@@ -267,8 +274,32 @@ enum PluginCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
+    without_huge_pages();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(start())
+}
+
+/// No transparent huge pages for this process. mimalloc asks for them on
+/// its arenas, and a huge page is resident whole once touched: the idle
+/// server took 171 MiB with them against 87 MiB without, for 2 to 3 % of
+/// CPU under load (BENCHMARKS.md, "the allocator"). Called before the
+/// runtime's threads start; the kernel checks it at every page fault.
+fn without_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process.
+    let status = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if status != 0 {
+        // Only memory is at stake; say so and carry on.
+        eprintln!(
+            "flowhost: could not turn off transparent huge pages: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+async fn start() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // The server tells what it does; a terminal tool only what goes wrong.
     let default_level = match cli.command {
