@@ -34,6 +34,8 @@ pub const CHATBOT_HANDOFFS: &str = "flowhost_chatbot_handoffs_total";
 pub const STORAGE_FLUSHES: &str = "flowhost_storage_flushes_total";
 /// Durable writes those flushes answered (writes per flush = batch size).
 pub const STORAGE_DURABLE_WRITES: &str = "flowhost_storage_durable_writes_total";
+/// Requests the storage thread ran since start (each a round trip).
+pub const STORAGE_REQUESTS: &str = "flowhost_storage_requests_total";
 /// The most writes one flush answered since start.
 pub const STORAGE_LARGEST_BATCH: &str = "flowhost_storage_largest_batch";
 /// Bytes the database takes on disk.
@@ -120,6 +122,7 @@ pub async fn observe_storage(storage: &crate::storage::Storage, now_ms: u64) {
     metrics::counter!(STORAGE_FLUSHES).absolute(stats.flushes);
     metrics::counter!(STORAGE_DURABLE_WRITES).absolute(stats.durable_writes);
     metrics::gauge!(STORAGE_LARGEST_BATCH).set(stats.largest_batch as f64);
+    metrics::counter!(STORAGE_REQUESTS).absolute(stats.requests);
     match storage.size_on_disk().await {
         Ok(bytes) => metrics::gauge!(STORAGE_BYTES).set(bytes as f64),
         Err(e) => tracing::warn!("reading the database's size: {e}"),

@@ -33,7 +33,9 @@ use crate::plugin::{
     QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
-use crate::storage::{Placement, PlacementChange, Storage, StorageError, TurnCommit};
+use crate::storage::{
+    Placement, PlacementChange, SavedData, Storage, StorageError, TurnCommit,
+};
 use crate::templates;
 use clock::Clock;
 
@@ -426,7 +428,7 @@ impl Engine {
         receipt: Option<u64>,
     ) -> Result<TurnReport, EngineError> {
         let now = self.clock.now_ms();
-        let state = self
+        let (state, data) = self
             .session_for(account, key, &contact, now)
             .await?
             .ok_or_else(|| EngineError::NoConnector(account.to_string()))?;
@@ -434,7 +436,7 @@ impl Engine {
             inbox_remove: receipt.into_iter().collect(),
             ..TurnCommit::default()
         };
-        let mut turn = self.begin(state, commit, now).await?;
+        let mut turn = self.begin_with(state, data, commit, now).await?;
         let flow = turn.flow.compiled.clone();
         let Some(connector_key) = flow.connector_of_account.get(account) else {
             return Err(EngineError::NoConnector(account.to_string()));
@@ -505,19 +507,20 @@ impl Engine {
     }
 
     /// The customer's conversation as a message finds it: the session under
-    /// way, or a new one after an ending or a session timeout (the timeout
-    /// of the session's own flow version). `None`: the account has no
-    /// connector.
+    /// way, with its saved data (read in the same request), or a new one
+    /// after an ending or a session timeout (the timeout of the session's
+    /// own flow version), whose data is left to [`Engine::begin`]. `None`:
+    /// the account has no connector.
     async fn session_for(
         &self,
         account: &str,
         key: &str,
         contact: &Contact,
         now: u64,
-    ) -> Result<Option<ConversationState>, EngineError> {
-        let previous = self.storage.conversation(key).await?;
+    ) -> Result<Option<(ConversationState, Option<SavedData>)>, EngineError> {
+        let previous = self.storage.conversation_with_data(key).await?;
         let flow = match &previous {
-            Some(previous) => self.flow_for(previous).await,
+            Some((previous, _)) => self.flow_for(previous).await,
             None => self.flows.production(),
         };
         let Some(connector) = flow.compiled.connector_of_account.get(account) else {
@@ -529,10 +532,12 @@ impl Engine {
                 > timeout_s.saturating_mul(1000)
         };
         Ok(Some(match previous {
-            Some(previous) if previous.position != Position::Ended && !timed_out(&previous) => {
-                previous
+            Some((previous, data))
+                if previous.position != Position::Ended && !timed_out(&previous) =>
+            {
+                (previous, Some(data))
             }
-            Some(previous) if previous.position != Position::Ended => {
+            Some((previous, _)) if previous.position != Position::Ended => {
                 let mut next = previous.next_session(contact.clone(), now);
                 next.note(
                     now,
@@ -542,12 +547,13 @@ impl Engine {
                         previous.session
                     ),
                 );
-                next
+                (next, None)
             }
-            Some(previous) => previous.next_session(contact.clone(), now),
+            Some((previous, _)) => (previous.next_session(contact.clone(), now), None),
             None => {
                 let language = &flow.compiled.flow.default_language;
-                ConversationState::new(account, contact.clone(), 1, language, now)
+                let state = ConversationState::new(account, contact.clone(), 1, language, now);
+                (state, None)
             }
         }))
     }
@@ -571,11 +577,26 @@ impl Engine {
     /// A turn on `state`: its saved data loaded, `commit` to fill.
     async fn begin(
         &self,
+        state: ConversationState,
+        commit: TurnCommit,
+        now_ms: u64,
+    ) -> Result<Turn, EngineError> {
+        self.begin_with(state, None, commit, now_ms).await
+    }
+
+    /// [`Engine::begin`] with the saved data, where it was read with the
+    /// state (`None`: read it now).
+    async fn begin_with(
+        &self,
         mut state: ConversationState,
+        data: Option<SavedData>,
         mut commit: TurnCommit,
         now_ms: u64,
     ) -> Result<Turn, EngineError> {
-        let data = self.storage.load_data(&state.id()).await?;
+        let data = match data {
+            Some(data) => data,
+            None => self.storage.load_data(&state.id()).await?,
+        };
         commit.conversation_id = state.id();
         let flow = self.flow_for(&state).await;
         state.flow_version = flow.version;

@@ -275,6 +275,9 @@ pub struct CommitStats {
     pub durable_writes: u64,
     /// The most writes one flush answered.
     pub largest_batch: u64,
+    /// Requests the store's thread ran (reads and writes): each is a round
+    /// trip between an async task and that thread.
+    pub requests: u64,
 }
 
 impl TurnCommit {

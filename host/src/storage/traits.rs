@@ -26,6 +26,9 @@ use crate::model::{ConversationState, HistoryEntry, OutboxMessage, Ticket, Timer
 /// [`Agents::modify_agent`]).
 pub type AgentChange = Box<dyn for<'a> FnOnce(&'a mut Agent) + Send>;
 
+/// A conversation's saved data, by name.
+pub type SavedData = BTreeMap<String, Value>;
+
 /// Called with each fact of a period, in time order.
 pub type EachFact<'f> = dyn for<'r> FnMut(&'r Record) + Send + 'f;
 
@@ -186,6 +189,19 @@ pub trait Conversations: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ConversationState>, StorageError>;
+
+    /// The customer's conversation (current session) and that session's
+    /// saved data: a turn's first read, in one request where the store can.
+    async fn conversation_with_data(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ConversationState, SavedData)>, StorageError> {
+        let Some(state) = self.conversation(key).await? else {
+            return Ok(None);
+        };
+        let data = self.load_data(&state.id()).await?;
+        Ok(Some((state, data)))
+    }
 
     /// A conversation's saved data.
     async fn load_data(

@@ -611,6 +611,8 @@ async fn wait_ready(base: &str) -> anyhow::Result<()> {
 struct Commits {
     flushes: u64,
     durable_writes: u64,
+    /// Round trips to the storage thread (0 where the store has none).
+    requests: u64,
 }
 
 impl Commits {
@@ -618,6 +620,7 @@ impl Commits {
         Commits {
             flushes: self.flushes.saturating_sub(before.flushes),
             durable_writes: self.durable_writes.saturating_sub(before.durable_writes),
+            requests: self.requests.saturating_sub(before.requests),
         }
     }
 }
@@ -628,6 +631,7 @@ async fn commits(bases: &[String]) -> Option<Commits> {
     let mut total = Commits {
         flushes: 0,
         durable_writes: 0,
+        requests: 0,
     };
     for base in bases {
         let text = reqwest::Client::new()
@@ -643,6 +647,7 @@ async fn commits(bases: &[String]) -> Option<Commits> {
             .ok()?;
         total.flushes += metric(&text, "flowhost_storage_flushes_total")?;
         total.durable_writes += metric(&text, "flowhost_storage_durable_writes_total")?;
+        total.requests += metric(&text, "flowhost_storage_requests_total").unwrap_or(0);
     }
     Some(total)
 }
@@ -693,6 +698,7 @@ fn report_json(m: &Measured) -> Value {
         "data_bytes_per_message": m.data_bytes as f64 / m.messages as f64,
         "flushes_per_message": m.commits.map(|c| c.flushes as f64 / m.messages as f64),
         "durable_writes_per_flush": m.commits.map(|c| c.durable_writes as f64 / c.flushes as f64),
+        "storage_requests_per_message": m.commits.map(|c| c.requests as f64 / m.messages as f64),
         "errors": m.errors,
         "missing": m.missing,
         "duplicated": m.duplicated,
@@ -748,9 +754,10 @@ fn print_row(m: &Measured) {
         r["data_bytes_per_message"].as_f64().unwrap_or(0.0),
         m.commits
             .map(|c| format!(
-                " | flushes {:.2}/msg, {:.1} writes each",
+                " | flushes {:.2}/msg, {:.1} writes each, {:.1} storage requests/msg",
                 c.flushes as f64 / m.messages as f64,
-                c.durable_writes as f64 / c.flushes as f64
+                c.durable_writes as f64 / c.flushes as f64,
+                c.requests as f64 / m.messages as f64
             ))
             .unwrap_or_default(),
         m.errors,

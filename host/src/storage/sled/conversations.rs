@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::SledBackend;
 use crate::model::{ConversationState, HistoryEntry, Ticket};
-use crate::storage::{Conversations, StorageError, TurnCommit};
+use crate::storage::{Conversations, SavedData, StorageError, TurnCommit};
 
 #[async_trait]
 impl Conversations for SledBackend {
@@ -24,6 +24,22 @@ impl Conversations for SledBackend {
         let after = after.map(String::from);
         self.thread
             .read(move |db| db.conversations_after(after.as_deref(), limit))
+            .await
+    }
+
+    async fn conversation_with_data(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ConversationState, SavedData)>, StorageError> {
+        let key = key.to_string();
+        self.thread
+            .read(move |db| {
+                let Some(state) = db.conversation(&key)? else {
+                    return Ok(None);
+                };
+                let data = db.load_data(&state.id())?;
+                Ok(Some((state, data)))
+            })
             .await
     }
 

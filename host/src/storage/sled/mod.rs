@@ -42,6 +42,7 @@
 //! again, and a send whose record was lost is still marked in flight and
 //! settled as a send in doubt.
 
+mod accepts;
 mod agents;
 mod analytics;
 mod connections;
@@ -67,6 +68,8 @@ use thread::StorageThread;
 /// The sled store as the traits see it: requests go to its storage thread.
 pub struct SledBackend {
     thread: StorageThread,
+    /// Webhooks' accepts waiting to be applied together.
+    accepts: accepts::Accepts,
     /// Whether a send may be in doubt (kept by the storage thread).
     settling_any: Arc<AtomicBool>,
 }
@@ -79,6 +82,7 @@ impl SledBackend {
         Ok(SledBackend {
             settling_any: store.settling_flag(),
             thread: StorageThread::start(store)?,
+            accepts: accepts::Accepts::default(),
         })
     }
 }

@@ -316,26 +316,46 @@ impl SledStore {
         events: &[InboundEvent],
         now_ms: u64,
     ) -> Result<usize, StorageError> {
-        let now = now_ms.to_be_bytes();
-        let mut ids = Vec::with_capacity(events.len());
-        for _ in events {
-            ids.push(self.db.generate_id()?.to_be_bytes());
+        let accepted = self.accept_together(&[(events, now_ms)])?;
+        Ok(accepted[0])
+    }
+
+    /// Several webhooks' [`SledStore::accept_inbound`] in one transaction,
+    /// in order (a later batch's duplicate of an earlier one's event is
+    /// dropped): sled writes its log buffer out twice per transaction, so
+    /// webhooks that arrive together share that cost. Returns how many of
+    /// each batch were new.
+    pub fn accept_together(
+        &self,
+        batches: &[(&[InboundEvent], u64)],
+    ) -> Result<Vec<usize>, StorageError> {
+        let mut ids = Vec::new();
+        for (events, _) in batches {
+            for _ in events.iter() {
+                ids.push(self.db.generate_id()?.to_be_bytes());
+            }
         }
-        let result: Result<usize, TransactionError<()>> =
+        let result: Result<Vec<usize>, TransactionError<()>> =
             (&self.seen, &self.seen_by_time, &self.inbox).transaction(
                 |(seen, seen_by_time, inbox)| {
-                    let mut accepted = 0;
-                    for (event, id) in events.iter().zip(&ids) {
-                        let (key, record) = (&event.dedupe_key, &event.record);
-                        if seen.get(key.as_bytes())?.is_some() {
-                            continue;
+                    let mut ids = ids.iter();
+                    let mut accepted = Vec::with_capacity(batches.len());
+                    for (events, now_ms) in batches {
+                        let now = now_ms.to_be_bytes();
+                        let mut new = 0;
+                        for (event, id) in events.iter().zip(&mut ids) {
+                            let (key, record) = (&event.dedupe_key, &event.record);
+                            if seen.get(key.as_bytes())?.is_some() {
+                                continue;
+                            }
+                            seen.insert(key.as_bytes(), &now[..])?;
+                            seen_by_time.insert(aged_key(*now_ms, key), &[][..])?;
+                            inbox.insert(&id[..], record.as_slice())?;
+                            new += 1;
                         }
-                        seen.insert(key.as_bytes(), &now[..])?;
-                        seen_by_time.insert(aged_key(now_ms, key), &[][..])?;
-                        inbox.insert(&id[..], record.as_slice())?;
-                        accepted += 1;
+                        accepted.push(new);
                     }
-                    Ok::<usize, ConflictableTransactionError<()>>(accepted)
+                    Ok::<Vec<usize>, ConflictableTransactionError<()>>(accepted)
                 },
             );
         settle(result)
@@ -616,6 +636,10 @@ impl SledStore {
         let key = outbox_key(&message.conversation, &message.id);
         // An early echo is rare: no tombstone write when there is none.
         let kept_echo = self.echoes.contains_key(channel_id.as_bytes())?;
+        if !kept_echo {
+            let unfinished = (!done).then_some(&record);
+            return self.record_sent_in_order(&key, unfinished, channel_id, message);
+        }
         let result: Result<(), TransactionError<()>> =
             (&self.outbox, &self.sent, &self.in_flight, &self.echoes).transaction(
                 |(outbox, sent, in_flight, echoes)| {
@@ -633,6 +657,33 @@ impl SledStore {
                 },
             );
         settle(result)
+    }
+
+    /// [`SledStore::record_sent`] without a transaction: every sled
+    /// transaction writes out the log buffer twice (`pin_log`), and a send
+    /// is the commonest write after a turn. The writes go in an order whose
+    /// every prefix a crash may keep is safe: the outbox first (its message
+    /// gone or its part counted, so the send is not made again), then the
+    /// in-flight mark (left behind, it names a message no longer waiting
+    /// and is cleared at start), and last the channel's id (left out, a
+    /// late echo is kept as unknown and expires). The reverse order could
+    /// keep the id alone, and an echo would then be taken as a send we
+    /// recorded while the message waits in doubt and is sent again.
+    fn record_sent_in_order(
+        &self,
+        outbox_key: &[u8],
+        unfinished: Option<&Vec<u8>>,
+        channel_id: &str,
+        message: &OutboxMessage,
+    ) -> Result<(), StorageError> {
+        match unfinished {
+            Some(record) => self.outbox.insert(outbox_key, record.as_slice())?,
+            None => self.outbox.remove(outbox_key)?,
+        };
+        self.in_flight.remove(message.id.as_bytes())?;
+        self.sent
+            .insert(channel_id.as_bytes(), message.id.as_bytes())?;
+        Ok(())
     }
 
     /// Moves a message the channel refused for good out of the outbox.

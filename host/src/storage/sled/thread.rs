@@ -18,7 +18,7 @@ const QUEUE: usize = 1024;
 const FLUSH_QUEUE: usize = 4096;
 
 /// Told the outcome of the flush that made a write durable.
-type Waiter = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub(super) type Waiter = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One request: runs on the storage thread; a durable write hands back
 /// the waiter to answer once flushed.
 type Job = Box<dyn FnOnce(&SledStore) -> Option<Waiter> + Send>;
@@ -28,6 +28,7 @@ struct Counters {
     flushes: AtomicU64,
     durable_writes: AtomicU64,
     largest_batch: AtomicU64,
+    requests: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -90,6 +91,7 @@ impl StorageThread {
             flushes: self.counters.flushes.load(Ordering::Relaxed),
             durable_writes: self.counters.durable_writes.load(Ordering::Relaxed),
             largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
         }
     }
 
@@ -140,7 +142,18 @@ impl StorageThread {
         answered.await.map_err(|_| StorageError::Stopped)?
     }
 
+    /// Runs `job` on the storage thread; the waiter it returns, if any, is
+    /// told the outcome of the flush that made its writes durable (for a
+    /// request that answers its callers itself).
+    pub async fn run_durable<F>(&self, job: F) -> Result<(), StorageError>
+    where
+        F: FnOnce(&SledStore) -> Option<Waiter> + Send + 'static,
+    {
+        self.submit(Box::new(job)).await
+    }
+
     async fn submit(&self, job: Job) -> Result<(), StorageError> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         self.jobs.send(job).await.map_err(|_| StorageError::Stopped)
     }
 }
