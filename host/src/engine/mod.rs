@@ -33,9 +33,7 @@ use crate::plugin::{
     QuickReply, TemplateSandbox,
 };
 use crate::registry::PluginRegistry;
-use crate::storage::{
-    Placement, PlacementChange, SavedData, Storage, StorageError, TurnCommit,
-};
+use crate::storage::{Placement, PlacementChange, SavedData, Storage, StorageError, TurnCommit};
 use crate::templates;
 use clock::Clock;
 

@@ -192,6 +192,47 @@ pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
     );
 }
 
+/// Webhooks accepted at the same moment (a store may apply them together)
+/// keep each event once, whichever webhook carried it, and each webhook
+/// hears how many of its own were new.
+pub async fn concurrent_accepts_keep_each_event_once(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let webhooks = 48;
+    // Webhook `i` carries events `i` and `i + 1`, and one every webhook carries.
+    let accepts = (0..webhooks).map(|i| {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            let events = [format!("e{i}"), format!("e{}", i + 1), "shared".into()];
+            let events = events.iter().map(|k| event(k)).collect();
+            storage.accept_inbound(events, 1_000).await.unwrap()
+        })
+    });
+    let new: usize = futures::future::join_all(accepts)
+        .await
+        .into_iter()
+        .map(|accepted| accepted.unwrap())
+        .sum();
+    // e0 ..= e48 and `shared`.
+    assert_eq!(new, webhooks + 2);
+    drop(storage);
+
+    let storage = reopen().await;
+    let mut records: Vec<Vec<u8>> = storage
+        .inbox(None, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
+    records.sort();
+    let mut expected: Vec<Vec<u8>> = (0..=webhooks)
+        .map(|i| format!("e{i}").into_bytes())
+        .chain([b"shared".to_vec()])
+        .collect();
+    expected.sort();
+    assert_eq!(records, expected);
+}
+
 /// The inbox pages by sequence; a removed event is gone; an event whose
 /// turn keeps failing is set aside with its reason.
 pub async fn the_inbox_pages_and_sets_events_aside(reopen: &dyn Reopen) {
@@ -622,6 +663,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $place,
             a_turn_is_written_whole,
             events_are_deduplicated_and_kept_in_order,
+            concurrent_accepts_keep_each_event_once,
             the_inbox_pages_and_sets_events_aside,
             reruns_are_counted_across_restarts,
             timers_fall_due_in_order,

@@ -57,9 +57,7 @@ impl Conversations for SledBackend {
     }
 
     async fn commit_turn(&self, turn: TurnCommit, now_ms: u64) -> Result<(), StorageError> {
-        self.thread
-            .apply(move |db| db.commit_turn(&turn, now_ms))
-            .await
+        self.turns.write(&self.thread, (turn, now_ms)).await
     }
 
     async fn ticket(&self, id: &str) -> Result<Option<Ticket>, StorageError> {

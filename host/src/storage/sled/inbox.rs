@@ -13,7 +13,7 @@ impl Inbox for SledBackend {
         events: Vec<InboundEvent>,
         now_ms: u64,
     ) -> Result<usize, StorageError> {
-        self.accepts.accept(&self.thread, events, now_ms).await
+        self.accepts.write(&self.thread, (events, now_ms)).await
     }
 
     async fn expire_seen(&self, cutoff_ms: u64, limit: usize) -> Result<usize, StorageError> {

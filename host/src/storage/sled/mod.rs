@@ -42,7 +42,6 @@
 //! again, and a send whose record was lost is still marked in flight and
 //! settled as a send in doubt.
 
-mod accepts;
 mod agents;
 mod analytics;
 mod connections;
@@ -53,6 +52,7 @@ mod plugins;
 mod store;
 mod thread;
 mod timers;
+mod together;
 mod versions;
 
 use std::path::Path;
@@ -64,12 +64,17 @@ use async_trait::async_trait;
 use super::{Backlog, CommitStats, StorageError, Store};
 pub use store::SledStore;
 use thread::StorageThread;
+use together::Together;
+
+use crate::storage::{InboundEvent, TurnCommit};
 
 /// The sled store as the traits see it: requests go to its storage thread.
 pub struct SledBackend {
     thread: StorageThread,
-    /// Webhooks' accepts waiting to be applied together.
-    accepts: accepts::Accepts,
+    /// Webhooks' accepts waiting to be applied together (durably).
+    accepts: Together<(Vec<InboundEvent>, u64), usize>,
+    /// Turns waiting to be applied together.
+    turns: Together<(TurnCommit, u64), ()>,
     /// Whether a send may be in doubt (kept by the storage thread).
     settling_any: Arc<AtomicBool>,
 }
@@ -82,7 +87,19 @@ impl SledBackend {
         Ok(SledBackend {
             settling_any: store.settling_flag(),
             thread: StorageThread::start(store)?,
-            accepts: accepts::Accepts::default(),
+            accepts: Together::new(
+                SledStore::accept_together,
+                |store, accept| Ok(store.accept_together(std::slice::from_ref(accept))?[0]),
+                true,
+            ),
+            turns: Together::new(
+                |store, turns| {
+                    store.commit_turns(turns)?;
+                    Ok(vec![(); turns.len()])
+                },
+                |store, turn| store.commit_turns(std::slice::from_ref(turn)),
+                false,
+            ),
         })
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 use serde_json::Value;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
@@ -185,17 +185,48 @@ impl SledStore {
         Ok(data)
     }
 
-    /// Writes a whole engine turn atomically (see [`TurnCommit`]).
-    pub fn commit_turn(&self, turn: &TurnCommit, now: u64) -> Result<(), StorageError> {
-        let tickets: Vec<(Ticket, Vec<u8>)> = turn
+    /// Writes whole engine turns, in order, in one transaction: each
+    /// atomically (see [`TurnCommit`]), and all together (see `together`).
+    pub fn commit_turns(&self, turns: &[(TurnCommit, u64)]) -> Result<(), StorageError> {
+        let writes = turns
+            .iter()
+            .map(|(turn, now)| self.turn_writes(turn, *now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result: Result<(), TransactionError<()>> = (
+            &self.data,
+            &self.tickets,
+            &self.conversations,
+            &self.timers,
+            &self.outbox,
+            &self.inbox,
+            &self.history,
+            &self.placements,
+            &self.analytics,
+        )
+            .transaction(|trees| {
+                for turn in &writes {
+                    turn.apply(trees)?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        settle(result)
+    }
+
+    /// A turn's keys and encoded values, ready for its transaction.
+    fn turn_writes(&self, turn: &TurnCommit, now: u64) -> Result<TurnWrites, StorageError> {
+        let tickets = turn
             .tickets(now)
             .into_iter()
             .map(|ticket| {
                 let json = to_json(&ticket);
-                (ticket, json)
+                (
+                    ticket.id.clone().into_bytes(),
+                    ticket_index_key(&ticket),
+                    json,
+                )
             })
             .collect();
-        let data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = turn
+        let data_changes = turn
             .effects
             .data_changes
             .iter()
@@ -220,114 +251,42 @@ impl SledStore {
             ),
             _ => (None, None),
         };
-        let outbox: Vec<(Vec<u8>, Vec<u8>)> = turn
-            .outbox
-            .iter()
-            .map(|m| (outbox_key(&m.conversation, &m.id), to_json(m)))
-            .collect();
-        let timers_add: Vec<(Vec<u8>, Vec<u8>)> = turn
-            .timers_add
-            .iter()
-            .map(|t| (timer_key(&t.reference()), to_json(t)))
-            .collect();
-        let timers_remove: Vec<Vec<u8>> = turn.timers_remove.iter().map(timer_key).collect();
-        let inbox_remove: Vec<[u8; 8]> =
-            turn.inbox_remove.iter().map(|s| s.to_be_bytes()).collect();
-        let placement = match (&turn.placement, &turn.state) {
-            (Some(change), Some(state)) => super::agents::placement_writes(change, &state.key()),
-            _ => Vec::new(),
-        };
-        let facts = self.fact_write(turn, now)?;
-
-        let result: Result<(), TransactionError<()>> = (
-            &self.data,
-            &self.tickets,
-            &self.conversations,
-            &self.timers,
-            &self.outbox,
-            &self.inbox,
-            &self.history,
-            &self.placements,
-            &self.analytics,
-        )
-            .transaction(
-                |(
-                    data,
-                    tickets_tx,
-                    conversations,
-                    timers,
-                    outbox_tx,
-                    inbox,
-                    history_tx,
-                    placements,
-                    analytics,
-                )| {
-                    for (key, value) in &placement {
-                        match value {
-                            Some(value) => placements.insert(key.as_slice(), value.as_slice())?,
-                            None => placements.remove(key.as_slice())?,
-                        };
-                    }
-                    if let Some((key, lines)) = &history {
-                        history_tx.insert(key.as_slice(), lines.as_slice())?;
-                    }
-                    if let Some(key) = &history_drop {
-                        history_tx.remove(key.as_slice())?;
-                    }
-                    for (key, value) in &data_changes {
-                        match value {
-                            Some(value) => data.insert(key.as_slice(), value.as_slice())?,
-                            None => data.remove(key.as_slice())?,
-                        };
-                    }
-                    for (ticket, json) in &tickets {
-                        tickets_tx.insert(ticket.id.as_bytes(), json.as_slice())?;
-                        tickets_tx.insert(ticket_index_key(ticket), &[])?;
-                    }
-                    if let Some((key, state)) = &state {
-                        conversations.insert(key.as_bytes(), state.as_slice())?;
-                    }
-                    for key in &timers_remove {
-                        timers.remove(key.as_slice())?;
-                    }
-                    for (key, timer) in &timers_add {
-                        timers.insert(key.as_slice(), timer.as_slice())?;
-                    }
-                    for (key, message) in &outbox {
-                        outbox_tx.insert(key.as_slice(), message.as_slice())?;
-                    }
-                    for key in &inbox_remove {
-                        inbox.remove(&key[..])?;
-                    }
-                    if let Some((key, record)) = &facts {
-                        analytics.insert(&key[..], record.as_slice())?;
-                    }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            );
-        settle(result)
+        Ok(TurnWrites {
+            tickets,
+            data_changes,
+            state,
+            history,
+            history_drop,
+            outbox: turn
+                .outbox
+                .iter()
+                .map(|m| (outbox_key(&m.conversation, &m.id), to_json(m)))
+                .collect(),
+            timers_add: turn
+                .timers_add
+                .iter()
+                .map(|t| (timer_key(&t.reference()), to_json(t)))
+                .collect(),
+            timers_remove: turn.timers_remove.iter().map(timer_key).collect(),
+            inbox_remove: turn.inbox_remove.iter().map(|s| s.to_be_bytes()).collect(),
+            placement: match (&turn.placement, &turn.state) {
+                (Some(change), Some(state)) => {
+                    super::agents::placement_writes(change, &state.key())
+                }
+                _ => Vec::new(),
+            },
+            facts: self.fact_write(turn, now)?,
+        })
     }
 
-    /// Accepts inbound events: each `(dedupe key, record)` not seen before is
-    /// appended to the inbox, in order, and remembered; a duplicate is
-    /// dropped. Returns how many were new.
-    pub fn accept_inbound(
-        &self,
-        events: &[InboundEvent],
-        now_ms: u64,
-    ) -> Result<usize, StorageError> {
-        let accepted = self.accept_together(&[(events, now_ms)])?;
-        Ok(accepted[0])
-    }
-
-    /// Several webhooks' [`SledStore::accept_inbound`] in one transaction,
-    /// in order (a later batch's duplicate of an earlier one's event is
-    /// dropped): sled writes its log buffer out twice per transaction, so
-    /// webhooks that arrive together share that cost. Returns how many of
-    /// each batch were new.
+    /// Accepts inbound events, a webhook's at a time, in order, in one
+    /// transaction (see `together`): each `(dedupe key, record)` not seen
+    /// before (nor earlier in `batches`) is appended to the inbox and
+    /// remembered; a duplicate is dropped. Returns how many of each
+    /// webhook's events were new.
     pub fn accept_together(
         &self,
-        batches: &[(&[InboundEvent], u64)],
+        batches: &[(Vec<InboundEvent>, u64)],
     ) -> Result<Vec<usize>, StorageError> {
         let mut ids = Vec::new();
         for (events, _) in batches {
@@ -982,6 +941,87 @@ fn timer_key(timer: &TimerRef) -> Vec<u8> {
 }
 
 /// A transaction's result; ours never abort, so only storage errors remain.
+/// One turn's writes, keyed and encoded (see [`SledStore::commit_turns`]).
+struct TurnWrites {
+    /// (ticket id, index key, ticket as JSON)
+    tickets: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    data_changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    state: Option<(String, Vec<u8>)>,
+    history: Option<(Vec<u8>, Vec<u8>)>,
+    history_drop: Option<Vec<u8>>,
+    outbox: Vec<(Vec<u8>, Vec<u8>)>,
+    timers_add: Vec<(Vec<u8>, Vec<u8>)>,
+    timers_remove: Vec<Vec<u8>>,
+    inbox_remove: Vec<[u8; 8]>,
+    placement: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    facts: Option<super::analytics::FactWrite>,
+}
+
+/// The trees a turn writes, in a transaction.
+type TurnTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
+impl TurnWrites {
+    fn apply(&self, trees: &TurnTrees) -> Result<(), ConflictableTransactionError<()>> {
+        let (data, tickets, conversations, timers, outbox, inbox, history, placements, analytics) =
+            trees;
+        put_all(placements, &self.placement)?;
+        if let Some((key, lines)) = &self.history {
+            history.insert(key.as_slice(), lines.as_slice())?;
+        }
+        if let Some(key) = &self.history_drop {
+            history.remove(key.as_slice())?;
+        }
+        put_all(data, &self.data_changes)?;
+        for (id, index_key, json) in &self.tickets {
+            tickets.insert(id.as_slice(), json.as_slice())?;
+            tickets.insert(index_key.as_slice(), &[])?;
+        }
+        if let Some((key, state)) = &self.state {
+            conversations.insert(key.as_bytes(), state.as_slice())?;
+        }
+        for key in &self.timers_remove {
+            timers.remove(key.as_slice())?;
+        }
+        for (key, timer) in &self.timers_add {
+            timers.insert(key.as_slice(), timer.as_slice())?;
+        }
+        for (key, message) in &self.outbox {
+            outbox.insert(key.as_slice(), message.as_slice())?;
+        }
+        for key in &self.inbox_remove {
+            inbox.remove(&key[..])?;
+        }
+        if let Some((key, record)) = &self.facts {
+            analytics.insert(&key[..], record.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// Inserts each `Some` value and removes each `None` key.
+fn put_all(
+    tree: &TransactionalTree,
+    writes: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Result<(), ConflictableTransactionError<()>> {
+    for (key, value) in writes {
+        match value {
+            Some(value) => tree.insert(key.as_slice(), value.as_slice())?,
+            None => tree.remove(key.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
 pub(super) fn settle<T>(result: Result<T, TransactionError<()>>) -> Result<T, StorageError> {
     result.map_err(|e| match e {
         TransactionError::Storage(e) => StorageError::Sled(e),
