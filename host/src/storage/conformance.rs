@@ -151,6 +151,45 @@ pub async fn a_turn_is_written_whole(reopen: &dyn Reopen) {
     assert!(storage.inbox(None, 10).await.unwrap().is_empty());
 }
 
+/// Turns committed at the same moment (a store may apply them together)
+/// each land whole: their states, messages and events handled.
+pub async fn concurrent_turns_each_land_whole(reopen: &dyn Reopen) {
+    let storage = reopen().await;
+    let mut turns = Vec::new();
+    for i in 0..32 {
+        let seq = accept_one(&storage, &format!("m{i}")).await;
+        let state = state(&format!("together{i}"));
+        turns.push(TurnCommit {
+            state: Some(state.clone()),
+            conversation_id: state.id(),
+            outbox: vec![message(&state, &format!("o{i}"), "hello")],
+            inbox_remove: vec![seq],
+            history: vec![line("hi")],
+            ..TurnCommit::default()
+        });
+    }
+    let states: Vec<_> = turns.iter().map(|t| t.state.clone().unwrap()).collect();
+    let commits = turns.into_iter().map(|turn| {
+        let storage = storage.clone();
+        tokio::spawn(async move { storage.commit_turn(turn, 2_000).await })
+    });
+    for committed in futures::future::join_all(commits).await {
+        committed.unwrap().unwrap();
+    }
+    storage.flush().await.unwrap();
+    drop(storage);
+
+    let storage = reopen().await;
+    for (i, state) in states.iter().enumerate() {
+        let stored = storage.conversation(&state.key()).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(state));
+        let outbox = storage.outbox_of(&state.key(), 10).await.unwrap();
+        assert_eq!(outbox, [message(state, &format!("o{i}"), "hello")]);
+        assert_eq!(storage.history(&state.key()).await.unwrap(), [line("hi")]);
+    }
+    assert!(storage.inbox(None, 100).await.unwrap().is_empty());
+}
+
 /// An event is accepted once however often it is delivered, until its
 /// dedupe key expires; accepted events survive a restart, in order.
 pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
@@ -662,6 +701,7 @@ macro_rules! conformance_tests {
     ($place:path) => {
         $crate::conformance_tests!(@each $place,
             a_turn_is_written_whole,
+            concurrent_turns_each_land_whole,
             events_are_deduplicated_and_kept_in_order,
             concurrent_accepts_keep_each_event_once,
             the_inbox_pages_and_sets_events_aside,

@@ -1072,7 +1072,7 @@ mod tests {
             },
             ..TurnCommit::default()
         };
-        store.commit_turn(&turn, now).unwrap();
+        store.commit_turns(&[(turn, now)]).unwrap();
     }
 
     /// A conversation's tickets come from its index, oldest first, and
