@@ -22,12 +22,14 @@ pub(super) type ApplyAll<W, T> = fn(&SledStore, &[W]) -> Result<Vec<T>, StorageE
 pub(super) type ApplyOne<W, T> = fn(&SledStore, &W) -> Result<T, StorageError>;
 
 type Answer<T> = oneshot::Sender<Result<T, StorageError>>;
+/// Writes waiting, each with where its outcome goes.
+type Waiting<W, T> = Arc<Mutex<Vec<(W, Answer<T>)>>>;
 
 /// Writes of one kind waiting for the storage thread. The queue is
 /// bounded by its callers: each waits for its answer, and they are bounded
 /// by the server's limits on requests and lanes.
 pub(super) struct Together<W, T> {
-    waiting: Arc<Mutex<Vec<(W, Answer<T>)>>>,
+    waiting: Waiting<W, T>,
     all: ApplyAll<W, T>,
     one: ApplyOne<W, T>,
     /// Whether callers hear only once a flush made the write durable.
