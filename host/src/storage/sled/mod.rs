@@ -27,7 +27,14 @@
 //!   `flush` running beside the storage thread's writes is sled's ordinary
 //!   mode (its background flusher does the same). sled itself is patched
 //!   to wake one of its I/O threads per log write rather than all seven
-//!   (`vendor/sled/PATCHED.md`).
+//!   (`vendor/sled/PATCHED.md`);
+//! - **writes of a kind that wait together share one transaction**
+//!   (`together.rs`): every sled transaction writes its log buffer out twice
+//!   (`PageCache::pin_log`), an I/O thread's `pwrite` and
+//!   `sync_file_range` each time, so the webhooks' accepts waiting at one
+//!   moment go in one transaction, and so do the lanes' turns. A send is
+//!   recorded without one, in an order whose every prefix is safe
+//!   (`SledStore::record_sent`).
 //!
 //! Reads see every write made before them (one thread applies both in
 //! order). Only two kinds of write wait for a flush, because only they
