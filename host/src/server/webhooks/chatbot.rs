@@ -36,7 +36,7 @@ pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 /// ([`AppState::callback_parsing`]). Past it callbacks are refused with 429
 /// rather than queued, so a flood of them cannot take the plugin runtime
 /// from the conversations.
-pub const PARSING_AT_ONCE: usize = 8;
+pub const CALLBACKS_PARSED_AT_ONCE: usize = 8;
 
 /// Callbacks one visit to a chatbot (one hash) may post per minute: a bot
 /// holding a valid hash still cannot fill the inbox or flood the customer.
@@ -209,7 +209,7 @@ fn within_rate(hash: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The adapter's reading of the body, at most [`PARSING_AT_ONCE`] at once.
+/// The adapter's reading of the body, at most [`CALLBACKS_PARSED_AT_ONCE`] at once.
 async fn read_body(
     parsing: &Semaphore,
     engine: &Engine,

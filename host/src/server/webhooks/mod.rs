@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use chatbot::PARSING_AT_ONCE as CALLBACKS_PARSED_AT_ONCE;
+pub use chatbot::CALLBACKS_PARSED_AT_ONCE;
 pub use connexease::ConnexeaseAccounts;
 pub use instagram::InstagramAccounts;
 
