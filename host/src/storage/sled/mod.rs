@@ -28,13 +28,14 @@
 //!   mode (its background flusher does the same). sled itself is patched
 //!   to wake one of its I/O threads per log write rather than all seven
 //!   (`vendor/sled/PATCHED.md`);
-//! - **writes of a kind that wait together share one transaction**
-//!   (`together.rs`): every sled transaction writes its log buffer out twice
-//!   (`PageCache::pin_log`), an I/O thread's `pwrite` and
-//!   `sync_file_range` each time, so the webhooks' accepts waiting at one
-//!   moment go in one transaction, and so do the lanes' turns. A send is
-//!   recorded without one, in an order whose every prefix is safe
-//!   (`SledStore::record_sent`).
+//! - **as few sled transactions as atomicity allows**: every one writes the
+//!   log buffer out twice (`PageCache::pin_log`), an I/O thread's `pwrite`
+//!   and `sync_file_range` each time. Turns that wait together share one
+//!   transaction (`together.rs`). An accept and a recorded send need none:
+//!   their writes go in an order whose every prefix a crash may keep is
+//!   safe, the accept's with a repair at the next open (`inbox_entry.rs`,
+//!   `SledStore::record_sent`). Accepts that wait together share one
+//!   request and its flush.
 //!
 //! Reads see every write made before them (one thread applies both in
 //! order). Only two kinds of write wait for a flush, because only they
@@ -54,6 +55,7 @@ mod analytics;
 mod connections;
 mod conversations;
 mod inbox;
+mod inbox_entry;
 mod outbox;
 mod plugins;
 mod store;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use super::inbox_entry;
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
 };
@@ -130,7 +131,8 @@ impl SledStore {
             db,
         }
         .with_outbox_keyed_by_conversation()?
-        .with_tickets_indexed_by_conversation()
+        .with_tickets_indexed_by_conversation()?
+        .with_waiting_keys_remembered()
     }
 
     /// Indexes the tickets written before they were indexed by
@@ -279,45 +281,61 @@ impl SledStore {
         })
     }
 
-    /// Accepts inbound events, a webhook's at a time, in order, in one
-    /// transaction (see `together`): each `(dedupe key, record)` not seen
-    /// before (nor earlier in `batches`) is appended to the inbox and
-    /// remembered; a duplicate is dropped. Returns how many of each
-    /// webhook's events were new.
+    /// Accepts inbound events, a webhook's at a time, in order: each
+    /// `(dedupe key, record)` not seen before (nor earlier in `batches`) is
+    /// appended to the inbox and its key remembered; a duplicate is
+    /// dropped. Returns how many of each webhook's events were new.
+    ///
+    /// Not a transaction (see `inbox_entry`): the entry, which carries its
+    /// key, is written before the key is remembered, and the next open
+    /// remembers the keys of entries a crash left without theirs. So any
+    /// part of an accept a crash keeps is safe: an event kept is never
+    /// taken again, and one not kept is taken at its redelivery.
     pub fn accept_together(
         &self,
         batches: &[(Vec<InboundEvent>, u64)],
     ) -> Result<Vec<usize>, StorageError> {
-        let mut ids = Vec::new();
-        for (events, _) in batches {
-            for _ in events.iter() {
-                ids.push(self.db.generate_id()?.to_be_bytes());
+        let mut accepted = Vec::with_capacity(batches.len());
+        for (events, now_ms) in batches {
+            let mut new = 0;
+            for event in events {
+                let key = event.dedupe_key.as_bytes();
+                if self.seen.contains_key(key)? {
+                    continue;
+                }
+                let seq = self.db.generate_id()?.to_be_bytes();
+                let entry = inbox_entry::encode(*now_ms, &event.dedupe_key, &event.record);
+                self.inbox.insert(seq, entry)?;
+                self.remember_key(key, *now_ms)?;
+                new += 1;
+            }
+            accepted.push(new);
+        }
+        Ok(accepted)
+    }
+
+    /// Remembers a dedupe key and its time, in both trees.
+    fn remember_key(&self, key: &[u8], at_ms: u64) -> Result<(), StorageError> {
+        self.seen.insert(key, &at_ms.to_be_bytes()[..])?;
+        self.seen_by_time.insert(aged_key(at_ms, key), &[][..])?;
+        Ok(())
+    }
+
+    /// Remembers the key of every waiting event that a crash left without
+    /// it (see [`SledStore::accept_together`]).
+    fn with_waiting_keys_remembered(self) -> Result<Self, StorageError> {
+        for entry in self.inbox.iter().values() {
+            let value = entry?;
+            let Some((at_ms, key)) = inbox_entry::decode(&value).accepted else {
+                continue;
+            };
+            if !self.seen.contains_key(key)?
+                || !self.seen_by_time.contains_key(aged_key(at_ms, key))?
+            {
+                self.remember_key(key, at_ms)?;
             }
         }
-        let result: Result<Vec<usize>, TransactionError<()>> =
-            (&self.seen, &self.seen_by_time, &self.inbox).transaction(
-                |(seen, seen_by_time, inbox)| {
-                    let mut ids = ids.iter();
-                    let mut accepted = Vec::with_capacity(batches.len());
-                    for (events, now_ms) in batches {
-                        let now = now_ms.to_be_bytes();
-                        let mut new = 0;
-                        for (event, id) in events.iter().zip(&mut ids) {
-                            let (key, record) = (&event.dedupe_key, &event.record);
-                            if seen.get(key.as_bytes())?.is_some() {
-                                continue;
-                            }
-                            seen.insert(key.as_bytes(), &now[..])?;
-                            seen_by_time.insert(aged_key(*now_ms, key), &[][..])?;
-                            inbox.insert(&id[..], record.as_slice())?;
-                            new += 1;
-                        }
-                        accepted.push(new);
-                    }
-                    Ok::<Vec<usize>, ConflictableTransactionError<()>>(accepted)
-                },
-            );
-        settle(result)
+        Ok(self)
     }
 
     /// Up to `limit` remembered dedupe keys after `after`, in key order.
@@ -356,7 +374,7 @@ impl SledStore {
                     let key = seen_key.key.as_bytes();
                     if seen.get(key)?.is_none() {
                         seen.insert(key, &seen_key.at_ms.to_be_bytes()[..])?;
-                        seen_by_time.insert(aged_key(seen_key.at_ms, &seen_key.key), &[][..])?;
+                        seen_by_time.insert(aged_key(seen_key.at_ms, key), &[][..])?;
                     }
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
@@ -386,7 +404,9 @@ impl SledStore {
     /// How many events wait in the inbox and messages in the outbox, each
     /// counted up to `cap`, and the oldest waiting event.
     pub fn backlog(&self, cap: usize) -> Result<super::Backlog, StorageError> {
-        let oldest_event = self.inbox.first()?.map(|(_, record)| record.to_vec());
+        let oldest_event = self.inbox.first()?;
+        let oldest_event =
+            oldest_event.map(|(_, value)| inbox_entry::decode(&value).record.to_vec());
         Ok(super::Backlog {
             inbox: self.inbox.iter().keys().take(cap).count(),
             outbox: self.outbox.iter().keys().take(cap).count(),
@@ -405,13 +425,14 @@ impl SledStore {
             .take(limit)
             .map(|entry| {
                 let (key, value) = entry?;
-                Ok((inbox_seq(&key), value.to_vec()))
+                Ok((inbox_seq(&key), inbox_entry::decode(&value).record.to_vec()))
             })
             .collect()
     }
 
     pub fn inbox_record(&self, seq: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.inbox.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+        let value = self.inbox.get(seq.to_be_bytes())?;
+        Ok(value.map(|v| inbox_entry::decode(&v).record.to_vec()))
     }
 
     /// Moves an event whose turn kept failing out of the inbox.
@@ -419,10 +440,11 @@ impl SledStore {
         let key = seq.to_be_bytes();
         let result: Result<(), TransactionError<()>> = (&self.inbox, &self.dead_letters)
             .transaction(|(inbox, dead)| {
-                if let Some(record) = inbox.remove(&key[..])? {
+                if let Some(value) = inbox.remove(&key[..])? {
+                    let record = inbox_entry::decode(&value).record;
                     let letter = DeadLetter {
                         seq,
-                        record: String::from_utf8_lossy(&record).into_owned(),
+                        record: String::from_utf8_lossy(record).into_owned(),
                         reason: reason.to_string(),
                         at_ms: now_ms,
                     };
@@ -927,9 +949,9 @@ fn inbox_seq(key: &[u8]) -> u64 {
 }
 
 /// `arrival time (big-endian) + dedupe key`.
-fn aged_key(at_ms: u64, key: &str) -> Vec<u8> {
+fn aged_key(at_ms: u64, key: &[u8]) -> Vec<u8> {
     let mut aged = at_ms.to_be_bytes().to_vec();
-    aged.extend_from_slice(key.as_bytes());
+    aged.extend_from_slice(key);
     aged
 }
 
@@ -1053,6 +1075,49 @@ fn data_prefix(conversation_id: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::model::{Effects, TicketDraft};
+
+    fn inbound(key: &str) -> InboundEvent {
+        InboundEvent {
+            dedupe_key: key.into(),
+            conversation: "acct\0c".into(),
+            record: format!("{{\"mid\":\"{key}\"}}").into_bytes(),
+        }
+    }
+
+    /// A crash that kept an accept's inbox entry but not its key (the
+    /// entry is written first): the next open remembers the key, so a
+    /// redelivery is a duplicate, and the key still expires with its time.
+    #[test]
+    fn an_event_kept_without_its_key_is_remembered_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let seq = store.db.generate_id().unwrap().to_be_bytes();
+            let event = inbound("m.crash");
+            let entry = inbox_entry::encode(1_000, &event.dedupe_key, &event.record);
+            store.inbox.insert(seq, entry).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let again = store.accept_together(&[(vec![inbound("m.crash")], 2_000)]);
+        assert_eq!(again.unwrap(), [0]);
+        let waiting = store.inbox(None, 10).unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].1, inbound("m.crash").record);
+        assert_eq!(store.expire_seen(1_001, 10).unwrap(), 1);
+    }
+
+    /// An entry stored before entries carried their key reads as its record.
+    #[test]
+    fn an_entry_from_before_reads_as_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store.inbox.insert(7u64.to_be_bytes(), b"{}").unwrap();
+        assert_eq!(store.inbox_record(7).unwrap(), Some(b"{}".to_vec()));
+        drop(store);
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.inbox(None, 10).unwrap(), [(7, b"{}".to_vec())]);
+    }
 
     fn draft(id: &str) -> TicketDraft {
         TicketDraft {

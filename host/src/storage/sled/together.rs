@@ -1,12 +1,13 @@
 //! Writes applied together. sled writes its log buffer out twice for every
 //! transaction (`pin_log`): an I/O thread's wake-up, a `pwrite` and a
-//! `sync_file_range` each time, whatever the transaction's size. So writes
-//! of one kind that wait for the storage thread at the same moment (the
-//! webhooks' accepts, the lanes' turns) go in one transaction: the first
+//! `sync_file_range` each time, whatever the transaction's size. So turns
+//! that wait for the storage thread at the same moment go in one
+//! transaction; and webhooks' accepts (no transaction: see `inbox_entry`)
+//! that wait together go in one request and share its flush. The first
 //! caller queues a request for the thread, and the callers after it, until
-//! the thread takes the lot, join that request. Each caller still hears its
-//! own outcome, once the write is applied or, for a durable kind, once the
-//! flush after it returns.
+//! the thread takes the lot, join that request. Each caller still hears
+//! its own outcome, once the write is applied or, for a durable kind, once
+//! the flush after it returns.
 
 use std::sync::{Arc, Mutex};
 
