@@ -88,6 +88,12 @@ fn event(key: &str) -> InboundEvent {
 }
 
 /// Accepts one event and returns its inbox sequence.
+/// The records of the events waiting in the inbox, in order.
+async fn waiting_records(storage: &Storage) -> Vec<Vec<u8>> {
+    let waiting = storage.inbox(None, 1_000).await.unwrap();
+    waiting.into_iter().map(|(_, record)| record).collect()
+}
+
 async fn accept_one(storage: &Storage, key: &str) -> u64 {
     let accepted = storage
         .accept_inbound(vec![event(key)], 1_000)
@@ -212,13 +218,7 @@ pub async fn events_are_deduplicated_and_kept_in_order(reopen: &dyn Reopen) {
     drop(storage);
 
     let storage = reopen().await;
-    let records: Vec<Vec<u8>> = storage
-        .inbox(None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, record)| record)
-        .collect();
+    let records = waiting_records(&storage).await;
     assert_eq!(records, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     // Keys seen before 1 500 expire; `a` and `b` are new again, `c` is not.
     assert_eq!(storage.expire_seen(1_500, 100).await.unwrap(), 2);
@@ -256,13 +256,7 @@ pub async fn concurrent_accepts_keep_each_event_once(reopen: &dyn Reopen) {
     drop(storage);
 
     let storage = reopen().await;
-    let mut records: Vec<Vec<u8>> = storage
-        .inbox(None, 1_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, record)| record)
-        .collect();
+    let mut records = waiting_records(&storage).await;
     records.sort();
     let mut expected: Vec<Vec<u8>> = (0..=webhooks)
         .map(|i| format!("e{i}").into_bytes())

@@ -17,9 +17,10 @@ use super::SledStore;
 use super::thread::{StorageThread, Waiter};
 use crate::storage::StorageError;
 
-/// Applies several writes in one transaction, in order; an outcome each.
+/// Applies several writes in order (in one transaction, for a kind that
+/// needs one); an outcome each.
 pub(super) type ApplyAll<W, T> = fn(&SledStore, &[W]) -> Result<Vec<T>, StorageError>;
-/// Applies one write in a transaction of its own.
+/// Applies one write alone.
 pub(super) type ApplyOne<W, T> = fn(&SledStore, &W) -> Result<T, StorageError>;
 
 type Answer<T> = oneshot::Sender<Result<T, StorageError>>;
@@ -84,8 +85,10 @@ fn take<X>(waiting: &Mutex<Vec<X>>) -> Vec<X> {
     std::mem::take(&mut *waiting.lock().expect("together lock"))
 }
 
-/// On the storage thread: one transaction for all. Should it fail, each
-/// write runs alone, so each caller gets its own outcome.
+/// On the storage thread: all in one go. Should that fail, each write runs
+/// alone, so each caller gets its own outcome. (An accept run again drops
+/// the events whose keys the first run remembered; a store that failed
+/// between an entry and its key fails the second run as well.)
 fn apply<W, T: Clone + Send + 'static>(
     store: &SledStore,
     writes: Vec<(W, Answer<T>)>,
