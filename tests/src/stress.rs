@@ -1,13 +1,19 @@
 //! Load and stress scenarios shared by the stress tests and `flowhost-load`:
 //! a flow, the signed webhooks a channel would deliver for it, stand-ins
-//! of the channels' send APIs that record every reply, a slow service, and
-//! a driver that posts over many connections at once.
+//! of the channels' send APIs that record every reply, an order service, a
+//! slow service, and a driver that posts over many connections at once.
 //!
 //! Every customer sends `messages` texts one after another (the next once
 //! the previous is acknowledged, as a person types); the flow answers each
-//! with `got <text>`, so the replies a customer receives say exactly what
-//! was lost, doubled or reordered. Every `slow_every`-th customer writes
-//! `slow ...`, which makes the flow call the slow service first.
+//! with exactly one reply that names the text, so the replies a customer
+//! receives say exactly what was lost, doubled or reordered.
+//!
+//! The flow is a small shop's tree: the first message gets the welcome with
+//! quick replies; later ones pass a regex target and are kept with
+//! `save-data` before the templated answer; every [`ORDER_EVERY`]-th message
+//! asks for an order, which is looked up with `request` on a local order
+//! service (it answers at once). Every `slow_every`-th customer writes
+//! `slow ...`, which makes the flow call the slow service instead.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +29,18 @@ use tokio::sync::watch;
 
 use flowhost::channels::connexease::expected_sign;
 use flowhost::channels::instagram::signature::sign;
+
+/// Every this-many-th message of a customer asks for an order.
+pub const ORDER_EVERY: usize = 4;
+
+/// What the order service says of order `id`.
+fn order_status(id: u64) -> &'static str {
+    if id.is_multiple_of(2) {
+        "shipped"
+    } else {
+        "packed"
+    }
+}
 
 /// The channel a scenario talks through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +84,8 @@ impl Scenario {
     pub fn text(&self, c: usize, i: usize) -> String {
         if self.is_slow(c) {
             format!("slow m{i}")
+        } else if i % ORDER_EVERY == ORDER_EVERY - 1 {
+            format!("order {}", c * self.messages + i)
         } else {
             format!("m{i}")
         }
@@ -74,8 +94,30 @@ impl Scenario {
     /// The replies customer `c` must receive, in order.
     pub fn expected(&self, c: usize) -> Vec<String> {
         (0..self.messages)
-            .map(|i| format!("got {}", self.text(c, i)))
+            .map(|i| self.reply_to(i, &self.text(c, i)))
             .collect()
+    }
+
+    /// The reply to a customer's `i`-th message, `text`, as the channel
+    /// receives it.
+    fn reply_to(&self, i: usize, text: &str) -> String {
+        let answer = match text.strip_prefix("order ") {
+            Some(id) if !self.is_slow_text(text) => {
+                let id: u64 = id.parse().expect("an order number from text()");
+                format!("got {text}: {}", order_status(id))
+            }
+            _ => format!("got {text}"),
+        };
+        match (i, self.channel) {
+            // The welcome's quick replies: Connexease has no buttons, so
+            // flowhost numbers them under the text.
+            (0, Channel::Connexease) => format!("{answer}\n1. Order status\n2. Talk to an agent"),
+            _ => answer,
+        }
+    }
+
+    fn is_slow_text(&self, text: &str) -> bool {
+        text.starts_with("slow")
     }
 
     /// The Instagram account id of account number `account`.
@@ -87,8 +129,8 @@ impl Scenario {
         format!("cx-channel-{account}")
     }
 
-    /// The flow: every message is answered `got <text>`; `slow` first asks
-    /// the slow service.
+    /// The flow (see the module's docs): every message is answered once,
+    /// naming its text.
     pub fn flow_yaml(&self, api_base: &str, slow_base: &str) -> String {
         let mut accounts = String::new();
         let mut connectors = String::new();
@@ -109,36 +151,52 @@ impl Scenario {
                 )),
             }
             connectors.push_str(&format!(
-                "  dm{a}: {{ title: DMs {a}, account: acc{a}, next: {{ decision_tree: echo }} }}\n"
+                "  dm{a}: {{ title: DMs {a}, account: acc{a}, next: {{ decision_tree: shop }} }}\n"
             ));
         }
+        let targets = "        targets:
+          - { id: slow, when: pattern, pattern: '^slow', go: { decision: slow } }
+          - { id: order, when: pattern, pattern: '^order \\d+$', go: { decision: lookup } }
+          - { id: other, when: default, go: { decision: answer } }
+";
         format!(
             r#"vars:
   slow: {slow_base}
+  orders: {slow_base}
 accounts:
 {accounts}connectors:
 {connectors}decision_trees:
-  echo:
-    title: Echo
-    start: answer
+  shop:
+    title: Shop
+    start: welcome
     decisions:
-      answer:
+      welcome:
         actions:
           - action: send-message
+            config:
+              text: "got {{{{ message.text }}}}"
+              quick_replies: [{{ title: Order status, payload: ORDER }}, {{ title: Talk to an agent, payload: AGENT }}]
+{targets}      answer:
+        actions:
+          - action: save-data
+            config: {{ key: last_message, value: "{{{{ message.text }}}}" }}
+          - action: send-message
             config: {{ text: "got {{{{ message.text }}}}" }}
-        targets:
-          - {{ id: slow, when: pattern, pattern: '^slow', go: {{ decision: slow }} }}
-          - {{ id: other, when: default, go: {{ decision: answer }} }}
-      slow:
+{targets}      lookup:
+        actions:
+          - action: save-data
+            config: {{ key: order, value: "{{{{ message.text[6:] }}}}" }}
+          - action: request
+            config: {{ method: GET, url: "{{{{ vars.orders }}}}/orders/{{{{ data.order }}}}", name: order }}
+          - action: send-message
+            config: {{ text: "got {{{{ message.text }}}}: {{{{ order.body.status }}}}" }}
+{targets}      slow:
         actions:
           - action: request
             config: {{ method: GET, url: "{{{{ vars.slow }}}}/slow", name: slow_answer }}
           - action: send-message
             config: {{ text: "got {{{{ message.text }}}}" }}
-        targets:
-          - {{ id: slow, when: pattern, pattern: '^slow', go: {{ decision: slow }} }}
-          - {{ id: other, when: default, go: {{ decision: answer }} }}
-"#
+{targets}"#
         )
     }
 
@@ -207,8 +265,9 @@ fn instagram_delivery(account: usize, body: Vec<u8>) -> Delivery {
 }
 
 /// Stand-ins of the Graph API's Send API and of Connexease's login and
-/// messages API, recording every reply; and the slow service, which holds
-/// each request until its gate opens (or for a fixed delay).
+/// messages API, recording every reply; the order service; and the slow
+/// service, which holds each request until its gate opens (or for a fixed
+/// delay).
 #[derive(Clone)]
 pub struct StandIns {
     inner: Arc<Recorded>,
@@ -251,6 +310,7 @@ impl StandIns {
             .route("/jwt/", post(connexease_login))
             .route("/v2/messages/", post(connexease_reply))
             .route("/slow", get(slow))
+            .route("/orders/{id}", get(order))
             .with_state(stand_ins.clone());
         let addr = crate::serve(router).await;
         (stand_ins, format!("http://{addr}"))
@@ -356,6 +416,20 @@ async fn connexease_reply(
         StatusCode::CREATED,
         Json(json!({"uuid": format!("cx-{id}")})),
     )
+}
+
+/// The order service: answers at once.
+async fn order(Path(id): Path<String>) -> (StatusCode, Json<Value>) {
+    match id.parse::<u64>() {
+        Ok(number) => (
+            StatusCode::OK,
+            Json(json!({"id": number, "status": order_status(number)})),
+        ),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such order"})),
+        ),
+    }
 }
 
 async fn slow(State(stand_ins): State<StandIns>) -> Json<Value> {
