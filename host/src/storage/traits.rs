@@ -204,10 +204,7 @@ pub trait Conversations: Send + Sync {
     }
 
     /// A conversation's saved data.
-    async fn load_data(
-        &self,
-        conversation_id: &str,
-    ) -> Result<BTreeMap<String, Value>, StorageError>;
+    async fn load_data(&self, conversation_id: &str) -> Result<SavedData, StorageError>;
 
     /// The last lines of a customer's history (all sessions), oldest first.
     async fn history(&self, conversation: &str) -> Result<Vec<HistoryEntry>, StorageError>;

@@ -1,18 +1,15 @@
 //! Conversations on PostgreSQL, and the turn commit: one transaction that
 //! writes everything a turn changed (see `TurnCommit`).
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use serde_json::Value;
 
 use super::leases::Leases;
 use super::{PostgresBackend, big, count, from_json, records, text, to_json};
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, Ticket, conversation_key, parse_conversation_id,
 };
-use crate::storage::{Conversations, StorageError, TurnCommit};
+use crate::storage::{Conversations, SavedData, StorageError, TurnCommit};
 
 #[async_trait]
 impl Conversations for PostgresBackend {
@@ -45,10 +42,7 @@ impl Conversations for PostgresBackend {
         records(&rows, "conversation")
     }
 
-    async fn load_data(
-        &self,
-        conversation_id: &str,
-    ) -> Result<BTreeMap<String, Value>, StorageError> {
+    async fn load_data(&self, conversation_id: &str) -> Result<SavedData, StorageError> {
         let client = self.client().await?;
         let rows = client
             .query(

@@ -1,9 +1,6 @@
 //! Conversations on sled: the trait's requests, run on the storage thread.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::SledBackend;
 use crate::model::{ConversationState, HistoryEntry, Ticket};
@@ -43,10 +40,7 @@ impl Conversations for SledBackend {
             .await
     }
 
-    async fn load_data(
-        &self,
-        conversation_id: &str,
-    ) -> Result<BTreeMap<String, Value>, StorageError> {
+    async fn load_data(&self, conversation_id: &str) -> Result<SavedData, StorageError> {
         let id = conversation_id.to_string();
         self.thread.read(move |db| db.load_data(&id)).await
     }

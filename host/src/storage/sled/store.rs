@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
-use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -17,7 +16,8 @@ use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
 };
 use crate::storage::{
-    DeadLetter, Echo, EchoOutcome, FailedMessage, InboundEvent, Settling, StorageError, TurnCommit,
+    DeadLetter, Echo, EchoOutcome, FailedMessage, InboundEvent, SavedData, Settling, StorageError,
+    TurnCommit,
 };
 
 /// The sled database and its trees.
@@ -169,10 +169,7 @@ impl SledStore {
     }
 
     /// A conversation's saved data.
-    pub fn load_data(
-        &self,
-        conversation_id: &str,
-    ) -> Result<BTreeMap<String, Value>, StorageError> {
+    pub fn load_data(&self, conversation_id: &str) -> Result<SavedData, StorageError> {
         let prefix = data_prefix(conversation_id);
         let mut data = BTreeMap::new();
         for entry in self.data.scan_prefix(&prefix) {
