@@ -51,6 +51,7 @@ pub fn runtime() -> PluginRuntime {
         max_concurrent_calls: 8,
         max_memory_bytes: 64 * 1024 * 1024,
         cache_dir: Some(shared_cache_dir()),
+        ..RuntimeConfig::default()
     })
     .expect("runtime starts")
 }

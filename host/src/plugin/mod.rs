@@ -62,6 +62,10 @@ pub struct RuntimeConfig {
     pub max_concurrent_calls: u32,
     /// The most linear memory any plugin may be given (the pool's slot size).
     pub max_memory_bytes: usize,
+    /// Finished calls' pool slots are reset this many at a time (wasmtime's
+    /// `decommit_batch_size`); 1 resets each at once. See
+    /// [`engine::build_engine`] for what a batch saves and keeps resident.
+    pub decommit_batch: usize,
     /// Where compiled components are kept across restarts; `None` compiles
     /// on every start.
     pub cache_dir: Option<PathBuf>,
@@ -72,6 +76,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_concurrent_calls: 64,
             max_memory_bytes: 128 * 1024 * 1024,
+            decommit_batch: engine::DEFAULT_DECOMMIT_BATCH,
             cache_dir: None,
         }
     }
@@ -169,6 +174,7 @@ impl PluginRuntime {
         let engine = engine::build_engine(
             slots + template_sandbox::SANDBOX_SLOTS,
             config.max_memory_bytes,
+            config.decommit_batch,
         )
         .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
         let linker = build_linker(&engine)
