@@ -1,5 +1,5 @@
-//! The wasmtime engine: its configuration (pooling allocator, epochs) and
-//! the ticker thread that advances epochs.
+//! The wasmtime engines: their configuration (pooling allocator, epochs,
+//! how a memory starts) and the ticker thread that advances their epochs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,35 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Pool slots reset at a time by default (see [`build_engine`]).
 pub const DEFAULT_DECOMMIT_BATCH: usize = 16;
+
+/// Components at least this large get their memory's initial contents
+/// mapped copy-on-write; smaller ones get it copied (see [`InitialMemory`]).
+pub const LARGE_COMPONENT_BYTES: usize = 1 << 20;
+
+/// How an instance's linear memory gets its initial contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitialMemory {
+    /// Copied in at each instantiation. For a small module (a Rust plugin,
+    /// the built-ins, the template sandbox) that is a few KiB, and the pages
+    /// it writes are fresh ones, so they need no TLB flush later.
+    Copied,
+    /// Mapped copy-on-write from an image made once. For a large module (a
+    /// Python or JavaScript plugin, whose interpreter snapshot is megabytes)
+    /// copying would cost milliseconds a call. But the first write to each
+    /// mapped page is a fault whose TLB flush interrupts the other cores.
+    CopyOnWrite,
+}
+
+impl InitialMemory {
+    /// The way for a component of `len` bytes.
+    pub fn for_component(len: usize) -> Self {
+        if len >= LARGE_COMPONENT_BYTES {
+            InitialMemory::CopyOnWrite
+        } else {
+            InitialMemory::Copied
+        }
+    }
+}
 
 /// Builds an engine whose pool holds `slots` concurrent instances with at
 /// most `max_memory_bytes` of linear memory each.
@@ -32,6 +61,7 @@ pub(crate) fn build_engine(
     slots: u32,
     max_memory_bytes: usize,
     decommit_batch: usize,
+    initial_memory: InitialMemory,
 ) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 component instantiates a handful of core modules (the
@@ -54,29 +84,31 @@ pub(crate) fn build_engine(
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .memory_init_cow(initial_memory == InitialMemory::CopyOnWrite)
         .max_wasm_stack(512 * 1024)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
 
-/// A thread outside the tokio runtime that advances the engine's epoch, so
-/// a guest that never calls the host is still interrupted and yields.
+/// A thread outside the tokio runtime that advances the engines' epochs,
+/// so a guest that never calls the host is still interrupted and yields.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+    pub fn start(engines: Vec<Engine>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("flowhost-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })?;
         Ok(EpochTicker {

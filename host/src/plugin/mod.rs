@@ -7,6 +7,11 @@
 //! by epochs, a memory cap, and capabilities checked against what the plugin
 //! declared. Failures come back as [`CallError`]s the flow can route on.
 //!
+//! There are two engines, alike but for how an instance's memory gets its
+//! initial contents ([`engine::InitialMemory`]): small components (the
+//! built-ins, Rust plugins, the template sandbox) have it copied in, large
+//! ones (Python and JavaScript plugins) have it mapped copy-on-write.
+//!
 //! [`InstancePre`]: wasmtime::component::InstancePre
 
 mod bindings;
@@ -106,6 +111,17 @@ enum Pre {
     Translator(bindings::v0_2_0::TranslatorPre<CallState>),
 }
 
+impl Pre {
+    /// The engine it was linked on, which its stores must use.
+    fn engine(&self) -> &Engine {
+        match self {
+            Pre::Action(pre) => pre.engine(),
+            Pre::Chatbot(pre) => pre.engine(),
+            Pre::Translator(pre) => pre.engine(),
+        }
+    }
+}
+
 impl Plugin {
     pub fn info(&self) -> &PluginInfo {
         &self.info
@@ -159,37 +175,72 @@ impl std::fmt::Debug for Plugin {
 
 /// Compiles, links and calls plugins.
 pub struct PluginRuntime {
-    engine: Engine,
-    linker: Linker<CallState>,
-    cache: cache::ArtifactCache,
+    /// For components smaller than [`engine::LARGE_COMPONENT_BYTES`].
+    small: Wasm,
+    /// For larger ones (see [`engine::InitialMemory`]).
+    large: Wasm,
+    /// Calls under way at once, on either engine.
     slots: Arc<Semaphore>,
     max_memory_bytes: usize,
     templates: Arc<TemplateSandbox>,
     _ticker: engine::EpochTicker,
 }
 
-impl PluginRuntime {
-    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
-        let slots = config.max_concurrent_calls.max(1);
+/// One engine, with its linker and its compiled-code cache.
+struct Wasm {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::ArtifactCache,
+}
+
+impl Wasm {
+    fn new(config: &RuntimeConfig, initial_memory: engine::InitialMemory) -> anyhow::Result<Self> {
+        // Each engine's pool can hold every call at once: the slots
+        // semaphore bounds the calls on both together.
         let engine = engine::build_engine(
-            slots + template_sandbox::SANDBOX_SLOTS,
+            config.max_concurrent_calls.max(1) + template_sandbox::SANDBOX_SLOTS,
             config.max_memory_bytes,
             config.decommit_batch,
+            initial_memory,
         )
         .map_err(|e| anyhow::anyhow!("configuring wasmtime: {e:#}"))?;
         let linker = build_linker(&engine)
             .map_err(|e| anyhow::anyhow!("linking host capabilities: {e:#}"))?;
         let cache = cache::ArtifactCache::new(&engine, config.cache_dir.clone());
-        let templates = Arc::new(TemplateSandbox::new(&engine, &linker, &cache)?);
-        Ok(PluginRuntime {
-            cache,
-            templates,
-            _ticker: engine::EpochTicker::start(&engine)?,
-            slots: Arc::new(Semaphore::new(slots as usize)),
-            max_memory_bytes: config.max_memory_bytes,
+        Ok(Wasm {
             engine,
             linker,
+            cache,
         })
+    }
+}
+
+impl PluginRuntime {
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
+        let small = Wasm::new(config, engine::InitialMemory::Copied)?;
+        let large = Wasm::new(config, engine::InitialMemory::CopyOnWrite)?;
+        let templates = Arc::new(TemplateSandbox::new(
+            &small.engine,
+            &small.linker,
+            &small.cache,
+        )?);
+        let ticker = engine::EpochTicker::start(vec![small.engine.clone(), large.engine.clone()])?;
+        Ok(PluginRuntime {
+            small,
+            large,
+            templates,
+            _ticker: ticker,
+            slots: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1) as usize)),
+            max_memory_bytes: config.max_memory_bytes,
+        })
+    }
+
+    /// The engine a component of `len` bytes runs on.
+    fn wasm_for(&self, len: usize) -> &Wasm {
+        match engine::InitialMemory::for_component(len) {
+            engine::InitialMemory::Copied => &self.small,
+            engine::InitialMemory::CopyOnWrite => &self.large,
+        }
     }
 
     /// The sandbox every template renders in.
@@ -211,10 +262,11 @@ impl PluginRuntime {
             reason,
         };
         precheck::precheck(label, bytes)?;
-        let (component, cache_hit) = self.cache.load(&self.engine, bytes).map_err(invalid)?;
+        let wasm = self.wasm_for(bytes.len());
+        let (component, cache_hit) = wasm.cache.load(&wasm.engine, bytes).map_err(invalid)?;
         let (kind, contract) = self.contract_of(label, &component)?;
         let instance_pre =
-            self.linker
+            wasm.linker
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::Link {
                     plugin: label.to_string(),
@@ -317,7 +369,7 @@ impl PluginRuntime {
         check_input(limits, context_size + config.len())?;
 
         let (_slot, mut store) = self
-            .begin(plugin.shared.clone(), CallScope::new(context))
+            .begin(&plugin.pre, plugin.shared.clone(), CallScope::new(context))
             .await?;
         let (times, budget) = watched(&store);
         let call = async {
@@ -380,7 +432,7 @@ impl PluginRuntime {
         let (wit_session, wit_inbound) = (session.into(), inbound.into());
 
         let (_slot, mut store) = self
-            .begin(plugin.shared.clone(), CallScope::new(context))
+            .begin(&plugin.pre, plugin.shared.clone(), CallScope::new(context))
             .await?;
         let (times, guest_budget) = watched(&store);
         let call = async {
@@ -434,7 +486,7 @@ impl PluginRuntime {
         let config = config.to_string();
         check_input(limits, config.len() + body.len())?;
         let (_slot, mut store) = self
-            .begin(plugin.shared.clone(), CallScope::empty())
+            .begin(&plugin.pre, plugin.shared.clone(), CallScope::empty())
             .await?;
         let (times, guest_budget) = watched(&store);
         let call = async {
@@ -489,7 +541,7 @@ impl PluginRuntime {
         let config = config.to_string();
         check_input(limits, config.len() + text.len())?;
         let (_slot, mut store) = self
-            .begin(plugin.shared.clone(), CallScope::empty())
+            .begin(&plugin.pre, plugin.shared.clone(), CallScope::empty())
             .await?;
         let (times, budget) = watched(&store);
         let source = source.map(String::from);
@@ -525,7 +577,7 @@ impl PluginRuntime {
         shared: Arc<PluginShared>,
     ) -> Result<current::flowhost::plugin::types::PluginInfo, CallError> {
         let limit = shared.limits.call_timeout();
-        let (_slot, mut store) = self.begin(shared, CallScope::empty()).await?;
+        let (_slot, mut store) = self.begin(pre, shared, CallScope::empty()).await?;
         let (times, budget) = watched(&store);
         let call = async {
             match pre {
@@ -559,16 +611,18 @@ impl PluginRuntime {
         )
     }
 
-    /// Waits for a pool slot and makes the call's store.
+    /// Waits for a pool slot and makes the call's store, on the engine
+    /// `pre` was linked on.
     async fn begin(
         &self,
+        pre: &Pre,
         shared: Arc<PluginShared>,
         scope: CallScope,
     ) -> Result<(tokio::sync::SemaphorePermit<'_>, Store<CallState>), CallError> {
         let slot = self.slots.acquire().await.map_err(|e| CallError::Host {
             reason: e.to_string(),
         })?;
-        Ok((slot, new_store(&self.engine, shared, scope)))
+        Ok((slot, new_store(pre.engine(), shared, scope)))
     }
 
     /// The world and contract version a component was built for, from the
@@ -580,7 +634,7 @@ impl PluginRuntime {
     ) -> Result<(PluginKind, String), LoadError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty
-            .exports(&self.engine)
+            .exports(component.engine())
             .map(|(name, _)| name.to_string())
             .collect();
         for name in &exports {
