@@ -52,11 +52,11 @@ impl InitialMemory {
 /// the kernel interrupt the other cores to flush their TLBs, so a batch
 /// costs one interrupt instead of one per slot: under load, batches of 16
 /// cut the server's CPU per message by about 13 % (BENCHMARKS.md). A slot
-/// waiting in a batch is not reused
-/// until the batch is reset, and keeps the pages its call dirtied resident
-/// until then: at most `cores x (decommit_batch - 1)` regions, each within
-/// its plugin's memory limit. Slots in a batch count against the pool, so
-/// the pool's bound on memory (`slots x max_memory_bytes`) is unchanged.
+/// waiting in a batch is not reused until the batch is reset, and keeps the
+/// pages its call dirtied resident until then: at most `cores x
+/// (decommit_batch - 1)` regions, each within its plugin's memory limit.
+/// Slots in a batch count against the pool, so the pool's bound on memory
+/// (`slots x max_memory_bytes`) is unchanged.
 pub(crate) fn build_engine(
     slots: u32,
     max_memory_bytes: usize,

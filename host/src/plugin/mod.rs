@@ -194,11 +194,14 @@ struct Wasm {
 }
 
 impl Wasm {
-    fn new(config: &RuntimeConfig, initial_memory: engine::InitialMemory) -> anyhow::Result<Self> {
-        // Each engine's pool can hold every call at once: the slots
-        // semaphore bounds the calls on both together.
+    /// An engine whose pool holds `slots` instances at once.
+    fn new(
+        config: &RuntimeConfig,
+        slots: u32,
+        initial_memory: engine::InitialMemory,
+    ) -> anyhow::Result<Self> {
         let engine = engine::build_engine(
-            config.max_concurrent_calls.max(1) + template_sandbox::SANDBOX_SLOTS,
+            slots,
             config.max_memory_bytes,
             config.decommit_batch,
             initial_memory,
@@ -217,8 +220,16 @@ impl Wasm {
 
 impl PluginRuntime {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
-        let small = Wasm::new(config, engine::InitialMemory::Copied)?;
-        let large = Wasm::new(config, engine::InitialMemory::CopyOnWrite)?;
+        // Each engine's pool can hold every call at once (the slots
+        // semaphore bounds the calls on both together); the template
+        // sandbox runs on the small one.
+        let calls = config.max_concurrent_calls.max(1);
+        let small = Wasm::new(
+            config,
+            calls + template_sandbox::SANDBOX_SLOTS,
+            engine::InitialMemory::Copied,
+        )?;
+        let large = Wasm::new(config, calls, engine::InitialMemory::CopyOnWrite)?;
         let templates = Arc::new(TemplateSandbox::new(
             &small.engine,
             &small.linker,
@@ -230,7 +241,7 @@ impl PluginRuntime {
             large,
             templates,
             _ticker: ticker,
-            slots: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1) as usize)),
+            slots: Arc::new(Semaphore::new(calls as usize)),
             max_memory_bytes: config.max_memory_bytes,
         })
     }
