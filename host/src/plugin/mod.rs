@@ -221,15 +221,16 @@ impl Wasm {
 impl PluginRuntime {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
         // Each engine's pool can hold every call at once (the slots
-        // semaphore bounds the calls on both together); the template
-        // sandbox runs on the small one.
+        // semaphore bounds the calls on both together) and the template
+        // sandbox's. The sandbox runs on the small one, but the large one
+        // needs the room: its budgets (core instances, memories, tables)
+        // are per slot and shared, a Python component instantiates 14 core
+        // modules, and 24 Python calls at once did not fit in 64 slots'
+        // worth (`a_python_adapter_answers_at_once_and_later`).
         let calls = config.max_concurrent_calls.max(1);
-        let small = Wasm::new(
-            config,
-            calls + template_sandbox::SANDBOX_SLOTS,
-            engine::InitialMemory::Copied,
-        )?;
-        let large = Wasm::new(config, calls, engine::InitialMemory::CopyOnWrite)?;
+        let pool = calls + template_sandbox::SANDBOX_SLOTS;
+        let small = Wasm::new(config, pool, engine::InitialMemory::Copied)?;
+        let large = Wasm::new(config, pool, engine::InitialMemory::CopyOnWrite)?;
         let templates = Arc::new(TemplateSandbox::new(
             &small.engine,
             &small.linker,
