@@ -355,7 +355,7 @@ async fn killed_mid_load(channel: Channel, echoes: bool, store: Store) {
             );
             (
                 f.message.recipient,
-                f.message.message.text.unwrap_or_default(),
+                scenario.as_received(&f.message.message),
             )
         })
         .collect();

@@ -121,6 +121,21 @@ impl Scenario {
         format!("178415{account:011}")
     }
 
+    /// The text a reply arrives as at the channel (Connexease numbers quick
+    /// replies under the text), to match an outbox record with what
+    /// [`Scenario::expected`] lists.
+    pub fn as_received(&self, message: &flowhost::model::OutgoingMessage) -> String {
+        match self.channel {
+            Channel::Instagram => message.text.clone().unwrap_or_default(),
+            Channel::Connexease => {
+                flowhost::channels::connexease::reply_body("", message)["messages"][0]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        }
+    }
+
     fn cx_channel(&self, account: usize) -> String {
         format!("cx-channel-{account}")
     }
