@@ -171,6 +171,7 @@ impl TrialChats {
             let settings = crate::storage::StorageSettings {
                 cache_mb: 16,
                 postgres: None,
+                ..Default::default()
             };
             let storage = Storage::open_with(&dir.path().join("db"), &settings)?;
             Ok::<_, TrialError>((dir, storage))

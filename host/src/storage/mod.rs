@@ -29,7 +29,7 @@ use crate::model::agent::Agent;
 use crate::model::fact::Record;
 pub use postgres::{PostgresBackend, PostgresSettings};
 pub use records::*;
-pub use sled::{SledBackend, SledStore};
+pub use sled::{SledBackend, SledOptions, SledStore};
 pub use traits::*;
 
 /// `storage:` in the server configuration.
@@ -40,6 +40,10 @@ pub struct StorageSettings {
     /// Active conversations stay in it; idle ones live on disk only, so it
     /// bounds what idle conversations cost in RAM.
     pub cache_mb: u64,
+    /// zstd-compress the embedded store's records: about four times less
+    /// written and kept on disk, for a few percent more CPU. Applies when
+    /// the data directory is created; an existing one keeps its choice.
+    pub compress: bool,
     /// Keep everything in this PostgreSQL database instead of the data
     /// directory (the store several nodes share).
     pub postgres: Option<PostgresSettings>,
@@ -49,6 +53,7 @@ impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
             cache_mb: 256,
+            compress: true,
             postgres: None,
         }
     }
@@ -97,8 +102,11 @@ impl Storage {
 
     /// Opens the embedded store in `dir` with `settings`.
     pub fn open_with(dir: &Path, settings: &StorageSettings) -> Result<Self, StorageError> {
-        let cache_bytes = settings.cache_mb.saturating_mul(1 << 20);
-        Ok(Self::over(Arc::new(SledBackend::open(dir, cache_bytes)?)))
+        let options = SledOptions {
+            cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
+            compress_new: settings.compress,
+        };
+        Ok(Self::over(Arc::new(SledBackend::open(dir, &options)?)))
     }
 
     /// A handle on `store`.

@@ -37,6 +37,10 @@
 //!   `SledStore::record_sent`). Accepts that wait together share one
 //!   request and its flush.
 //!
+//! Records are zstd-compressed in new data directories (`compression`):
+//! the storage thread compresses what it writes, a few percent more CPU for
+//! about a third of the bytes written.
+//!
 //! Reads see every write made before them (one thread applies both in
 //! order). Only two kinds of write wait for a flush, because only they
 //! guard something that leaves the process: accepting a webhook's events
@@ -52,6 +56,7 @@
 
 mod agents;
 mod analytics;
+mod compression;
 mod connections;
 mod conversations;
 mod inbox;
@@ -77,6 +82,26 @@ use together::Together;
 
 use crate::storage::{InboundEvent, TurnCommit};
 
+/// How the embedded store is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct SledOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// Whether a new data directory's records are compressed (an existing
+    /// one keeps its own choice; see `compression`).
+    pub compress_new: bool,
+}
+
+impl SledOptions {
+    /// A page cache of `cache_bytes`, new directories compressed.
+    pub fn cache(cache_bytes: u64) -> Self {
+        SledOptions {
+            cache_bytes,
+            compress_new: true,
+        }
+    }
+}
+
 /// The sled store as the traits see it: requests go to its storage thread.
 pub struct SledBackend {
     thread: StorageThread,
@@ -89,10 +114,9 @@ pub struct SledBackend {
 }
 
 impl SledBackend {
-    /// Opens (or creates) the database in `dir`, with a page cache of
-    /// `cache_bytes`, and starts its threads.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
-        let store = SledStore::open(dir, cache_bytes)?;
+    /// Opens (or creates) the database in `dir` and starts its threads.
+    pub fn open(dir: &Path, options: &SledOptions) -> Result<Self, StorageError> {
+        let store = SledStore::open(dir, options)?;
         Ok(SledBackend {
             settling_any: store.settling_flag(),
             thread: StorageThread::start(store)?,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::inbox_entry;
+use super::{SledOptions, compression, inbox_entry};
 use crate::model::{
     ConversationState, HISTORY_TURNS, HistoryEntry, OutboxMessage, Ticket, Timer, TimerRef,
 };
@@ -91,16 +91,17 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir`, with a page cache of
-    /// `cache_bytes`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+    /// Opens (or creates) the database in `dir` (see [`SledOptions`]).
+    pub fn open(dir: &Path, options: &SledOptions) -> Result<Self, StorageError> {
         // sled's own background flusher is off: the group-commit flusher is
         // the only thread that flushes (concurrent flushes deadlock sled
         // 0.34, spacejam/sled#1308).
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(options.cache_bytes)
             .flush_every_ms(None)
+            .use_compression(compression::compressed(dir, options.compress_new))
+            .compression_factor(compression::LEVEL)
             .open()?;
         let settling = db.open_tree("settling")?;
         SledStore {
@@ -1088,14 +1089,14 @@ mod tests {
     fn an_event_kept_without_its_key_is_remembered_at_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
             let seq = store.db.generate_id().unwrap().to_be_bytes();
             let event = inbound("m.crash");
             let entry = inbox_entry::encode(1_000, &event.dedupe_key, &event.record);
             store.inbox.insert(seq, entry).unwrap();
             store.db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
         let again = store.accept_together(&[(vec![inbound("m.crash")], 2_000)]);
         assert_eq!(again.unwrap(), [0]);
         let waiting = store.inbox(None, 10).unwrap();
@@ -1108,11 +1109,11 @@ mod tests {
     #[test]
     fn an_entry_from_before_reads_as_its_record() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
         store.inbox.insert(7u64.to_be_bytes(), b"{}").unwrap();
         assert_eq!(store.inbox_record(7).unwrap(), Some(b"{}".to_vec()));
         drop(store);
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
         assert_eq!(store.inbox(None, 10).unwrap(), [(7, b"{}".to_vec())]);
     }
 
@@ -1142,7 +1143,7 @@ mod tests {
     #[test]
     fn tickets_are_listed_per_conversation_from_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
         open_ticket(&store, "a:c:1", "t2", 20);
         open_ticket(&store, "a:c:10", "t3", 5);
         open_ticket(&store, "a:c:1", "t1", 10);
@@ -1160,7 +1161,7 @@ mod tests {
     fn tickets_written_before_the_index_are_indexed_at_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
             let ticket = Ticket {
                 id: "old".into(),
                 conversation_id: "a:c:1".into(),
@@ -1173,7 +1174,7 @@ mod tests {
             store.db.remove("schema:tickets_by_conversation").unwrap();
             store.db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
         let tickets = store.tickets_of("a:c:1").unwrap();
         assert_eq!(tickets.len(), 1);
         assert_eq!(tickets[0].title, "before");

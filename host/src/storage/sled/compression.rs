@@ -1,0 +1,82 @@
+//! Whether a data directory's records are zstd-compressed.
+//!
+//! Compression divides what flowhost writes and keeps on disk by about four
+//! (its records are JSON) for a few percent more CPU per message
+//! (BENCHMARKS.md, "bytes written"). sled fixes the choice when it creates a
+//! database and refuses to open it with the other one, so the setting
+//! applies to new data directories only: an existing one keeps the choice it
+//! was created with, and `flowhost storage export` / `import` moves a
+//! deployment from one to the other.
+
+use std::path::Path;
+
+/// zstd's fastest positive level: sled compresses on the storage thread,
+/// which every write passes through.
+pub const LEVEL: i32 = 1;
+
+/// Whether the database in `dir` is (or, new, will be) compressed:
+/// as recorded in sled's `conf` file when there is one, else `for_new`.
+pub fn compressed(dir: &Path, for_new: bool) -> bool {
+    match std::fs::read(dir.join("conf")) {
+        // The file is sled's text settings followed by a binary checksum.
+        Ok(conf) => String::from_utf8_lossy(&conf)
+            .lines()
+            .any(|line| line.trim() == "use_compression: true"),
+        Err(_) => for_new,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sled::{SledOptions, SledStore};
+
+    fn options(compress_new: bool) -> SledOptions {
+        SledOptions {
+            cache_bytes: 1 << 20,
+            compress_new,
+        }
+    }
+
+    #[test]
+    fn a_new_directory_takes_the_setting_and_keeps_it() {
+        for compress in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            SledStore::open(dir.path(), &options(compress)).unwrap();
+            assert_eq!(compressed(dir.path(), !compress), compress);
+        }
+    }
+
+    #[test]
+    fn an_existing_directory_opens_with_the_choice_it_was_created_with() {
+        for created in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let store = SledStore::open(dir.path(), &options(created)).unwrap();
+                store.mark_in_flight("m-1", 7).unwrap();
+                store.db().flush().unwrap();
+            }
+            // Reopened asking for the other choice: sled would refuse it,
+            // so the directory's own is kept, and its records read back.
+            let store = open_when_free(dir.path(), &options(!created));
+            assert_eq!(store.in_flight().unwrap(), vec!["m-1".to_string()]);
+            assert_eq!(compressed(dir.path(), !created), created);
+        }
+    }
+
+    /// sled's I/O threads may hold the directory's lock for a moment after
+    /// the last handle is dropped (a restarted process would find it free).
+    fn open_when_free(dir: &Path, options: &SledOptions) -> SledStore {
+        let started = std::time::Instant::now();
+        loop {
+            match SledStore::open(dir, options) {
+                Ok(store) => return store,
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    assert!(started.elapsed().as_secs() < 30, "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
