@@ -131,6 +131,8 @@ struct Measured {
     rss_before_kib: u64,
     rss_after_kib: u64,
     data_bytes: u64,
+    /// Bytes the server (and the database server) wrote to disk meanwhile.
+    disk_written_bytes: u64,
     /// Group commits over the run, summed over the nodes: flushes and the
     /// durable writes they answered (`None`: the server reports none).
     commits: Option<Commits>,
@@ -311,6 +313,7 @@ async fn measure(
     let commits_before = commits(&bases).await;
     let cpu_before = sum(&pids, cpu_seconds)?;
     let db_cpu_before = database_pid.map(tree_cpu_seconds);
+    let written_before = sum(&pids, disk_written)? + database_pid.map_or(0, tree_disk_written);
     let rss_before_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
     let total = scenario.conversations * scenario.messages;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
@@ -333,6 +336,7 @@ async fn measure(
     let peak_rss_kib = sum(&pids, |pid| rss_kib(pid, "VmHWM:"))?;
     let rss_after_kib = sum(&pids, |pid| rss_kib(pid, "VmRSS:"))?;
     let data_bytes = data.as_deref().map(du).unwrap_or(0);
+    let written = sum(&pids, disk_written)? + database_pid.map_or(0, tree_disk_written);
     let commits = commits(&bases)
         .await
         .zip(commits_before)
@@ -384,6 +388,7 @@ async fn measure(
         rss_before_kib,
         rss_after_kib,
         data_bytes,
+        disk_written_bytes: written.saturating_sub(written_before),
         commits,
         missing: total.saturating_sub(received),
         duplicated: received.saturating_sub(total),
@@ -509,16 +514,35 @@ async fn ceiling_webhook(
 /// and workers), counting those that ended too (their time is in the
 /// parent's `cutime`/`cstime`).
 fn tree_cpu_seconds(pid: u32) -> f64 {
-    let mut total = stat_ticks(pid, 11..15);
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if stat_field(child, 1).is_some_and(|ppid| ppid == pid as f64) {
-            total += stat_ticks(child, 11..13);
-        }
-    }
-    total / 100.0
+    let children: f64 = children(pid).map(|child| stat_ticks(child, 11..13)).sum();
+    (stat_ticks(pid, 11..15) + children) / 100.0
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(move |child| stat_field(*child, 1).is_some_and(|ppid| ppid == pid as f64))
+}
+
+/// Bytes `pid` has caused to be written to disk (`write_bytes` of
+/// `/proc/PID/io`: what reached the block layer, page by page, so a flush
+/// that rewrites a partly filled page counts the whole page again).
+fn disk_written(pid: u32) -> anyhow::Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let line = io.lines().find(|l| l.starts_with("write_bytes:"));
+    Ok(line
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The same for a database server and its living children.
+fn tree_disk_written(pid: u32) -> u64 {
+    std::iter::once(pid)
+        .chain(children(pid))
+        .filter_map(|p| disk_written(p).ok())
+        .sum()
 }
 
 /// The sum of `/proc/PID/stat` fields in `range` (counted after the name).
@@ -696,6 +720,7 @@ fn report_json(m: &Measured) -> Value {
         "rss_growth_bytes_per_conversation": idle_bytes_per_conversation(m),
         "data_bytes": m.data_bytes,
         "data_bytes_per_message": m.data_bytes as f64 / m.messages as f64,
+        "disk_written_bytes_per_message": m.disk_written_bytes as f64 / m.messages as f64,
         "flushes_per_message": m.commits.map(|c| c.flushes as f64 / m.messages as f64),
         "durable_writes_per_flush": m.commits.map(|c| c.durable_writes as f64 / c.flushes as f64),
         "storage_requests_per_message": m.commits.map(|c| c.requests as f64 / m.messages as f64),
@@ -731,7 +756,7 @@ fn print_row(m: &Measured) {
         );
     }
     println!(
-        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg{} | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg{} | errors {} missing {} duplicated {} out of order {}",
+        "{:<9} {:>6} msgs {:>8.0} msg/s | ack p50/p99/p99.9 {:.2}/{:.2}/{:.2} ms | reply p50/p99/p99.9 {:.1}/{:.1}/{:.1} ms | CPU {:.0} µs/msg{} | peak RSS {} MiB | RSS after {} MiB ({:.0} B/conversation) | data {:.0} B/msg, written {:.0} B/msg{} | errors {} missing {} duplicated {} out of order {}",
         m.name,
         m.messages,
         r["messages_per_second"].as_f64().unwrap_or(0.0),
@@ -752,6 +777,7 @@ fn print_row(m: &Measured) {
             .as_f64()
             .unwrap_or(0.0),
         r["data_bytes_per_message"].as_f64().unwrap_or(0.0),
+        r["disk_written_bytes_per_message"].as_f64().unwrap_or(0.0),
         m.commits
             .map(|c| format!(
                 " | flushes {:.2}/msg, {:.1} writes each, {:.1} storage requests/msg",
