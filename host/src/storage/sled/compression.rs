@@ -1,18 +1,36 @@
 //! Whether a data directory's records are zstd-compressed.
 //!
-//! Compression divides what flowhost writes and keeps on disk by about four
-//! (its records are JSON) for a few percent more CPU per message
-//! (BENCHMARKS.md, "bytes written"). sled fixes the choice when it creates a
-//! database and refuses to open it with the other one, so the setting
-//! applies to new data directories only: an existing one keeps the choice it
-//! was created with, and `flowhost storage export` / `import` moves a
-//! deployment from one to the other.
+//! Compression divides what flowhost keeps on disk by about three and what
+//! it writes by more than two (its records are JSON) for a few percent more
+//! CPU per message (BENCHMARKS.md, "bytes written"). sled fixes the choice
+//! when it creates a database and refuses to open it with the other one, so
+//! the setting applies to new data directories only: an existing one keeps
+//! the choice it was created with, and `flowhost storage export` / `import`
+//! moves a deployment from one to the other.
 
 use std::path::Path;
 
-/// zstd's fastest positive level: sled compresses on the storage thread,
-/// which every write passes through.
-pub const LEVEL: i32 = 1;
+/// One of zstd's fast levels, which leave literals without Huffman coding:
+/// sled compresses on the storage thread, which every write passes
+/// through. Under load, level 1 kept a quarter less on disk than this one
+/// but cost about 5 % of the throughput; -3 costs 1 to 3 % (BENCHMARKS.md).
+pub const LEVEL: i32 = -3;
+
+/// How many times smaller flowhost's pages are compressed than decoded, at
+/// least (the data directory after the same load was 3.5 times smaller
+/// compressed: BENCHMARKS.md, "bytes written").
+const RATIO: u64 = 3;
+
+/// sled's cache budget for a page cache of `cache_bytes`: sled counts a
+/// cached page at its size in the log, so with compression the decoded
+/// pages it keeps would take about [`RATIO`] times the budget in memory.
+pub fn cache_budget(cache_bytes: u64, compressed: bool) -> u64 {
+    if compressed {
+        cache_bytes / RATIO
+    } else {
+        cache_bytes
+    }
+}
 
 /// Whether the database in `dir` is (or, new, will be) compressed:
 /// as recorded in sled's `conf` file when there is one, else `for_new`.

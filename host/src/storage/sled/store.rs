@@ -96,11 +96,12 @@ impl SledStore {
         // sled's own background flusher is off: the group-commit flusher is
         // the only thread that flushes (concurrent flushes deadlock sled
         // 0.34, spacejam/sled#1308).
+        let compressed = compression::compressed(dir, options.compress_new);
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(options.cache_bytes)
+            .cache_capacity(compression::cache_budget(options.cache_bytes, compressed))
             .flush_every_ms(None)
-            .use_compression(compression::compressed(dir, options.compress_new))
+            .use_compression(compressed)
             .compression_factor(compression::LEVEL)
             .open()?;
         let settling = db.open_tree("settling")?;
