@@ -40,9 +40,10 @@ pub struct StorageSettings {
     /// Active conversations stay in it; idle ones live on disk only, so it
     /// bounds what idle conversations cost in RAM.
     pub cache_mb: u64,
-    /// zstd-compress the embedded store's records: about four times less
-    /// written and kept on disk, for a few percent more CPU. Applies when
-    /// the data directory is created; an existing one keeps its choice.
+    /// zstd-compress the embedded store's records: about a third as much
+    /// kept on disk and less than half as much written under load, for at
+    /// most a few percent more CPU. Applies when the data directory is
+    /// created; an existing one keeps its choice.
     pub compress: bool,
     /// Keep everything in this PostgreSQL database instead of the data
     /// directory (the store several nodes share).

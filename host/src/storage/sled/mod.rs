@@ -38,8 +38,8 @@
 //!   request and its flush.
 //!
 //! Records are zstd-compressed in new data directories (`compression`):
-//! the storage thread compresses what it writes, a few percent more CPU for
-//! about a third of the bytes written.
+//! the storage thread compresses what it writes, at most a few percent more
+//! CPU for a third of the bytes on disk and less than half of those written.
 //!
 //! Reads see every write made before them (one thread applies both in
 //! order). Only two kinds of write wait for a flush, because only they
