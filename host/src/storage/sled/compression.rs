@@ -48,7 +48,7 @@ pub fn compressed(dir: &Path, for_new: bool) -> bool {
 mod tests {
     use super::*;
     use crate::storage::InboundEvent;
-    use crate::storage::sled::{SledOptions, SledStore};
+    use crate::storage::sled::{SledOptions, SledStore, when_unlocked};
 
     fn options(compress_new: bool) -> SledOptions {
         SledOptions {
@@ -77,10 +77,34 @@ mod tests {
             }
             // Reopened asking for the other choice: sled would refuse it,
             // so the directory's own is kept, and its records read back.
-            let store = open_when_free(dir.path(), &options(!created));
+            let store = when_unlocked(|| SledStore::open(dir.path(), &options(!created)));
             assert_eq!(store.in_flight().unwrap(), vec!["m-1".to_string()]);
             assert_eq!(compressed(dir.path(), !created), created);
         }
+    }
+
+    /// A record past sled's inline size goes to a blob file, compressed
+    /// too, and reads back whole after a restart.
+    #[test]
+    fn a_large_record_reads_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let record: Vec<u8> = (0..300_000u32)
+            .map(|i| b"abcdefgh"[(i % 8) as usize])
+            .collect();
+        {
+            let store = SledStore::open(dir.path(), &options(true)).unwrap();
+            let event = InboundEvent {
+                dedupe_key: "mid.large".into(),
+                conversation: "acc0:customer".into(),
+                record: record.clone(),
+            };
+            store.accept_together(&[(vec![event], 1_000)]).unwrap();
+            store.db().flush().unwrap();
+        }
+        let store = when_unlocked(|| SledStore::open(dir.path(), &options(true)));
+        let waiting = store.inbox(None, 10).unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].1, record);
     }
 
     /// The same events, as the webhooks' JSON, take less room (about half
@@ -111,21 +135,5 @@ mod tests {
             compressed * 3 < plain * 2,
             "compressed {compressed} bytes, not compressed {plain}"
         );
-    }
-
-    /// sled's I/O threads may hold the directory's lock for a moment after
-    /// the last handle is dropped (a restarted process would find it free).
-    fn open_when_free(dir: &Path, options: &SledOptions) -> SledStore {
-        let started = std::time::Instant::now();
-        loop {
-            match SledStore::open(dir, options) {
-                Ok(store) => return store,
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    assert!(started.elapsed().as_secs() < 30, "{e}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
     }
 }

@@ -102,6 +102,24 @@ impl SledOptions {
     }
 }
 
+/// Runs `open` until it finds the directory unlocked: sled's I/O threads
+/// may hold the lock for a moment after the last handle is dropped (a
+/// restarted process would find it free).
+#[cfg(test)]
+fn when_unlocked<T>(open: impl Fn() -> Result<T, StorageError>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                assert!(started.elapsed().as_secs() < 30, "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// The sled store as the traits see it: requests go to its storage thread.
 pub struct SledBackend {
     thread: StorageThread,
@@ -166,7 +184,6 @@ impl Store for SledBackend {
 mod conformance {
     use std::path::Path;
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
 
     use crate::storage::Storage;
     use crate::storage::conformance::{Opening, Reopen};
@@ -180,21 +197,9 @@ mod conformance {
         })
     }
 
-    /// Opens the store in `dir` as a restarted process would. sled's I/O
-    /// threads may hold the directory's lock for a moment after the last
-    /// handle is dropped; a new process would find it free.
+    /// Opens the store in `dir` as a restarted process would.
     fn reopen(dir: &Path) -> Storage {
-        let started = Instant::now();
-        loop {
-            match Storage::open(dir) {
-                Ok(storage) => return storage,
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    assert!(started.elapsed() < Duration::from_secs(30), "{e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
+        super::when_unlocked(|| Storage::open(dir))
     }
 
     crate::conformance_tests!(place);

@@ -1097,7 +1097,7 @@ mod tests {
             store.inbox.insert(seq, entry).unwrap();
             store.db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
+        let store = reopen(dir.path());
         let again = store.accept_together(&[(vec![inbound("m.crash")], 2_000)]);
         assert_eq!(again.unwrap(), [0]);
         let waiting = store.inbox(None, 10).unwrap();
@@ -1114,8 +1114,13 @@ mod tests {
         store.inbox.insert(7u64.to_be_bytes(), b"{}").unwrap();
         assert_eq!(store.inbox_record(7).unwrap(), Some(b"{}".to_vec()));
         drop(store);
-        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.inbox(None, 10).unwrap(), [(7, b"{}".to_vec())]);
+    }
+
+    /// The store in `dir` opened again, as a restarted process would.
+    fn reopen(dir: &Path) -> SledStore {
+        super::super::when_unlocked(|| SledStore::open(dir, &SledOptions::cache(1 << 20)))
     }
 
     fn draft(id: &str) -> TicketDraft {
@@ -1175,7 +1180,7 @@ mod tests {
             store.db.remove("schema:tickets_by_conversation").unwrap();
             store.db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), &SledOptions::cache(1 << 20)).unwrap();
+        let store = reopen(dir.path());
         let tickets = store.tickets_of("a:c:1").unwrap();
         assert_eq!(tickets.len(), 1);
         assert_eq!(tickets[0].title, "before");
